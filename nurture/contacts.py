@@ -1,0 +1,111 @@
+"""The face a contact shows to expressions and templates.
+
+Marketers write `contact.company` or `contact.budget_confirmed` without caring
+whether it is a column or a custom property. `ContactView` resolves both, and a
+property the project declares but a contact lacks reads as None rather than an
+error, so one incomplete CRM row never stops a whole send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+#: Fields every contact has. Custom properties are declared in nurture.yaml.
+STANDARD_FIELDS: tuple[str, ...] = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "stage",
+    "stage_index",
+    "score",
+    "temperature",
+    "timezone",
+    "owner",
+    "consent",
+    "tags",
+    "created_at",
+)
+
+#: Types a custom property may be declared with (nurture.yaml `properties:`).
+PROPERTY_TYPES: tuple[str, ...] = ("string", "number", "boolean", "date", "list")
+
+
+class ContactView:
+    """Read-only attribute access over standard fields and custom properties."""
+
+    __slots__ = ("_declared", "_fields", "_properties")
+
+    def __init__(
+        self,
+        fields: Mapping[str, Any],
+        properties: Mapping[str, Any] | None = None,
+        declared: Iterable[str] = (),
+    ) -> None:
+        self._fields = dict(fields)
+        self._properties = dict(properties or {})
+        self._declared = frozenset(declared)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._fields:
+            return self._fields[name]
+        if name in self._properties:
+            return self._properties[name]
+        if name in self._declared or name in STANDARD_FIELDS:
+            return None
+        raise AttributeError(name)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            return default
+
+    def __repr__(self) -> str:
+        return f"ContactView(id={self._fields.get('id')!r})"
+
+
+_SAMPLE_BY_TYPE: dict[str, Any] = {
+    "string": "exemple",
+    "number": 42,
+    "boolean": True,
+    "date": date(2026, 1, 15),
+    "list": ["exemple"],
+}
+
+
+def sample_contact(
+    properties: Mapping[str, str] | None = None,
+    stages: tuple[str, ...] = ("subscriber", "lead"),
+) -> ContactView:
+    """A plausible contact with every field set, for validate and preview."""
+    stage = stages[1] if len(stages) > 1 else stages[0]
+    fields: dict[str, Any] = {
+        "id": 1,
+        "email": "anne.martin@example.com",
+        "first_name": "Anne",
+        "last_name": "Martin",
+        "company": "Exemple Industrie",
+        "stage": stage,
+        "stage_index": stages.index(stage),
+        "score": 35,
+        "temperature": "warm",
+        "timezone": "Europe/Paris",
+        "owner": "alice@example.com",
+        "consent": "legitimate_interest",
+        "tags": ["webinar-2026"],
+        "created_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+    }
+    props = {name: _SAMPLE_BY_TYPE.get(kind, "exemple") for name, kind in (properties or {}).items()}
+    return ContactView(fields, props, declared=props)

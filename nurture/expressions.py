@@ -1,0 +1,72 @@
+"""Conditions written by marketers, compiled once in Jinja2's sandbox.
+
+Every `when:`, `match:` and `exit.when` in a project goes through
+`compile_expression`, so one environment decides what user code may touch.
+The names an expression reads are extracted at compile time: `validate` checks
+them against the contact fields the project knows, instead of finding a typo
+when the first contact reaches the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from nurture.errors import NurtureError
+
+#: Names an expression may read; anything else is reported by `validate`.
+EXPRESSION_NAMES = frozenset({"contact", "event", "now", "stage_index"})
+
+_ENV = ImmutableSandboxedEnvironment()
+
+
+class ExpressionError(NurtureError):
+    """An expression could not be evaluated."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled condition. `attributes` holds (name, attribute) pairs read."""
+
+    source: str
+    names: frozenset[str]
+    attributes: frozenset[tuple[str, str]]
+    _function: Callable[..., Any] = field(compare=False, repr=False)
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        try:
+            return self._function(**context)
+        except SecurityError as exc:
+            raise ExpressionError(f"{self.source!r} is not allowed: {exc}") from None
+        except (UndefinedError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise ExpressionError(f"{self.source!r} failed: {exc}") from None
+
+    def test(self, context: Mapping[str, Any]) -> bool:
+        return bool(self.evaluate(context))
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile `source`; raises `ExpressionSyntaxError` with the offending detail."""
+    if not isinstance(source, str) or not source.strip():
+        raise ExpressionSyntaxError("an expression must be a non-empty string")
+    try:
+        function = _ENV.compile_expression(source, undefined_to_none=False)
+        tree = _ENV.parse("{{ (" + source + ") }}")
+    except TemplateSyntaxError as exc:
+        raise ExpressionSyntaxError(f"invalid expression {source!r}: {exc.message}") from None
+    names = frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx == "load")
+    attributes = frozenset(
+        (getattr_node.node.name, getattr_node.attr)
+        for getattr_node in tree.find_all(nodes.Getattr)
+        if isinstance(getattr_node.node, nodes.Name)
+    )
+    return Expression(source, names, attributes, function)
+
+
+class ExpressionSyntaxError(NurtureError):
+    """An expression does not compile."""

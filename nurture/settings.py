@@ -1,0 +1,152 @@
+"""Runtime configuration: `NURTURE_*` environment variables and `.env`.
+
+One resolver, `get_settings()`, so every command sees the same values. With
+nothing set, nurture runs embedded: a SQLite file in the working directory, the
+in-process broker and an outbox folder of `.eml` files. A nonsense value is a
+`ConfigurationError` naming the variable, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from nurture.errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///nurture.sqlite3"
+SECRET_FILE = ".nurture-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NURTURE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    outbox_dir: Path = Path("outbox")
+    secret_key: str | None = Field(default=None, repr=False)
+    base_url: str = "http://localhost:8000"
+    api_keys: str = Field(default="", repr=False)
+    project_dir: Path = Path(".")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only sqlite:// and postgresql:// databases are supported")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"} or (
+            parts.scheme != "unix" and not parts.hostname
+        ):
+            raise ValueError("expected redis://host:port/db, rediss://… or unix://…")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise ValueError("expected smtp://user:pass@host:port or smtps://…")
+        try:
+            parts.port  # noqa: B018 - raises on a non-numeric port
+        except ValueError:
+            raise ValueError("the port is not a number") from None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """Everything local: SQLite, in-process broker, outbox folder."""
+        return (
+            self.database_url.startswith("sqlite")
+            and self.redis_url is None
+            and self.smtp_url is None
+        )
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    def signing_key(self) -> str:
+        """The key for tracking and unsubscribe tokens.
+
+        Embedded installs get a random key kept in `.nurture-secret` so links in
+        already-sent mail stay valid across restarts; anything talking to real
+        services must be given one, or tokens would be forgeable.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if not self.embedded:
+            raise ConfigurationError(
+                "NURTURE_SECRET_KEY: required when PostgreSQL, Redis or SMTP is configured"
+            )
+        path = Path(SECRET_FILE)
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        key = secrets.token_urlsafe(32)
+        path.write_text(key + "\n", encoding="utf-8")
+        os.chmod(path, 0o600)
+        return key
+
+
+_SECRET_FIELDS = {"secret_key", "api_keys", "smtp_url"}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            shown = "" if field in _SECRET_FIELDS else f" (got {err.get('input')!r})"
+            lines.append(f"NURTURE_{field.upper()}: {message}{shown}")
+        raise ConfigurationError("\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

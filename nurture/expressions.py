@@ -31,11 +31,12 @@ class ExpressionError(NurtureError):
 
 @dataclass(frozen=True)
 class Expression:
-    """A compiled condition. `attributes` holds (name, attribute) pairs read."""
+    """A compiled condition, with what it reads kept for static checks."""
 
     source: str
     names: frozenset[str]
     attributes: frozenset[tuple[str, str]]
+    calls: frozenset[tuple[str, str]]  # (function, constant first argument)
     _function: Callable[..., Any] = field(compare=False, repr=False)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
@@ -65,7 +66,15 @@ def compile_expression(source: str) -> Expression:
         for getattr_node in tree.find_all(nodes.Getattr)
         if isinstance(getattr_node.node, nodes.Name)
     )
-    return Expression(source, names, attributes, function)
+    calls = frozenset(
+        (call.node.name, call.args[0].value)
+        for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name)
+        and call.args
+        and isinstance(call.args[0], nodes.Const)
+        and isinstance(call.args[0].value, str)
+    )
+    return Expression(source, names, attributes, calls, function)
 
 
 class ExpressionSyntaxError(NurtureError):

@@ -1,0 +1,463 @@
+"""nurture.yaml → `ProjectConfig`: stages, properties, scoring, handoff, sending."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import time
+from email.utils import parseaddr
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
+from nurture.definitions import model as m
+from nurture.definitions.base import (
+    ASSIGN_KEYS,
+    ASSIGN_RULE_KEYS,
+    CAP_KEYS,
+    CONFIG_KEYS,
+    DECAY_KEYS,
+    FIT_KEYS,
+    HANDOFF_KEYS,
+    HOURS_PATTERN,
+    NAME_PATTERN,
+    NOTIFY_KEYS,
+    ON_REJECT_KEYS,
+    ON_REJECT_SCORES,
+    RULE_KEYS,
+    SCORING_KEYS,
+    SENDING_KEYS,
+    SLA_KEYS,
+    WINDOW_KEYS,
+    Context,
+    ExpressionScope,
+    did_you_mean,
+    event_type,
+    items_of,
+    known_stage,
+)
+from nurture.definitions.reader import LineDict, LineList, load_yaml
+from nurture.errors import Problem
+
+# --- nurture.yaml -------------------------------------------------------------
+
+
+def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    data, problems = load_yaml(text, file)
+    ctx = Context(file)
+    ctx.problems.extend(problems)
+    if data is None and not problems:
+        ctx.error(1, "nurture.yaml is empty: it needs at least 'stages'")
+    if data is None:
+        return None, ctx.problems
+    root = ctx.mapping(data, 1, "")
+    if root is None:
+        return None, ctx.problems
+    ctx.keys(root, CONFIG_KEYS, "", required=("stages",))
+
+    stages = _stages(ctx, root)
+    prospect = root.get("prospect_stage")
+    if prospect is None:
+        prospect_stage = stages[min(3, len(stages) - 1)] if stages else ""
+        if stages and "prospect_stage" not in root:
+            ctx.error(
+                root.line,
+                "missing required key 'prospect_stage' (the stage at which "
+                "all automated nurture email stops)",
+                "prospect_stage",
+            )
+    else:
+        prospect_stage = known_stage(ctx, root, "prospect_stage", "", stages) or ""
+
+    properties = _properties(ctx, root)
+    scope = ExpressionScope(stages, properties)
+    scoring = _scoring(ctx, root.get("scoring"), root.line_of("scoring"), stages, scope)
+    handoff = _handoff(ctx, root.get("handoff"), root.line_of("handoff"), stages, scope)
+    sending = _sending(ctx, root.get("sending"), root.line_of("sending"))
+    if ctx.problems:
+        return None, ctx.problems
+    return (
+        m.ProjectConfig(
+            file=file,
+            stages=stages,
+            prospect_stage=prospect_stage,
+            properties=properties,
+            scoring=scoring,
+            handoff=handoff,
+            sending=sending,
+        ),
+        [],
+    )
+
+
+def _stages(ctx: Context, root: LineDict) -> tuple[str, ...]:
+    value = root.get("stages")
+    if value is None:
+        return ()
+    if not isinstance(value, LineList) or not value:
+        ctx.error(
+            root.line_of("stages"), "stages: expected a non-empty list of stage names", "stages"
+        )
+        return ()
+    seen: list[str] = []
+    for i, stage in enumerate(value):
+        if not isinstance(stage, str) or not NAME_PATTERN.match(stage):
+            ctx.error(
+                value.line_of(i),
+                f"stages[{i}]: invalid stage name {stage!r} (lowercase letters, digits, - and _)",
+                f"stages[{i}]",
+            )
+        elif stage in seen:
+            ctx.error(
+                value.line_of(i), f"stages[{i}]: stage '{stage}' is listed twice", f"stages[{i}]"
+            )
+        else:
+            seen.append(stage)
+    return tuple(seen)
+
+
+def _properties(ctx: Context, root: LineDict) -> dict[str, str]:
+    value = root.get("properties")
+    if value is None:
+        return {}
+    data = ctx.mapping(value, root.line_of("properties"), "properties")
+    if data is None:
+        return {}
+    result: dict[str, str] = {}
+    for name, kind in data.items():
+        line = data.line_of(name)
+        if name in STANDARD_FIELDS:
+            ctx.error(
+                line,
+                f"properties.{name}: '{name}' is a standard contact field; it needs no declaration",
+                f"properties.{name}",
+            )
+        elif not re.match(r"^[a-z_][a-z0-9_]*$", name):
+            ctx.error(
+                line,
+                f"properties.{name}: invalid property name (lowercase letters, digits and _)",
+                f"properties.{name}",
+            )
+        elif kind not in PROPERTY_TYPES:
+            ctx.error(
+                line,
+                f"properties.{name}: unknown type {kind!r}"
+                f"{did_you_mean(str(kind), PROPERTY_TYPES)} "
+                f"(types: {', '.join(PROPERTY_TYPES)})",
+                f"properties.{name}",
+            )
+        else:
+            result[name] = kind
+    return result
+
+
+def _scoring(
+    ctx: Context, value: Any, line: int | None, stages: tuple[str, ...], scope: ExpressionScope
+) -> m.Scoring:
+    if value is None:
+        return m.Scoring()
+    data = ctx.mapping(value, line, "scoring")
+    if data is None:
+        return m.Scoring()
+    ctx.keys(data, SCORING_KEYS, "scoring")
+    rules = []
+    for i, rule in items_of(ctx, data.get("rules"), data.line_of("rules"), "scoring.rules"):
+        path = f"scoring.rules[{i}]"
+        ctx.keys(rule, RULE_KEYS, path, required=("event", "points"))
+        event = event_type(ctx, rule, "event", path)
+        points = ctx.number(rule, "points", path)
+        when = (
+            scope.compile(ctx, rule["when"], rule.line_of("when"), f"{path}.when", with_event=True)
+            if "when" in rule
+            else None
+        )
+        per_day = ctx.number(rule, "max_per_day", path, integer=True, minimum=1)
+        total = ctx.number(rule, "max_total", path, integer=True, minimum=1)
+        if event and points is not None:
+            rules.append(
+                m.ScoringRule(
+                    ctx.file,
+                    rule.line,
+                    key=f"rule:{i}:{event}",
+                    event=event,
+                    points=points,
+                    when=when,
+                    max_per_day=int(per_day) if per_day else None,
+                    max_total=int(total) if total else None,
+                )
+            )
+    fit = []
+    for i, rule in items_of(ctx, data.get("fit"), data.line_of("fit"), "scoring.fit"):
+        path = f"scoring.fit[{i}]"
+        ctx.keys(rule, FIT_KEYS, path, required=("when", "points"))
+        points = ctx.number(rule, "points", path)
+        when = (
+            scope.compile(ctx, rule["when"], rule.line_of("when"), f"{path}.when", with_event=False)
+            if "when" in rule
+            else None
+        )
+        if when is not None and points is not None:
+            fit.append(m.FitRule(ctx.file, rule.line, key=f"fit:{i}", when=when, points=points))
+    half_life = None
+    decay = data.get("decay")
+    if decay is not None:
+        decay_map = ctx.mapping(decay, data.line_of("decay"), "scoring.decay")
+        if decay_map is not None:
+            ctx.keys(decay_map, DECAY_KEYS, "scoring.decay")
+            half_life = ctx.duration(decay_map, "half_life", "scoring.decay")
+    thresholds = _thresholds(ctx, data, stages)
+    return m.Scoring(tuple(rules), tuple(fit), half_life, thresholds)
+
+
+def _thresholds(
+    ctx: Context, data: LineDict, stages: tuple[str, ...]
+) -> tuple[tuple[str, float], ...]:
+    value = data.get("thresholds")
+    if value is None:
+        return ()
+    table = ctx.mapping(value, data.line_of("thresholds"), "scoring.thresholds")
+    if table is None:
+        return ()
+    found: list[tuple[int, str, float]] = []
+    for stage in table:
+        path = f"scoring.thresholds.{stage}"
+        if stages and stage not in stages:
+            ctx.error(
+                table.line_of(stage),
+                f"{path}: unknown stage '{stage}'{did_you_mean(stage, stages)}",
+                path,
+            )
+            continue
+        points = ctx.number(table, stage, "scoring.thresholds")
+        if points is not None and stages:
+            found.append((stages.index(stage), stage, points))
+    found.sort()
+    for (_, lower, low), (_, higher, high) in itertools.pairwise(found):
+        if high <= low:
+            ctx.error(
+                table.line_of(higher),
+                f"scoring.thresholds: '{higher}' ({high:g}) must be above '{lower}' ({low:g}), "
+                "since it comes later in the ladder",
+                f"scoring.thresholds.{higher}",
+            )
+    return tuple((stage, points) for _, stage, points in found)
+
+
+def parse_notify(ctx: Context, data: LineDict, path: str) -> m.Notify | None:
+    ctx.keys(data, NOTIFY_KEYS, path)
+    kinds = [k for k in ("webhook", "email") if k in data]
+    if len(kinds) != 1:
+        ctx.error(data.line, f"{path}: expected exactly one of 'webhook' or 'email'", path)
+        return None
+    kind = kinds[0]
+    target = ctx.string(data, kind, path)
+    template = ctx.string(data, "template", path)
+    if target is None:
+        return None
+    if kind == "webhook" and not re.match(r"^https?://[^\s/]+", target):
+        ctx.error(
+            data.line_of(kind),
+            f"{path}.webhook: expected an http(s) URL, got {target!r}",
+            f"{path}.webhook",
+        )
+        return None
+    if kind == "email" and target != "owner" and "@" not in parseaddr(target)[1]:
+        ctx.error(
+            data.line_of(kind),
+            f"{path}.email: expected 'owner' or an email address, got {target!r}",
+            f"{path}.email",
+        )
+        return None
+    if kind == "webhook" and template:
+        ctx.error(
+            data.line_of("template"),
+            f"{path}.template: only email notifications use a template",
+            f"{path}.template",
+        )
+    return m.Notify(ctx.file, data.line, kind=kind, target=target, template=template)  # type: ignore[arg-type]
+
+
+def _handoff(
+    ctx: Context, value: Any, line: int | None, stages: tuple[str, ...], scope: ExpressionScope
+) -> m.Handoff | None:
+    if value is None:
+        return None
+    data = ctx.mapping(value, line, "handoff")
+    if data is None:
+        return None
+    ctx.keys(data, HANDOFF_KEYS, "handoff", required=("at",))
+    at = known_stage(ctx, data, "at", "handoff", stages)
+
+    assign = m.Assign()
+    if "assign" in data and (
+        a := ctx.mapping(data["assign"], data.line_of("assign"), "handoff.assign")
+    ):
+        ctx.keys(a, ASSIGN_KEYS, "handoff.assign")
+        round_robin = ctx.strings(a, "round_robin", "handoff.assign") or ()
+        for i, owner in enumerate(round_robin):
+            if "@" not in owner:
+                line_i = (
+                    a["round_robin"].line_of(i)
+                    if isinstance(a["round_robin"], LineList)
+                    else a.line
+                )
+                ctx.error(
+                    line_i,
+                    f"handoff.assign.round_robin[{i}]: expected an email address, got {owner!r}",
+                    f"handoff.assign.round_robin[{i}]",
+                )
+        rules = []
+        for i, rule in items_of(ctx, a.get("rules"), a.line_of("rules"), "handoff.assign.rules"):
+            path = f"handoff.assign.rules[{i}]"
+            ctx.keys(rule, ASSIGN_RULE_KEYS, path, required=("owner",))
+            rule_owner = ctx.string(rule, "owner", path)
+            when = (
+                scope.compile(
+                    ctx, rule["when"], rule.line_of("when"), f"{path}.when", with_event=False
+                )
+                if "when" in rule
+                else None
+            )
+            if rule_owner:
+                rules.append(m.AssignRule(ctx.file, rule.line, owner=rule_owner, when=when))
+        assign = m.Assign(tuple(round_robin), tuple(rules))
+
+    notify = []
+    for i, item in items_of(ctx, data.get("notify"), data.line_of("notify"), "handoff.notify"):
+        parsed = parse_notify(ctx, item, f"handoff.notify[{i}]")
+        if parsed:
+            notify.append(parsed)
+
+    sla = m.Sla()
+    if "sla" in data and (s := ctx.mapping(data["sla"], data.line_of("sla"), "handoff.sla")):
+        ctx.keys(s, SLA_KEYS, "handoff.sla")
+        sla = m.Sla(
+            accept_within=ctx.duration(s, "accept_within", "handoff.sla"),
+            remind_after=ctx.duration(s, "remind_after", "handoff.sla"),
+            escalate_to=ctx.string(s, "escalate_to", "handoff.sla"),
+        )
+
+    on_reject = m.OnReject()
+    if "on_reject" in data and (
+        r := ctx.mapping(data["on_reject"], data.line_of("on_reject"), "handoff.on_reject")
+    ):
+        ctx.keys(r, ON_REJECT_KEYS, "handoff.on_reject")
+        score = r.get("score", "keep")
+        if score not in ON_REJECT_SCORES:
+            ctx.error(
+                r.line_of("score"),
+                f"handoff.on_reject.score: expected one of "
+                f"{', '.join(ON_REJECT_SCORES)}, got {score!r}",
+                "handoff.on_reject.score",
+            )
+            score = "keep"
+        on_reject = m.OnReject(
+            stage=known_stage(ctx, r, "stage", "handoff.on_reject", stages),
+            score=score,
+            workflow=ctx.string(r, "workflow", "handoff.on_reject"),
+        )
+    if at is None:
+        return None
+    return m.Handoff(
+        ctx.file,
+        data.line,
+        at=at,
+        assign=assign,
+        notify=tuple(notify),
+        sla=sla,
+        on_reject=on_reject,
+    )
+
+
+def _sending(ctx: Context, value: Any, line: int | None) -> m.Sending:
+    if value is None:
+        return m.Sending()
+    data = ctx.mapping(value, line, "sending")
+    if data is None:
+        return m.Sending()
+    ctx.keys(data, SENDING_KEYS, "sending")
+    defaults = m.Sending()
+    from_address = ctx.string(data, "from", "sending") or defaults.from_address
+    if "@" not in parseaddr(from_address)[1]:
+        ctx.error(
+            data.line_of("from"),
+            f"sending.from: not an email address: {from_address!r}",
+            "sending.from",
+        )
+    reply_to = ctx.string(data, "reply_to", "sending")
+    if reply_to and "@" not in parseaddr(reply_to)[1]:
+        ctx.error(
+            data.line_of("reply_to"),
+            f"sending.reply_to: not an email address: {reply_to!r}",
+            "sending.reply_to",
+        )
+    timezone = ctx.string(data, "default_timezone", "sending") or defaults.default_timezone
+    if not valid_timezone(timezone):
+        ctx.error(
+            data.line_of("default_timezone"),
+            f"sending.default_timezone: unknown timezone {timezone!r} (an IANA name such as "
+            "Europe/Paris)",
+            "sending.default_timezone",
+        )
+    window = None
+    if "window" in data and (
+        w := ctx.mapping(data["window"], data.line_of("window"), "sending.window")
+    ):
+        window = _window(ctx, w)
+    cap = None
+    if "frequency_cap" in data and (
+        c := ctx.mapping(
+            data["frequency_cap"], data.line_of("frequency_cap"), "sending.frequency_cap"
+        )
+    ):
+        ctx.keys(c, CAP_KEYS, "sending.frequency_cap", required=("max", "per"))
+        most = ctx.number(c, "max", "sending.frequency_cap", integer=True, minimum=1)
+        per = ctx.duration(c, "per", "sending.frequency_cap")
+        if most and per:
+            cap = m.FrequencyCap(int(most), per)
+    return m.Sending(from_address, reply_to, window, timezone, cap)
+
+
+def valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _window(ctx: Context, data: LineDict) -> m.SendWindow | None:
+    ctx.keys(data, WINDOW_KEYS, "sending.window")
+    days = ctx.strings(data, "days", "sending.window")
+    day_set: set[int] = set()
+    for day in days or m.WEEKDAYS:
+        index = m.WEEKDAY_NAMES.get(day.lower())
+        if index is None:
+            ctx.error(
+                data.line_of("days"),
+                f"sending.window.days: unknown day {day!r}"
+                f"{did_you_mean(day, m.WEEKDAYS)} (mon … sun)",
+                "sending.window.days",
+            )
+        else:
+            day_set.add(index)
+    hours = data.get("hours", "00:00-24:00")
+    match = HOURS_PATTERN.match(str(hours))
+    if not match:
+        ctx.error(
+            data.line_of("hours"),
+            f"sending.window.hours: expected 'HH:MM-HH:MM', got {hours!r}",
+            "sending.window.hours",
+        )
+        return None
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start = time(h1, m1)
+    end = time.max if (h2, m2) == (24, 0) else time(h2 % 24, m2)
+    if (h2, m2) > (24, 0) or end <= start:
+        ctx.error(
+            data.line_of("hours"),
+            f"sending.window.hours: the window must end after it starts, got {hours!r}",
+            "sending.window.hours",
+        )
+        return None
+    return m.SendWindow(frozenset(day_set), start, end)

@@ -1,0 +1,278 @@
+"""The immutable model a nurture project is parsed into.
+
+Everything downstream (executor, scoring, handoff, simulate) reads these frozen
+values, never YAML. Steps keep their file and line so a runtime message can
+point back at the definition that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from nurture.expressions import Expression
+
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES: dict[str, int] = {
+    **{name: i for i, name in enumerate(WEEKDAYS)},
+    **{
+        name: i
+        for i, name in enumerate(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        )
+    },
+}
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a definition came from, for messages at run time."""
+
+    file: str
+    line: int | None
+
+
+# --- nurture.yaml -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringRule(Located):
+    key: str  # stable id for ledger rows: "rule:<n>:<event>"
+    event: str
+    points: float
+    when: Expression | None = None
+    max_per_day: int | None = None
+    max_total: int | None = None
+
+
+@dataclass(frozen=True)
+class FitRule(Located):
+    key: str
+    when: Expression
+    points: float
+
+
+@dataclass(frozen=True)
+class Scoring:
+    rules: tuple[ScoringRule, ...] = ()
+    fit: tuple[FitRule, ...] = ()
+    half_life: timedelta | None = None
+    thresholds: tuple[tuple[str, float], ...] = ()  # (stage, score), ladder order
+
+
+@dataclass(frozen=True)
+class AssignRule(Located):
+    owner: str
+    when: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    round_robin: tuple[str, ...] = ()
+    rules: tuple[AssignRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Notify(Located):
+    kind: Literal["webhook", "email"]
+    target: str  # a URL, "owner", or an address
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Sla:
+    accept_within: timedelta | None = None
+    remind_after: timedelta | None = None
+    escalate_to: str | None = None
+
+
+@dataclass(frozen=True)
+class OnReject:
+    stage: str | None = None
+    score: Literal["keep", "halve", "reset"] = "keep"
+    workflow: str | None = None
+
+
+@dataclass(frozen=True)
+class Handoff(Located):
+    at: str
+    assign: Assign = field(default_factory=Assign)
+    notify: tuple[Notify, ...] = ()
+    sla: Sla = field(default_factory=Sla)
+    on_reject: OnReject = field(default_factory=OnReject)
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    days: frozenset[int]  # 0 = Monday
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    max: int
+    per: timedelta
+
+
+@dataclass(frozen=True)
+class Sending:
+    from_address: str = "nurture <nurture@localhost>"
+    reply_to: str | None = None
+    window: SendWindow | None = None
+    default_timezone: str = "UTC"
+    frequency_cap: FrequencyCap | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    file: str
+    stages: tuple[str, ...]
+    prospect_stage: str
+    properties: dict[str, str] = field(default_factory=dict)
+    scoring: Scoring = field(default_factory=Scoring)
+    handoff: Handoff | None = None
+    sending: Sending = field(default_factory=Sending)
+
+    def stage_index(self, stage: str) -> int:
+        return self.stages.index(stage)
+
+
+# --- workflows --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step(Located):
+    id: str
+    index: int
+    explicit_id: bool
+
+    @property
+    def kind(self) -> str:
+        return _STEP_KIND[type(self)]
+
+
+@dataclass(frozen=True)
+class SendStep(Step):
+    template: str
+
+
+@dataclass(frozen=True)
+class WaitStep(Step):
+    duration: timedelta | None = None
+    until_time: time | None = None
+    until_weekday: int | None = None
+
+
+@dataclass(frozen=True)
+class WaitForStep(Step):
+    event: str
+    timeout: timedelta
+    match: Expression | None = None
+    on_event: str | None = None  # None: the next step
+    on_timeout: str | None = None
+
+
+@dataclass(frozen=True)
+class BranchCase(Located):
+    goto: str
+    when: Expression | None = None
+
+
+@dataclass(frozen=True)
+class BranchStep(Step):
+    cases: tuple[BranchCase, ...]
+
+
+@dataclass(frozen=True)
+class GotoStep(Step):
+    target: str
+
+
+@dataclass(frozen=True)
+class SetStep(Step):
+    properties: dict[str, Any] = field(default_factory=dict)
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoreStep(Step):
+    points: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifyStep(Step):
+    notify: Notify
+
+
+@dataclass(frozen=True)
+class ExitStep(Step):
+    reason: str = "completed"
+
+
+_STEP_KIND: dict[type[Step], str] = {
+    SendStep: "send",
+    WaitStep: "wait",
+    WaitForStep: "wait_for",
+    BranchStep: "branch",
+    GotoStep: "goto",
+    SetStep: "set",
+    ScoreStep: "score",
+    NotifyStep: "notify",
+    ExitStep: "exit",
+}
+STEP_KINDS: tuple[str, ...] = tuple(_STEP_KIND.values())
+
+
+@dataclass(frozen=True)
+class Enroll(Located):
+    stage: str | None = None
+    event: str | None = None
+    when: Expression | None = None
+    match: Expression | None = None  # with `event`: a filter on it
+
+
+@dataclass(frozen=True)
+class Reenroll:
+    mode: Literal["never", "always", "after"] = "never"
+    after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Workflow(Located):
+    name: str
+    enroll: Enroll
+    steps: tuple[Step, ...]
+    description: str = ""
+    reenroll: Reenroll = field(default_factory=Reenroll)
+    exit_when: Expression | None = None
+    content_hash: str = ""
+    source: str = field(default="", repr=False, compare=False)
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def next_step(self, step: Step) -> Step | None:
+        following = step.index + 1
+        return self.steps[following] if following < len(self.steps) else None
+
+    @property
+    def step_ids(self) -> tuple[str, ...]:
+        return tuple(step.id for step in self.steps)
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """What a project directory holds, before anything is parsed."""
+
+    root: Path
+    config_file: Path
+    workflow_files: tuple[Path, ...]
+    templates_dir: Path

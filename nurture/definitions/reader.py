@@ -1,0 +1,147 @@
+"""YAML with line numbers, and without YAML 1.1 surprises.
+
+PyYAML's safe loader reads `no`, `on` and `off` as booleans (the Norway
+problem: `country: NO` becomes False, an `on:` key becomes True) and keeps the
+last of two duplicate keys silently. Marketers hit both. This reader resolves
+scalars by YAML 1.2 core rules, reports duplicate keys, and remembers the line
+of every mapping key and list item so the parser can say `file:line: message`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from nurture.errors import Problem
+
+
+class LineDict(dict[str, Any]):
+    """A mapping that knows its own line and the line of each key."""
+
+    line: int
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list[Any]):
+    """A sequence that knows its own line and the line of each item."""
+
+    line: int
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core schema: true/false, null/~, ints and floats; nothing else."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _Resolver,
+):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
+    """Parse one YAML document. A syntax error comes back as a problem, not a raise."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return None, [Problem(file, line, f"invalid YAML: {exc.problem or exc.context}")]
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, []
+    problems: list[Problem] = []
+    return _convert(node, file, problems), problems
+
+
+def _convert(node: Node, file: str, problems: list[Problem]) -> Any:
+    line = node.start_mark.line + 1
+    if isinstance(node, MappingNode):
+        result = LineDict()
+        result.line = line
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            key = _convert(key_node, file, problems)
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                key = str(key)
+            if key in result:
+                problems.append(
+                    Problem(
+                        file,
+                        key_line,
+                        f"duplicate key '{key}' (first at line {result.key_lines[key]})",
+                    )
+                )
+                continue
+            result[key] = _convert(value_node, file, problems)
+            result.key_lines[key] = key_line
+        return result
+    if isinstance(node, SequenceNode):
+        items = LineList(_convert(item, file, problems) for item in node.value)
+        items.line = line
+        items.item_lines = [item.start_mark.line + 1 for item in node.value]
+        return items
+    assert isinstance(node, ScalarNode)
+    return _scalar(node)
+
+
+def _scalar(node: ScalarNode) -> Any:
+    value: str = node.value
+    tag = node.tag
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    if tag == "tag:yaml.org,2002:int":
+        return int(value)
+    if tag == "tag:yaml.org,2002:float":
+        return float(value)
+    return value
+
+
+def line_of(container: Any, key: str | int, default: int | None = None) -> int | None:
+    """The line of `container[key]`, or of the container, or `default`."""
+    if isinstance(container, LineDict) and isinstance(key, str):
+        return container.line_of(key)
+    if isinstance(container, LineList) and isinstance(key, int):
+        return container.line_of(key)
+    return getattr(container, "line", default)

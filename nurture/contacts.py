@@ -107,5 +107,7 @@ def sample_contact(
         "tags": ["webinar-2026"],
         "created_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
     }
-    props = {name: _SAMPLE_BY_TYPE.get(kind, "exemple") for name, kind in (properties or {}).items()}
+    props = {
+        name: _SAMPLE_BY_TYPE.get(kind, "exemple") for name, kind in (properties or {}).items()
+    }
     return ContactView(fields, props, declared=props)

@@ -113,7 +113,7 @@ def _workflow_references(
         problems.append(
             Problem(
                 config.file,
-                handoff.line,
+                handoff.on_reject.line,
                 f"handoff.on_reject.workflow: no workflow "
                 f"named '{name}'{did_you_mean(name, workflows)}",
                 "handoff.on_reject.workflow",

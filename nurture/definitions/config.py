@@ -355,6 +355,7 @@ def _handoff(
             stage=known_stage(ctx, r, "stage", "handoff.on_reject", stages),
             score=score,
             workflow=ctx.string(r, "workflow", "handoff.on_reject"),
+            line=r.line_of("workflow"),
         )
     if at is None:
         return None

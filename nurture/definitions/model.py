@@ -93,6 +93,7 @@ class OnReject:
     stage: str | None = None
     score: Literal["keep", "halve", "reset"] = "keep"
     workflow: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_the_example_project_is_valid_and_complete() -> None:
     project = load_project(REPO)
     config = project.config
     assert config.stages[:4] == ("subscriber", "lead", "mql", "sql")
-    assert dict(config.scoring.thresholds) == {"mql": 70, "sql": 100}
+    assert dict(config.scoring.thresholds) == {"lead": 25, "mql": 70, "sql": 100}
     for stage in ("subscriber", "lead", "mql"):
         assert project.workflows_for_stage(stage), f"no workflow enrolls {stage}"
     kinds = {step.kind for w in project.workflows.values() for step in w.steps}

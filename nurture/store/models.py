@@ -1,0 +1,319 @@
+"""The tables: the one source of truth for contacts, enrollments and what happened.
+
+Portable across SQLite (the embedded default) and PostgreSQL on purpose: the
+same models, the same migrations, no second implementation. Three choices keep
+that honest:
+
+- `UTCDateTime` makes every timestamp timezone-aware UTC when it is read back.
+  SQLite stores no offset and hands back naive datetimes; PostgreSQL hands them
+  back in the session's time zone. Either would leak into comparisons with
+  `nurture.clock.now()` and fail (naive) or drift (local time).
+- `JSONColumn` is JSON everywhere and JSONB on PostgreSQL (indexable, compact).
+  JSON values are replaced, never mutated in place: assign a new dict or list,
+  or the ORM will not see the change.
+- The `MetaData` carries a naming convention so every constraint and index has
+  a deterministic name; alembic's batch mode on SQLite recreates tables and
+  needs names to find constraints again.
+
+The unique keys are load-bearing: `sends.claim_key`, `events.event_id` and
+`score_ledger.ledger_key` are what turn at-least-once delivery into
+exactly-once effects (a second insert fails instead of sending, ingesting or
+scoring twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from nurture import clock
+from nurture.contacts import ContactView
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Primary keys: 64-bit on PostgreSQL (events grow without bound); plain
+#: INTEGER on SQLite, the only type that aliases the rowid and autoincrements.
+BigId: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    Naive values written are taken as UTC (as `clock.as_utc` does); on SQLite
+    the offset is dropped before storage so stored strings compare in order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = clock.as_utc(value)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else clock.as_utc(value)
+
+
+def JSONColumn(*, nullable: bool = False) -> TypeEngine[Any]:
+    """JSON, stored as JSONB on PostgreSQL; Python None is SQL NULL when nullable."""
+    return JSON(none_as_null=nullable).with_variant(JSONB(none_as_null=nullable), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        int: Integer(),
+        str: String(),
+        float: Float(),
+    }
+
+
+def _contact_fk(*, nullable: bool = False) -> Mapped[Any]:
+    return mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=nullable)
+
+
+class Contact(Base):
+    """A person nurture may write to.
+
+    `stage` NULL means the first stage of the project's ladder, so a project
+    can rename or reorder stages without rewriting every new contact.
+    `source` says where the contact came from (``import:contacts.csv:12``,
+    ``event:evt-123``, ``api``) for audits and "why is this person here?".
+    """
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(unique=True)  # stripped + lowercased
+    first_name: Mapped[str | None]
+    last_name: Mapped[str | None]
+    company: Mapped[str | None]
+    timezone: Mapped[str | None]
+    owner: Mapped[str | None]
+    stage: Mapped[str | None]
+    score: Mapped[float] = mapped_column(default=0.0)
+    #: granted / legitimate_interest / withdrawn / unknown
+    consent_status: Mapped[str] = mapped_column(default="unknown")
+    consent_basis: Mapped[str | None]
+    consent_source: Mapped[str | None]
+    consent_at: Mapped[datetime | None]
+    consent_proof: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONColumn(), default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONColumn(), default=list)
+    source: Mapped[str | None]
+    suppressed_at: Mapped[datetime | None]
+    suppression_reason: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+    def view(self, stages: Sequence[str], declared: Iterable[str] = ()) -> ContactView:
+        """What expressions and templates see: fields and custom properties as one.
+
+        `stages` is the project's ladder (NULL stage reads as the first one);
+        `declared` the custom property names, which read as None when unset.
+        """
+        stage = self.stage or (stages[0] if stages else None)
+        fields: dict[str, Any] = {
+            "id": self.id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "company": self.company,
+            "stage": stage,
+            "stage_index": stages.index(stage) if stage in stages else None,
+            "score": self.score,
+            "timezone": self.timezone,
+            "owner": self.owner,
+            "consent": self.consent_status,
+            "tags": list(self.tags),
+            "created_at": self.created_at,
+        }
+        return ContactView(fields, self.properties, declared=declared)
+
+
+class StageHistory(Base):
+    """Every stage change with its cause, for `explain` and time-in-stage reports."""
+
+    __tablename__ = "stage_history"
+    __table_args__ = (Index("ix_stage_history_contact_id_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = _contact_fk()
+    from_stage: Mapped[str | None]
+    to_stage: Mapped[str]
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    cause: Mapped[str]  # import, score, event, handoff.rejected, manual…
+    details: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+
+
+class WorkflowVersion(Base):
+    """A workflow file as it was when an enrollment started on it.
+
+    Stored by content hash so unchanged files map to one row, and an enrollment
+    keeps running the definition it began with after the file is edited.
+    """
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (UniqueConstraint("name", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str]
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of `source`
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Enrollment(Base):
+    """One contact's journey through one workflow.
+
+    Waits are rows, not broker delays: the scheduler claims enrollments whose
+    `next_run_at` is due, setting `lease_until` so a crashed worker's claim
+    expires. `visit` counts executed steps and is part of the send claim key,
+    so a loop that sends the same step twice is two sends, a retry is one.
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index(
+            "ix_enrollments_due",
+            "next_run_at",
+            postgresql_where=text("next_run_at IS NOT NULL"),
+            sqlite_where=text("next_run_at IS NOT NULL"),
+        ),
+        Index("ix_enrollments_contact_id_workflow", "contact_id", "workflow"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = _contact_fk()
+    workflow: Mapped[str]
+    workflow_version_id: Mapped[int] = mapped_column(BigId, ForeignKey("workflow_versions.id"))
+    step: Mapped[str | None]  # current step id; NULL before the first step
+    visit: Mapped[int] = mapped_column(default=0)
+    #: active / waiting / completed / exited
+    status: Mapped[str] = mapped_column(default="active")
+    waiting_for: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+    next_run_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(default=clock.now)
+    ended_at: Mapped[datetime | None]
+    exit_reason: Mapped[str | None]
+
+
+class Send(Base):
+    """The send ledger: a row is claimed (unique `claim_key`) before mail leaves.
+
+    `claim_key` is ``"<enrollment_id>:<step>:<visit>"`` for workflow sends; a
+    duplicate insert raises IntegrityError, which the actor treats as "already
+    sent or being sent". Also what frequency caps count.
+    """
+
+    __tablename__ = "sends"
+    __table_args__ = (Index("ix_sends_contact_id_claimed_at", "contact_id", "claimed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    claim_key: Mapped[str] = mapped_column(unique=True)
+    enrollment_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("enrollments.id", ondelete="SET NULL")
+    )
+    contact_id: Mapped[int] = _contact_fk()
+    workflow: Mapped[str | None]
+    step: Mapped[str | None]
+    template: Mapped[str]
+    subject: Mapped[str | None]
+    #: claimed / sent / failed / skipped
+    status: Mapped[str] = mapped_column(default="claimed")
+    message_id: Mapped[str | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """The event log, idempotent by the external `event_id`; `raw` keeps the payload."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_contact_id_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(unique=True)
+    type: Mapped[str]
+    at: Mapped[datetime]
+    contact_id: Mapped[int | None] = _contact_fk(nullable=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONColumn(), default=dict)
+    raw: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+    source: Mapped[str | None]  # api, import, tracking, webhook:<provider>…
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ScoreEntry(Base):
+    """One change of score, keyed so that replaying an event scores it once.
+
+    `ledger_key` is e.g. ``"event:<event_id>:rule:<n>"``; `event_id` is the
+    external id (`events.event_id`) when an event caused the change.
+    """
+
+    __tablename__ = "score_ledger"
+    __table_args__ = (Index("ix_score_ledger_contact_id_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = _contact_fk()
+    ledger_key: Mapped[str] = mapped_column(unique=True)
+    event_id: Mapped[str | None]
+    rule: Mapped[str]
+    kind: Mapped[str]  # engagement / fit / decay / manual
+    points: Mapped[float]
+    score_after: Mapped[float]
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Handoff(Base):
+    """A contact handed to sales: who owns it, by when it must be accepted."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index("ix_handoffs_contact_id", "contact_id"),
+        Index("ix_handoffs_status_sla_due_at", "status", "sla_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = _contact_fk()
+    #: open / accepted / rejected
+    status: Mapped[str] = mapped_column(default="open")
+    owner: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sla_due_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    rejected_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    snapshot: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))

@@ -1,0 +1,358 @@
+"""The `nurture` command: parses arguments, calls the library, prints.
+
+Thin on purpose: every command is a few lines over a function the tests call
+directly. Problems in files print as plain `file:line: message` lines on
+stdout, one per problem, so editors and CI logs can link them; everything else
+is rich output for people.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nurture.definitions import model as m
+from nurture.definitions.loader import Project, read_project
+from nurture.definitions.schema import SCHEMAS
+from nurture.errors import ConfigurationError, DefinitionError, NurtureError, Problem
+from nurture.settings import get_settings
+
+app = typer.Typer(
+    name="nurture",
+    help="Email nurturing workflows as code: lifecycle stages, lead scoring, sales handoff.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
+contacts_app = typer.Typer(help="Contacts: import.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(contacts_app, name="contacts")
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn our exceptions into a message and an exit code, never a traceback."""
+    try:
+        yield
+    except DefinitionError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    except ConfigurationError as exc:
+        _fail(f"configuration: {exc}", 78)
+    except NurtureError as exc:
+        _fail(str(exc))
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        typer.echo(str(problem))
+    count = len(problems)
+    errors.print(f"[red]{count} problem{'s' if count != 1 else ''}[/red]")
+
+
+def _project_dir(project: Path | None) -> Path:
+    return project if project is not None else get_settings().project_dir
+
+
+def _runtime(project: Path | None) -> Any:
+    from nurture.runtime import Runtime
+
+    return Runtime(get_settings(), _project_dir(project))
+
+
+# --- validate ----------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Project folder (default: the current one).")
+    ] = None,
+) -> None:
+    """Check every file and every template; report each problem as file:line: message."""
+    from nurture.rendering import TemplateLibrary, sample_context
+
+    with _reported():
+        root = _project_dir(directory)
+        project, problems = read_project(root)
+        if project is not None:
+            library = TemplateLibrary(project.templates_dir)
+            context = sample_context(project.config.properties, project.config.stages)
+            problems = library.check_all(context)
+        if problems:
+            _print_problems(problems)
+            raise typer.Exit(1)
+        assert project is not None
+        _print_summary(project)
+
+
+def _print_summary(project: Project) -> None:
+    config = project.config
+    thresholds = dict(config.scoring.thresholds)
+    ladder = " → ".join(
+        f"{stage} (≥{thresholds[stage]:g})" if stage in thresholds else stage
+        for stage in config.stages
+    )
+    console.print(f"[green]✓[/green] {project.root.resolve()} is valid")
+    console.print(f"  stages: {ladder}; nurture stops at [bold]{config.prospect_stage}[/bold]")
+    scoring = config.scoring
+    decay = f", half-life {_duration(scoring.half_life)}" if scoring.half_life else ""
+    console.print(f"  scoring: {len(scoring.rules)} rules, {len(scoring.fit)} fit rules{decay}")
+    if config.handoff:
+        handoff = config.handoff
+        owners = ", ".join(handoff.assign.round_robin) or (
+            f"{len(handoff.assign.rules)} rules" if handoff.assign.rules else "contact owner"
+        )
+        console.print(f"  handoff at {handoff.at}: {owners}")
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("workflow", "enrolls on", "steps", "emails"):
+        table.add_column(column)
+    for workflow in project.workflows.values():
+        enroll = workflow.enroll
+        trigger = (
+            f"stage {enroll.stage}"
+            if enroll.stage
+            else f"event {enroll.event}"
+            if enroll.event
+            else f"when {enroll.when.source if enroll.when else ''}"
+        )
+        sends = sum(isinstance(step, m.SendStep) for step in workflow.steps)
+        table.add_row(workflow.name, trigger, str(len(workflow.steps)), str(sends))
+    console.print(table)
+    console.print(f"  {len(project.template_names)} email templates")
+
+
+def _duration(value: Any) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- schema --------------------------------------------------------------------
+
+
+@app.command()
+def schema(
+    kind: Annotated[
+        str, typer.Argument(help="config (nurture.yaml) or workflow (workflows/*.yaml).")
+    ] = "workflow",
+) -> None:
+    """Print the JSON Schema of nurture.yaml or of a workflow file, for editors."""
+    if kind not in SCHEMAS:
+        _fail(f"unknown schema {kind!r}: expected one of {', '.join(SCHEMAS)}", 2)
+    typer.echo(json.dumps(SCHEMAS[kind](), indent=2, ensure_ascii=False))
+
+
+# --- preview --------------------------------------------------------------------
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. lead/welcome.")],
+    contact: Annotated[
+        str | None,
+        typer.Option(
+            help="A contact's email (looked up in the database) or a JSON/YAML file of fields."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the page the recipient sees to this HTML file.")
+    ] = None,
+    project: ProjectDir = None,
+) -> None:
+    """Render a template for one contact: subject, preheader and body."""
+    from nurture import clock
+    from nurture.rendering import TemplateLibrary, email_context, preview_page, sample_context
+
+    with _reported():
+        runtime = _runtime(project)
+        config = runtime.project.config
+        context = sample_context(config.properties, config.stages)
+        if contact is not None:
+            view = _load_contact(runtime, contact)
+            context = email_context(
+                view,
+                unsubscribe_url=context["unsubscribe_url"],
+                view_in_browser_url=context["view_in_browser_url"],
+                now=clock.now(),
+            )
+        library = TemplateLibrary(runtime.project.templates_dir)
+        if not library.exists(template):
+            raise NurtureError(
+                f"no template '{template}' (expected {library.path_of(template)}); "
+                f"templates: {', '.join(library.names())}"
+            )
+        email = library.render(template, context)
+        console.print(f"[bold]Subject:[/bold] {email.subject}", soft_wrap=True)
+        console.print(f"[bold]Preheader:[/bold] {email.preheader}", soft_wrap=True)
+        console.rule("text part")
+        console.print(email.text, markup=False, soft_wrap=True)
+        if out is not None:
+            out.write_text(preview_page(email), encoding="utf-8")
+            console.print(f"[green]✓[/green] wrote {out}")
+
+
+def _load_contact(runtime: Any, reference: str) -> Any:
+    """A contact view from a file of fields, or from the database by email."""
+    from nurture.contacts import ContactView
+
+    config = runtime.project.config
+    path = Path(reference)
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise NurtureError(f"{path}: not JSON or YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise NurtureError(f"{path}: expected an object of contact fields")
+        from nurture.contacts import STANDARD_FIELDS
+
+        fields = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
+        properties = {k: v for k, v in data.items() if k not in STANDARD_FIELDS}
+        stage = fields.get("stage") or config.stages[0]
+        fields.setdefault("stage", stage)
+        if stage in config.stages:
+            fields.setdefault("stage_index", config.stages.index(stage))
+        return ContactView(fields, properties, declared=config.properties)
+    from nurture.store.queries import contact_view_by_email
+
+    with runtime.sessions() as session:
+        view = contact_view_by_email(session, reference, config)
+    if view is None:
+        raise NurtureError(f"no contact with email {reference!r} (and no such file)")
+    return view
+
+
+# --- db ------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the database migrations (alembic) up to REVISION."""
+    from nurture.store import db
+
+    with _reported():
+        url = get_settings().database_url
+        before = db.current_revision(url)
+        db.upgrade(url, revision)
+        after = db.current_revision(url)
+        if before == after:
+            console.print(f"database already at {after}")
+        else:
+            console.print(f"[green]✓[/green] database upgraded: {before or 'empty'} → {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision and the newest one available."""
+    from nurture.store import db
+
+    with _reported():
+        url = get_settings().database_url
+        current, head = db.current_revision(url), db.head_revision()
+        status = "up to date" if current == head else "run 'nurture db upgrade'"
+        console.print(f"current: {current or 'empty'}; head: {head} ({status})")
+
+
+# --- contacts ---------------------------------------------------------------------
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="CSV (with a header row) or JSON Lines file.")],
+    project: ProjectDir = None,
+) -> None:
+    """Import contacts: upsert by email; bad rows are listed and skipped, good rows go in.
+
+    Exits 0 when every row went in, 2 when some rows were rejected.
+    """
+    from nurture.importer import import_contacts
+
+    with _reported():
+        if not file.is_file():
+            raise NurtureError(f"{file}: no such file")
+        runtime = _runtime(project)
+        config = runtime.project.config
+        with _progress(f"importing {file.name}") as advance:
+            report = import_contacts(
+                runtime.sessions,
+                file,
+                stages=config.stages,
+                properties=config.properties,
+                source=f"import:{file.name}",
+                on_progress=advance,
+            )
+        for problem in [*report.rejected, *report.warnings][:50]:
+            typer.echo(str(problem))
+        hidden = len(report.rejected) + len(report.warnings) - 50
+        if hidden > 0:
+            typer.echo(f"… and {hidden} more")
+        colour = "red" if report.rejected else "green"
+        console.print(
+            f"{report.total} rows: [green]{report.created} created[/green], "
+            f"{report.updated} updated, {report.unchanged} unchanged, "
+            f"[{colour}]{len(report.rejected)} rejected[/{colour}]"
+            + (f", {len(report.warnings)} warnings" if report.warnings else "")
+        )
+        if report.rejected:
+            raise typer.Exit(2)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=not sys.stderr.isatty(),
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None)
+
+        yield advance
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigurationError as exc:
+        errors.print(f"[red]error:[/red] configuration: {exc}", soft_wrap=True)
+        sys.exit(78)

@@ -1,0 +1,48 @@
+"""Wiring from settings to live objects: the database, the project on disk.
+
+Commands and servers get their engine and session factory here so there is one
+place that decides "is the schema current?". An embedded SQLite database is
+migrated on first use, so `nurture contacts import` works on a fresh machine;
+a PostgreSQL database is never migrated behind the operator's back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.definitions.loader import Project, load_project
+from nurture.errors import ConfigurationError
+from nurture.settings import Settings
+from nurture.store import db
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    project_dir: Path
+
+    @cached_property
+    def project(self) -> Project:
+        return load_project(self.project_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        url = self.settings.database_url
+        if db.current_revision(url) != db.head_revision():
+            if url.startswith("sqlite"):
+                db.upgrade(url)
+            else:
+                raise ConfigurationError(
+                    "NURTURE_DATABASE_URL: the database schema is not up to date; "
+                    "run 'nurture db upgrade' first"
+                )
+        return db.create_engine_for(url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return db.session_factory(self.engine)

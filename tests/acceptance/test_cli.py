@@ -1,0 +1,153 @@
+"""The `nurture` command end to end, as a user runs it: a real process, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+NURTURE = Path(sys.executable).with_name("nurture")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the example project in a fresh working directory."""
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    shutil.copy(REPO / "nurture.yaml", root)
+    shutil.copytree(REPO / "workflows", root / "workflows")
+    shutil.copytree(REPO / "templates", root / "templates")
+    return root
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NURTURE_")}
+    clean["COLUMNS"] = "200"
+    return subprocess.run(
+        [str(NURTURE), *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_validate_accepts_the_example_project_with_a_summary(project: Path) -> None:
+    result = run("validate", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is valid" in result.stdout
+    for workflow in ("subscriber-newsletter", "lead-nurture", "mql-acceleration", "lead-recycle"):
+        assert workflow in result.stdout
+    assert "subscriber → lead (≥25) → mql (≥70) → sql (≥100)" in result.stdout
+
+
+def test_validate_lists_every_problem_as_file_line_message(project: Path) -> None:
+    workflow = project / "workflows" / "lead-nurture.yaml"
+    workflow.write_text(workflow.read_text().replace("wait: 2d", "wait: 2 jours"))
+    guide = project / "templates" / "lead" / "guide.mjml"
+    lines = guide.read_text().splitlines()
+    body_line = next(i for i, line in enumerate(lines) if "Bonjour" in line)
+    lines[body_line] = lines[body_line] + " {{ contact.prenom }}"
+    guide.write_text("\n".join(lines) + "\n")
+
+    result = run("validate", cwd=project)
+
+    assert result.returncode == 1
+    # Definitions are fixed first; then templates are checked.
+    wait_line = next(
+        i + 1 for i, line in enumerate(workflow.read_text().splitlines()) if "2 jours" in line
+    )
+    assert result.stdout.splitlines() == [
+        f"workflows/lead-nurture.yaml:{wait_line}: steps[1].wait: invalid duration '2 jours' "
+        "(use a number and a unit: 30s, 15m, 36h, 2d, 1w; or {until: '09:00'})"
+    ]
+    workflow.write_text(workflow.read_text().replace("wait: 2 jours", "wait: 2d"))
+    result = run("validate", str(project), cwd=project.parent)
+    assert result.returncode == 1
+    [problem] = result.stdout.splitlines()
+    assert problem.startswith(f"templates/lead/guide.mjml:{body_line + 1}: ")
+    assert "prenom" in problem
+    assert "1 problem" in result.stderr
+
+
+def test_schema_prints_json_schema(project: Path) -> None:
+    result = run("schema", "workflow", cwd=project)
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "nurture workflow"
+    assert run("schema", "nope", cwd=project).returncode == 2
+
+
+def test_import_then_preview_a_real_contact(project: Path) -> None:
+    contacts = project / "contacts.csv"
+    contacts.write_text(
+        "email,first_name,company,stage,industry\n"
+        "  Anne.Martin@Example.COM ,Anne,Atelier <Dubreuil>,lead,Industrie\n"
+        "bob@,Bob,X,lead,\n"
+        "carla@example.com,Carla,Y,vip,\n"
+    )
+    result = run("contacts", "import", "contacts.csv", cwd=project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "contacts.csv:3: " in result.stdout and "bob@" in result.stdout
+    assert "contacts.csv:4: " in result.stdout and "vip" in result.stdout
+    assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    assert (project / "nurture.sqlite3").exists()
+
+    out = project / "anne.html"
+    result = run(
+        "preview",
+        "lead/welcome",
+        "--contact",
+        "anne.martin@example.com",
+        "--out",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Subject: Ressource utile pour prioriser vos leads" in result.stdout
+    page = out.read_text()
+    assert "Anne" in page
+    assert "Atelier <Dubreuil>" not in page  # contact data is escaped in the body
+
+    again = run("contacts", "import", "contacts.csv", cwd=project)
+    assert "0 created, 0 updated, 1 unchanged, 2 rejected" in again.stdout
+
+
+def test_preview_of_an_unknown_template_or_contact_says_so(project: Path) -> None:
+    result = run("preview", "lead/nope", cwd=project)
+    assert result.returncode == 1
+    assert "no template 'lead/nope'" in result.stderr
+    result = run("preview", "lead/welcome", "--contact", "ghost@example.com", cwd=project)
+    assert result.returncode == 1
+    assert "no contact with email 'ghost@example.com'" in result.stderr
+
+
+def test_db_upgrade_is_idempotent(project: Path) -> None:
+    first = run("db", "upgrade", cwd=project)
+    assert first.returncode == 0 and "database upgraded: empty →" in first.stdout
+    second = run("db", "upgrade", cwd=project)
+    assert second.returncode == 0 and "database already at" in second.stdout
+    current = run("db", "current", cwd=project)
+    assert "up to date" in current.stdout
+
+
+def test_a_configuration_error_names_the_variable(project: Path) -> None:
+    result = run("db", "upgrade", cwd=project, env={"NURTURE_DATABASE_URL": "mysql://x@y/z"})
+    assert result.returncode == 78
+    assert "NURTURE_DATABASE_URL: only sqlite:// and postgresql://" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_outside_a_project_commands_say_what_is_missing(tmp_path: Path) -> None:
+    result = run("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not a nurture project" in result.stdout

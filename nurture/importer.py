@@ -510,6 +510,7 @@ def import_contacts(
     properties: Mapping[str, str] | None = None,
     source: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_stage_changes: StageChangeHook | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ImportReport:
     """Import the contacts in `path`; see the module docstring for the rules.
@@ -521,6 +522,11 @@ def import_contacts(
     came from (default ``import:<file name>``; the line is appended).
     `on_progress(done, total)` is called after each batch with rows processed
     and the rows expected (exact unless quoted CSV values span lines).
+    `on_stage_changes(session, changes)` runs inside each batch's transaction
+    with that batch's ``(contact_id, from, to)`` moves, so the engine enrolls
+    contacts in the same commit that creates them: no crash can leave a new
+    lead imported but never nurtured. A new contact without a stage starts on
+    the first stage of the ladder.
     Raises `ContactFileError` before writing anything if the file as a whole
     is unusable (not UTF-8, no email column).
     """
@@ -532,7 +538,9 @@ def import_contacts(
     records = _jsonl_records(text) if jsonl else _csv_records(text, label, report.warnings)
     expected = _estimate_rows(text, header=not jsonl)
     parser = ContactParser(stages, properties)
-    writer = _BatchWriter(db, label, source or f"import:{path.name}")
+    writer = _BatchWriter(
+        db, label, source or f"import:{path.name}", tuple(stages)[0], on_stage_changes
+    )
     warned: set[str] = set()
 
     batch: list[tuple[int, ContactInput]] = []
@@ -564,6 +572,10 @@ def import_contacts(
     return report
 
 
+#: Called inside an import batch's transaction with its stage moves.
+StageChangeHook = Callable[[Session, list[tuple[int, str | None, str]]], None]
+
+
 @dataclass
 class _Outcome:
     created: int = 0
@@ -576,7 +588,16 @@ class _Outcome:
 class _BatchWriter:
     """Writes batches of valid rows, one transaction per batch."""
 
-    def __init__(self, db: Session | Callable[[], Session], label: str, source: str) -> None:
+    def __init__(
+        self,
+        db: Session | Callable[[], Session],
+        label: str,
+        source: str,
+        first_stage: str,
+        on_stage_changes: StageChangeHook | None,
+    ) -> None:
+        self._first_stage = first_stage
+        self._on_stage_changes = on_stage_changes
         self._db = db
         self._label = label
         self._source = source
@@ -669,6 +690,8 @@ class _BatchWriter:
                 }
             )
         queries.insert_stage_history(session, history)
+        if self._on_stage_changes is not None and outcome.stage_changes:
+            self._on_stage_changes(session, outcome.stage_changes)
         return outcome
 
     def _new_row(self, contact: ContactInput, line: int, now: datetime) -> dict[str, Any]:
@@ -681,7 +704,7 @@ class _BatchWriter:
             "email": contact.email,
             **{column: fields.get(column) for column in _TEXT_COLUMNS},
             "timezone": fields.get("timezone"),
-            "stage": fields.get("stage"),
+            "stage": fields.get("stage") or self._first_stage,
             "score": 0.0,
             "consent_status": fields.get("consent_status", "unknown"),
             "consent_basis": fields.get("consent_basis"),

@@ -276,12 +276,19 @@ def test_duplicates_apply_in_file_order_across_batches(run: Any, session: Sessio
         {"industry": "banque"},
     )
     history = session.scalars(select(StageHistory).order_by(StageHistory.id)).all()
+    bob = contacts(session)["bob@example.com"]
+    # Bob has no stage in the file: a new contact starts on the first stage.
     assert [(h.from_stage, h.to_stage, h.cause) for h in history] == [
         (None, "lead", "import"),
+        (None, "subscriber", "import"),
         ("lead", "mql", "import"),
     ]
-    assert history[1].details == {"source": "import:c.csv:4"}
-    assert report.stage_changes == [(anne.id, None, "lead"), (anne.id, "lead", "mql")]
+    assert history[2].details == {"source": "import:c.csv:4"}
+    assert report.stage_changes == [
+        (anne.id, None, "lead"),
+        (bob.id, None, "subscriber"),
+        (anne.id, "lead", "mql"),
+    ]
 
 
 def test_a_withdrawn_consent_is_not_resurrected(run: Any, session: Session) -> None:

@@ -1,0 +1,1 @@
+"""The engine: enrollment, the pure executor, scheduling, delivery, Dramatiq actors."""

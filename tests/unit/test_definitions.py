@@ -27,7 +27,9 @@ def _expected(path: Path) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("path", sorted((FIXTURES / "workflows").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "workflows").glob("*.yaml")), ids=lambda p: p.stem
+)
 def test_invalid_workflow_reports_every_problem_with_its_line(path: Path) -> None:
     workflow, problems = parse_workflow(path.read_text(), path.name, BASE_CONFIG)
     assert workflow is None
@@ -74,8 +76,16 @@ steps:
     workflow, problems = parse_workflow(text, "w.yaml", BASE_CONFIG)
     assert problems == []
     assert workflow is not None
-    assert workflow.step_ids == ("welcome", "wait-2", "guide", "wait-for-4", "wait-5",
-                                 "score-6", "exit-7", "good")
+    assert workflow.step_ids == (
+        "welcome",
+        "wait-2",
+        "guide",
+        "wait-for-4",
+        "wait-5",
+        "score-6",
+        "exit-7",
+        "good",
+    )
     assert workflow.reenroll == m.Reenroll(mode="after", after=timedelta(days=90))
     wait = workflow.steps[1]
     assert isinstance(wait, m.WaitStep) and wait.duration == timedelta(hours=36)
@@ -94,8 +104,9 @@ steps:
 def test_cross_file_problems_are_all_listed(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "base-config.yaml", tmp_path / "nurture.yaml")
     with (tmp_path / "nurture.yaml").open("a") as f:
-        f.write("handoff:\n  at: sql\n  on_reject: {workflow: recycle}\n"
-                "  notify:\n    - email: owner\n")
+        f.write(
+            "handoff:\n  at: sql\n  on_reject: {workflow: recycle}\n  notify:\n    - email: owner\n"
+        )
     (tmp_path / "workflows").mkdir()
     (tmp_path / "templates" / "lead").mkdir(parents=True)
     (tmp_path / "templates" / "lead" / "welcome.mjml").write_text("---\nsubject: x\n---\n")
@@ -108,13 +119,15 @@ def test_cross_file_problems_are_all_listed(tmp_path: Path) -> None:
         )
     project, problems = read_project(tmp_path)
     assert project is None
-    assert sorted(map(str, problems)) == sorted([
-        "nurture.yaml:9: handoff.on_reject.workflow: no workflow named 'recycle'",
-        "nurture.yaml:11: template 'sales/handoff' not found (expected templates/sales/handoff.mjml)",
-        "workflows/a.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",
-        "workflows/b.yaml:1: workflow name 'same' is already used by workflows/a.yaml",
-        "workflows/b.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",
-    ])
+    assert sorted(map(str, problems)) == sorted(
+        [
+            "nurture.yaml:9: handoff.on_reject.workflow: no workflow named 'recycle'",
+            "nurture.yaml:11: template 'sales/handoff' not found (expected templates/sales/handoff.mjml)",
+            "workflows/a.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",
+            "workflows/b.yaml:1: workflow name 'same' is already used by workflows/a.yaml",
+            "workflows/b.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",
+        ]
+    )
     with pytest.raises(DefinitionError) as raised:
         load_project(tmp_path)
     assert len(raised.value.problems) == 5

@@ -539,7 +539,7 @@ def import_contacts(
     expected = _estimate_rows(text, header=not jsonl)
     parser = ContactParser(stages, properties)
     writer = _BatchWriter(
-        db, label, source or f"import:{path.name}", tuple(stages)[0], on_stage_changes
+        db, label, source or f"import:{path.name}", stages[0], on_stage_changes
     )
     warned: set[str] = set()
 

@@ -149,6 +149,10 @@ def test_migrated_schema_round_trips_an_import(url: str, tmp_path: Path) -> None
         assert anne.tags == ["a", "b"]
         assert anne.consent_at == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
         assert anne.consent_at is not None and anne.consent_at.utcoffset() == timedelta(0)
-        history = session.scalars(select(StageHistory)).all()
-        assert [(h.contact_id, h.to_stage) for h in history] == [(anne.id, "lead")]
+        bob = session.scalars(select(Contact).where(Contact.email == "bob@example.com")).one()
+        history = session.scalars(select(StageHistory).order_by(StageHistory.id)).all()
+        assert [(h.contact_id, h.to_stage) for h in history] == [
+            (anne.id, "lead"),
+            (bob.id, "subscriber"),
+        ]
     engine.dispose()

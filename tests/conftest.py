@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.store.db import create_engine_for, session_factory, upgrade
 
+pytest_plugins = ["tests.smtp_server"]
+
 ADMIN_URLS = (
     "postgresql://postgres@127.0.0.1:5432/postgres",
     "postgresql://root@127.0.0.1:5432/postgres",

@@ -1,0 +1,223 @@
+"""The send pipeline every transport shares, and what it hands back.
+
+`Transport.send` owns the whole path: build the message bytes once (`mime`),
+hand them to the subclass's `_deliver` hook, return a `Delivery`. Subclasses
+only move bytes (SMTP, a folder, a list in memory), so every transport sends
+exactly the same message and a failure always comes back as a
+`DeliveryError` that says whether trying again can help.
+
+Retries are deliberately not done here: the engine reschedules a transient
+failure in the database (so it survives a restart) using `retry_delay` and
+`MAX_ATTEMPTS`. A transport that sleeps and retries would hold a worker
+thread hostage and lose the retry on a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType, TracebackType
+from typing import ClassVar, Self
+
+from nurture import clock
+from nurture.errors import NurtureError
+from nurture.transports.mime import BuiltMessage, build_message
+
+logger = logging.getLogger("nurture.transports")
+
+MAX_ATTEMPTS = 8
+"""Attempts (the first send included) before a transient failure becomes final.
+
+With `retry_delay` that is 1, 2, 4, 8, 16, 32 and 60 minutes between tries:
+about two hours, long enough to ride out greylisting and a short outage of
+the relay, short enough that a nurture email is still timely.
+"""
+
+FIRST_RETRY_DELAY = timedelta(minutes=1)
+MAX_RETRY_DELAY = timedelta(hours=1)
+RETRY_JITTER = 0.2
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> timedelta:
+    """How long to wait before the next try, after `attempt` failed tries (1-based).
+
+    Exponential (1 min, 2, 4 …) capped at `MAX_RETRY_DELAY`, then shortened by
+    up to `RETRY_JITTER` at random so that a batch refused together by a
+    throttling relay does not come back together. Never above the cap, never
+    below `(1 - RETRY_JITTER) * FIRST_RETRY_DELAY`.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt is 1-based, got {attempt}")
+    # Bound the shift first: a huge attempt count must not build a huge int.
+    nominal = min(FIRST_RETRY_DELAY * (1 << min(attempt - 1, 32)), MAX_RETRY_DELAY)
+    jitter = (rng.random() if rng else random.random()) * RETRY_JITTER
+    return nominal * (1 - jitter)
+
+
+def mask_address(address: str) -> str:
+    """`jeanne.dupont@example.com` → `j***@example.com`: enough to debug, not personal data.
+
+    Logs and exception messages use this; the full address stays available on
+    the `recipient` attribute for whoever needs to record it.
+    """
+    local, at, domain = address.rpartition("<")[2].rstrip(">").strip().rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One rendered email for one contact, as the engine asks a transport to send it.
+
+    `from_address`, `to` and `reply_to` take an address with an optional display
+    name (``Équipe Exemple <bonjour@example.com>``; quote a name holding
+    ``, ; : < > @ " ( )`` as RFC 5322 says). `headers` are added verbatim after
+    the ones nurture sets (e.g. ``List-Unsubscribe``); a non-ASCII value is sent
+    as RFC 2047 encoded words, which suits unstructured headers only.
+    `message_id` is generated (unique, at the From domain) when not given.
+    """
+
+    send_id: str
+    from_address: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    reply_to: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The relay (or folder, or list) accepted the message: it is out of our hands."""
+
+    send_id: str
+    message_id: str
+    accepted_at: datetime
+
+
+class DeliveryError(NurtureError):
+    """The email could not be sent."""
+
+    transient: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        *,
+        send_id: str | None = None,
+        recipient: str | None = None,
+        smtp_code: int | None = None,
+        smtp_message: str | None = None,
+    ) -> None:
+        self.reason = reason or (self.__doc__ or "").strip()
+        self.send_id = send_id
+        self.recipient = recipient
+        self.smtp_code = smtp_code
+        self.smtp_message = smtp_message
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [self.reason]
+        if self.smtp_code is not None:
+            parts.append(f"(SMTP {self.smtp_code}: {self.smtp_message or ''})".replace(": )", ")"))
+        if self.recipient:
+            parts.append(f"to {mask_address(self.recipient)}")
+        if self.send_id:
+            parts.append(f"[send {self.send_id}]")
+        return " ".join(parts)
+
+    def for_email(self, email: OutgoingEmail) -> Self:
+        """Fill in which send and recipient this was, when the raiser did not know."""
+        if self.send_id is None:
+            self.send_id = email.send_id
+        if self.recipient is None:
+            self.recipient = email.to
+        self.args = (self._describe(),)
+        return self
+
+
+class TransientDeliveryError(DeliveryError):
+    """The email could not be sent now; trying again later may work (SMTP 4xx, network)."""
+
+    transient = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The email was refused for good (SMTP 5xx, invalid address); do not retry."""
+
+    transient = False
+
+
+class Transport(ABC):
+    """Build the message, hand its bytes to `_deliver`, report a `Delivery`.
+
+    Subclasses implement `_deliver` (and `close` when they hold a resource);
+    `_batch` lets one keep a resource (a connection, a lock) across
+    `send_many`.
+    """
+
+    def send(self, email: OutgoingEmail) -> Delivery:
+        """Send one email; raise `DeliveryError` when it was not accepted."""
+        now = clock.now()
+        try:
+            message = build_message(email, now=now)
+        except ValueError as exc:
+            error = PermanentDeliveryError(
+                f"invalid message: {exc}", send_id=email.send_id, recipient=email.to
+            )
+            logger.info("%s", error)
+            raise error from exc
+        try:
+            self._deliver(message, email)
+        except DeliveryError as exc:
+            exc.for_email(email)
+            logger.info("%s", exc)
+            raise
+        logger.debug("send %s accepted as %s", email.send_id, message.message_id)
+        return Delivery(email.send_id, message.message_id, now)
+
+    def send_many(self, emails: Sequence[OutgoingEmail]) -> list[Delivery | DeliveryError]:
+        """One result per email, in order; a refused email never stops the batch."""
+        results: list[Delivery | DeliveryError] = []
+        with self._batch():
+            for email in emails:
+                try:
+                    results.append(self.send(email))
+                except DeliveryError as exc:
+                    results.append(exc)
+        return results
+
+    def close(self) -> None:  # noqa: B027 - a hook: most transports hold nothing
+        """Release what the transport holds (an SMTP connection); it may be used again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Around `send_many`; SMTP holds its connection for the whole batch."""
+        yield
+
+    @abstractmethod
+    def _deliver(self, message: BuiltMessage, email: OutgoingEmail) -> None:
+        """Hand `message.data` on; raise `DeliveryError` if it was not accepted.
+
+        `message` carries the SMTP envelope and the Message-ID; `email` is
+        there for transports that keep more than bytes (capture).
+        """

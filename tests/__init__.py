@@ -1,0 +1,1 @@
+"""nurture's test suite; a package so that shared helpers import as `tests.…`."""

@@ -1,0 +1,307 @@
+"""SMTPTransport against a real SMTP server (aiosmtpd, see tests/smtp_server.py).
+
+What the unit tests cannot show: the bytes survive a real SMTP dialogue
+(dot-stuffing included), AUTH and both kinds of TLS work with certificate
+checks on, one connection carries many messages, and every way a relay can
+say no (or say nothing) comes back as the right kind of `DeliveryError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from nurture.errors import ConfigurationError
+from nurture.transports import (
+    SEND_ID_HEADER,
+    Delivery,
+    OutgoingEmail,
+    PermanentDeliveryError,
+    SMTPTransport,
+    TransientDeliveryError,
+)
+from nurture.transports import smtp as smtp_module
+from tests.smtp_server import SMTPTestServer, client_ssl_context, silent_server
+
+MakeServer = Callable[..., SMTPTestServer]
+
+TEXT = "Bonjour Éloïse,\n.\nFrom now on: your guide.\n" + "long " * 60 + "\n"
+HTML = "<p>Bonjour Éloïse 🎉</p>\n.\n<p>From now on</p>\n"
+
+
+def email(n: int = 1, to: str = "Jeanne Dupont <jeanne@exemple.fr>") -> OutgoingEmail:
+    return OutgoingEmail(
+        send_id=f"send-{n}",
+        from_address="Équipe Exemple <bonjour@example.com>",
+        to=to,
+        subject=f"Bienvenue n°{n}, Éloïse",
+        html=HTML,
+        text=TEXT,
+        reply_to="support@example.com",
+        headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    )
+
+
+def wire(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+@pytest.fixture
+def transport(smtp_server: SMTPTestServer) -> Iterator[SMTPTransport]:
+    with SMTPTransport.from_url(smtp_server.url, timeout=5) as transport:
+        yield transport
+
+
+def test_a_message_arrives_whole(smtp_server: SMTPTestServer, transport: SMTPTransport) -> None:
+    delivery = transport.send(email())
+
+    [received] = smtp_server.messages
+    assert received.envelope_from == "bonjour@example.com"
+    assert received.recipients == ("jeanne@exemple.fr",)
+    message = received.parsed()
+    assert not message.defects
+    assert message["Message-ID"] == delivery.message_id
+    assert message[SEND_ID_HEADER] == "send-1"
+    assert str(message["Subject"]) == "Bienvenue n°1, Éloïse"
+    assert message["From"].addresses[0].display_name == "Équipe Exemple"
+    assert message["To"].addresses[0].addr_spec == "jeanne@exemple.fr"
+    assert message["Reply-To"] == "support@example.com"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content() == wire(TEXT)
+    assert html.get_content() == wire(HTML)
+    assert not received.tls
+
+
+def test_auth(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(username="nurture@example.com", password="p@ss:wörd/1")
+    with SMTPTransport.from_url(server.url, timeout=5) as transport:
+        transport.send(email())
+    assert server.messages[0].login == "nurture@example.com"
+
+
+def test_wrong_password_is_a_configuration_error(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(username="nurture", password="right")
+    url = server.url.replace(":right@", ":wrong@")
+    with (
+        SMTPTransport.from_url(url, timeout=5) as transport,
+        pytest.raises(ConfigurationError, match="authentication failed") as caught,
+    ):
+        transport.send(email())
+    assert "wrong" not in str(caught.value)
+    assert server.messages == []
+
+
+def test_missing_credentials_are_a_configuration_error(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(username="nurture", password="pw")
+    url = f"smtp://{server.host}:{server.port}"
+    with (
+        SMTPTransport.from_url(url, timeout=5) as transport,
+        pytest.raises(ConfigurationError, match="requires authentication"),
+    ):
+        transport.send(email())
+
+
+def test_password_is_not_sent_in_clear_to_a_remote_server(
+    make_smtp_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_smtp_server(username="nurture", password="pw")
+    monkeypatch.setattr(smtp_module, "_is_loopback", lambda host: False)
+    with (
+        SMTPTransport.from_url(server.url, timeout=5) as transport,
+        pytest.raises(ConfigurationError, match="in clear"),
+    ):
+        transport.send(email())
+    with SMTPTransport.from_url(server.url + "?starttls=off", timeout=5) as transport:
+        transport.send(email())  # explicitly accepted
+    assert len(server.messages) == 1
+
+
+def test_starttls_with_auth(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(starttls=True, username="nurture", password="pw")
+    with SMTPTransport.from_url(server.url, timeout=5, ssl_context=client_ssl_context()) as t:
+        t.send(email())
+    assert server.messages[0].tls
+    assert server.messages[0].login == "nurture"
+
+
+def test_starttls_checks_the_certificate(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(starttls=True)
+    with (
+        SMTPTransport.from_url(server.url, timeout=5) as transport,
+        pytest.raises(TransientDeliveryError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        transport.send(email())
+    with SMTPTransport.from_url(server.url + "?verify=false", timeout=5) as transport:
+        transport.send(email())  # the test-only escape hatch
+    assert server.messages[0].tls
+
+
+def test_starttls_off_and_require(
+    make_smtp_server: MakeServer, smtp_server: SMTPTestServer
+) -> None:
+    tls_server = make_smtp_server(starttls=True)
+    with SMTPTransport.from_url(tls_server.url + "?starttls=off", timeout=5) as transport:
+        transport.send(email())
+    assert not tls_server.messages[0].tls
+    with (
+        SMTPTransport.from_url(smtp_server.url + "?starttls=require", timeout=5) as transport,
+        pytest.raises(ConfigurationError, match="STARTTLS"),
+    ):
+        transport.send(email())
+
+
+def test_implicit_tls(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(implicit_tls=True, username="nurture", password="pw")
+    assert server.url.startswith("smtps://")
+    with SMTPTransport.from_url(server.url, timeout=5, ssl_context=client_ssl_context()) as t:
+        t.send(email())
+    assert server.messages[0].tls
+
+
+def test_one_connection_for_many_messages(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    for n in range(5):
+        transport.send(email(n))
+    results = transport.send_many([email(n) for n in range(5, 15)])
+    assert all(isinstance(r, Delivery) for r in results)
+    assert len(smtp_server.messages) == 15
+    assert smtp_server.connections == 1
+    transport.close()
+    transport.send(email(99))
+    assert smtp_server.connections == 2
+
+
+def test_4xx_is_transient_and_the_connection_stays_usable(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    smtp_server.respond_next(451)
+    with pytest.raises(TransientDeliveryError) as caught:
+        transport.send(email(to="jeanne@exemple.fr"))
+    error = caught.value
+    assert error.transient and error.smtp_code == 451
+    assert error.smtp_message and "4.3.0" in error.smtp_message
+    assert error.send_id == "send-1" and error.recipient == "jeanne@exemple.fr"
+    assert "jeanne@" not in str(error)
+    transport.send(email(2))
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.connections == 1
+
+
+def test_5xx_is_permanent(smtp_server: SMTPTestServer, transport: SMTPTransport) -> None:
+    smtp_server.respond_to("gone@exemple.fr", 550)
+    with pytest.raises(PermanentDeliveryError) as caught:
+        transport.send(email(to="gone@exemple.fr"))
+    assert caught.value.smtp_code == 550 and not caught.value.transient
+    assert caught.value.smtp_message == "5.1.1 Mailbox unavailable"
+    smtp_server.respond_next(554)
+    with pytest.raises(PermanentDeliveryError, match="554"):
+        transport.send(email())
+    transport.send(email())
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.connections == 1
+
+
+def test_send_many_reports_each_message(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    smtp_server.respond_to("gone@exemple.fr", 550)
+    results = transport.send_many(
+        [email(1), email(2, to="gone@exemple.fr"), email(3, to="broken"), email(4)]
+    )
+    assert [type(r).__name__ for r in results] == [
+        "Delivery",
+        "PermanentDeliveryError",
+        "PermanentDeliveryError",
+        "Delivery",
+    ]
+    assert [m.parsed()[SEND_ID_HEADER] for m in smtp_server.messages] == ["send-1", "send-4"]
+
+
+def test_421_drops_the_connection_and_the_next_send_reconnects(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    transport.send(email(1))
+    smtp_server.respond_next(421)
+    with pytest.raises(TransientDeliveryError, match="421"):
+        transport.send(email(2))
+    transport.send(email(3))
+    assert smtp_server.connections == 2
+
+
+def test_greylisting_at_rcpt_is_transient(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    smtp_server.respond_next(450, "4.2.0 Greylisted, come back later", at="rcpt")
+    with pytest.raises(TransientDeliveryError, match="Greylisted") as caught:
+        transport.send(email())
+    assert caught.value.smtp_code == 450
+    transport.send(email())
+    assert len(smtp_server.messages) == 1
+
+
+def test_421_on_a_reused_connection_reconnects_once_on_a_new_one_fails(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    transport.send(email(1))
+    smtp_server.respond_next(421, at="mail")
+    transport.send(email(2))  # the session was being closed: a fresh one takes it
+    assert smtp_server.connections == 2
+    transport.close()
+    smtp_server.respond_next(421, at="mail")
+    with pytest.raises(TransientDeliveryError) as caught:
+        transport.send(email(3))
+    assert caught.value.smtp_code == 421
+    assert len(smtp_server.messages) == 2
+
+
+def test_a_dropped_idle_connection_is_reopened_transparently(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    transport.send(email(1))
+    smtp_server.drop_connections()
+    transport.send(email(2))
+    smtp_server.restart()
+    transport.send(email(3))
+    assert [m.parsed()[SEND_ID_HEADER] for m in smtp_server.messages] == [
+        "send-1",
+        "send-2",
+        "send-3",
+    ]
+
+
+def test_a_server_that_is_down_is_transient_and_a_batch_gives_up_fast(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    smtp_server.stop()
+    with pytest.raises(TransientDeliveryError, match="cannot connect"):
+        transport.send(email())
+    results = transport.send_many([email(n) for n in range(20)])
+    assert all(isinstance(r, TransientDeliveryError) for r in results)
+    assert transport.connections_opened == 0
+    smtp_server.start()
+    transport.send(email())
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_silent_server_times_out_as_transient() -> None:
+    with silent_server() as (host, port):
+        transport = SMTPTransport(host, port, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(TransientDeliveryError, match="timed out"):
+            transport.send(email())
+        assert time.monotonic() - started < 2.0
+
+
+def test_an_idle_connection_is_replaced_after_max_idle(
+    smtp_server: SMTPTestServer, transport: SMTPTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smtp_module, "MAX_IDLE", 0.0)
+    transport.send(email(1))
+    time.sleep(0.01)
+    transport.send(email(2))
+    assert smtp_server.connections == 2

@@ -538,9 +538,7 @@ def import_contacts(
     records = _jsonl_records(text) if jsonl else _csv_records(text, label, report.warnings)
     expected = _estimate_rows(text, header=not jsonl)
     parser = ContactParser(stages, properties)
-    writer = _BatchWriter(
-        db, label, source or f"import:{path.name}", stages[0], on_stage_changes
-    )
+    writer = _BatchWriter(db, label, source or f"import:{path.name}", stages[0], on_stage_changes)
     warned: set[str] = set()
 
     batch: list[tuple[int, ContactInput]] = []

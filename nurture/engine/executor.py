@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from nurture.contacts import ContactView
 from nurture.definitions import model as m
 from nurture.expressions import Expression, ExpressionError
+from nurture.lifecycle import at_or_beyond
 
 Status = Literal["active", "waiting", "completed", "exited"]
 
@@ -169,12 +170,7 @@ def exit_reason(workflow: m.Workflow, inputs: Inputs, contact: ContactView) -> s
     """Why this enrollment must end now, if it must: checked before every step."""
     if inputs.suppressed:
         return inputs.suppressed
-    stage = contact.get("stage")
-    if (
-        stage in inputs.stages
-        and inputs.prospect_stage in inputs.stages
-        and inputs.stages.index(stage) >= inputs.stages.index(inputs.prospect_stage)
-    ):
+    if at_or_beyond(contact.get("stage"), inputs.prospect_stage, inputs.stages):
         return "prospect"
     if workflow.exit_when is not None and _test(
         workflow.exit_when, inputs.expression_context(contact)

@@ -239,7 +239,15 @@ class Send(Base):
     """
 
     __tablename__ = "sends"
-    __table_args__ = (Index("ix_sends_contact_id_claimed_at", "contact_id", "claimed_at"),)
+    __table_args__ = (
+        Index("ix_sends_contact_id_claimed_at", "contact_id", "claimed_at"),
+        Index(
+            "ix_sends_due",
+            "next_attempt_at",
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     claim_key: Mapped[str] = mapped_column(unique=True)
@@ -257,6 +265,12 @@ class Send(Base):
     error: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime] = mapped_column(default=clock.now)
     sent_at: Mapped[datetime | None]
+    #: Delivery attempts so far; transient failures retry with backoff up to a limit.
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: When delivery is due (again); NULL once sent, failed or skipped.
+    next_attempt_at: Mapped[datetime | None]
+    #: Held by the worker delivering it; an expired lease means the worker died.
+    lease_until: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -156,6 +156,9 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         _ts("claimed_at"),
         _ts("sent_at", nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        _ts("next_attempt_at", nullable=True),
+        _ts("lease_until", nullable=True),
         sa.ForeignKeyConstraint(
             ["enrollment_id"],
             ["enrollments.id"],
@@ -166,6 +169,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("claim_key", name=op.f("uq_sends_claim_key")),
     )
     op.create_index("ix_sends_contact_id_claimed_at", "sends", ["contact_id", "claimed_at"])
+    op.create_index(
+        "ix_sends_due",
+        "sends",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    )
     op.create_table(
         "events",
         _id(),

@@ -1,0 +1,202 @@
+"""Delivering claimed sends: last checks, render, transport, record the outcome.
+
+A send row is claimed before any mail leaves (see `store.work.claim_sends`).
+Delivery leases the row, checks once more that this person may still be
+emailed — they may have unsubscribed, bounced or become a prospect since the
+claim — renders with the contact's current data, hands the message to the
+transport and records the outcome. A transient failure (SMTP 4xx, a dropped
+connection) puts the row back with a later `next_attempt_at`, backing off up
+to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.definitions.loader import Project
+from nurture.engine.records import Record, Recorder
+from nurture.errors import TemplateError
+from nurture.lifecycle import at_or_beyond, suppression_reason
+from nurture.rendering import TemplateLibrary, email_context
+from nurture.store import work
+from nurture.store.models import Contact, Enrollment, Send
+from nurture.tokens import Signer
+from nurture.transports import (
+    MAX_ATTEMPTS,
+    Delivery,
+    DeliveryError,
+    OutgoingEmail,
+    Transport,
+    retry_delay,
+)
+
+SEND_LEASE = timedelta(minutes=5)
+
+
+def block_reason(
+    contact: Contact, enrollment: Enrollment | None, stages: Sequence[str], prospect_stage: str
+) -> str | None:
+    """Why this contact must not get a nurture email now, or None."""
+    reason = contact_block(contact)
+    if reason is not None:
+        return reason
+    if at_or_beyond(contact.stage or stages[0], prospect_stage, stages):
+        return "prospect"
+    if enrollment is not None and enrollment.status == "exited":
+        return f"exited:{enrollment.exit_reason}"
+    return None
+
+
+def contact_block(contact: Contact) -> str | None:
+    return suppression_reason(
+        contact.suppressed_at is not None, contact.suppression_reason, contact.consent_status
+    )
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds the signed links every email carries."""
+
+    signer: Signer
+    base_url: str
+
+    def unsubscribe(self, send_id: int) -> str:
+        return f"{self.base_url}/u/{self.signer.sign('unsubscribe', {'s': send_id})}"
+
+    def view_in_browser(self, send_id: int) -> str:
+        return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
+
+
+class Deliverer:
+    def __init__(
+        self,
+        project: Project,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        links: Links,
+        record: Recorder,
+    ) -> None:
+        self._project = project
+        self._sessions = sessions
+        self._transport = transport
+        self._links = links
+        self._record = record
+        self._templates = TemplateLibrary(project.templates_dir)
+
+    def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
+        """Deliver the given sends (or the oldest due ones); returns how many left."""
+        with self._sessions.begin() as session:
+            leased = work.lease_sends(session, now, SEND_LEASE, send_ids, limit=limit)
+            if not leased:
+                return 0
+            sends = work.load_sends(session, leased)
+            contacts = work.contacts_by_id(session, {s.contact_id for s in sends})
+            enrollments = {
+                e.id: e
+                for e in work.load_enrollments(
+                    session, {s.enrollment_id for s in sends if s.enrollment_id is not None}
+                )
+            }
+            session.expunge_all()
+        outcomes: list[dict[str, Any]] = []
+        outgoing: list[tuple[Send, Contact, OutgoingEmail]] = []
+        config = self._project.config
+        for send in sends:
+            contact = contacts[send.contact_id]
+            enrollment = enrollments.get(send.enrollment_id) if send.enrollment_id else None
+            reason = block_reason(contact, enrollment, config.stages, config.prospect_stage)
+            if reason is not None:
+                outcomes.append(self._finished(send, "skipped", error=reason))
+                self._emit(now, "skip", send, contact, {"reason": reason})
+                continue
+            try:
+                email = self._compose(send, contact, now)
+            except TemplateError as exc:
+                outcomes.append(self._finished(send, "failed", error=str(exc)))
+                self._emit(now, "fail", send, contact, {"reason": "template", "error": str(exc)})
+                continue
+            outgoing.append((send, contact, email))
+        results = self._transport.send_many([email for _, _, email in outgoing])
+        for (send, contact, email), result in zip(outgoing, results, strict=True):
+            outcomes.append(self._outcome(send, contact, email, result, now))
+        with self._sessions.begin() as session:
+            work.finish_sends(session, outcomes)
+        return len(leased)
+
+    def _compose(self, send: Send, contact: Contact, now: datetime) -> OutgoingEmail:
+        config = self._project.config
+        view = contact.view(config.stages, config.properties)
+        unsubscribe = self._links.unsubscribe(send.id)
+        context = email_context(
+            view,
+            unsubscribe_url=unsubscribe,
+            view_in_browser_url=self._links.view_in_browser(send.id),
+            now=now,
+        )
+        rendered = self._templates.render(send.template, context)
+        sending = config.sending
+        return OutgoingEmail(
+            send_id=str(send.id),
+            from_address=sending.from_address,
+            to=contact.email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            reply_to=sending.reply_to,
+            headers={"List-Unsubscribe": f"<{unsubscribe}>"},
+        )
+
+    def _outcome(
+        self,
+        send: Send,
+        contact: Contact,
+        email: OutgoingEmail,
+        result: Delivery | DeliveryError,
+        now: datetime,
+    ) -> dict[str, Any]:
+        if isinstance(result, Delivery):
+            self._emit(
+                now, "send", send, contact, {"template": send.template, "subject": email.subject}
+            )
+            return {
+                **self._finished(send, "sent"),
+                "message_id": result.message_id,
+                "subject": email.subject,
+                "sent_at": result.accepted_at,
+            }
+        if result.transient and send.attempts < MAX_ATTEMPTS:
+            retry_at = now + retry_delay(send.attempts)
+            self._emit(
+                now, "retry", send, contact, {"error": str(result), "at": retry_at.isoformat()}
+            )
+            return {
+                "send_id": send.id,
+                "status": "claimed",
+                "error": str(result),
+                "next_attempt_at": retry_at,
+                "lease_until": None,
+            }
+        self._emit(now, "fail", send, contact, {"reason": "delivery", "error": str(result)})
+        return self._finished(send, "failed", error=str(result))
+
+    @staticmethod
+    def _finished(send: Send, status: str, error: str | None = None) -> dict[str, Any]:
+        return {
+            "send_id": send.id,
+            "status": status,
+            "error": error,
+            "next_attempt_at": None,
+            "lease_until": None,
+        }
+
+    def _emit(
+        self, now: datetime, kind: str, send: Send, contact: Contact, details: Mapping[str, Any]
+    ) -> None:
+        self._record(
+            Record(now, kind, contact.id, contact.email, send.workflow, send.step, dict(details))
+        )

@@ -1,0 +1,24 @@
+"""Build a ready engine from settings: project, database, transport, signing key."""
+
+from __future__ import annotations
+
+from nurture.engine.records import Recorder, discard
+from nurture.engine.service import Engine, EngineOptions
+from nurture.runtime import Runtime
+from nurture.settings import Settings
+from nurture.tokens import Signer
+from nurture.transports import Transport, transport_from_settings
+
+
+def build_engine(
+    settings: Settings, transport: Transport | None = None, record: Recorder = discard
+) -> Engine:
+    runtime = Runtime(settings, settings.project_dir)
+    return Engine(
+        runtime.project,
+        runtime.sessions,
+        transport or transport_from_settings(settings),
+        Signer(settings.signing_key()),
+        EngineOptions(base_url=settings.base_url),
+        record=record,
+    )

@@ -1,0 +1,77 @@
+"""The scheduler: find due work in the database and hand it to workers.
+
+It never executes a step itself. Each tick leases due enrollments in batches
+(a lease, not a lock: a worker that dies lets the lease expire and the work is
+found again) and dispatches one message per batch, then does the same for sends
+due again (retries, and those orphaned by a dead worker). Several schedulers
+are safe: claims are row-level (`SKIP LOCKED` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from nurture.engine.service import Engine
+
+log = logging.getLogger("nurture.scheduler")
+
+Dispatch = Callable[[Sequence[int]], None]
+
+
+@dataclass
+class TickReport:
+    enrollments: int = 0
+    sends: int = 0
+    batches: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        dispatch_advance: Dispatch,
+        dispatch_deliver: Dispatch,
+        *,
+        interval: float = 1.0,
+        max_batches: int = 50,
+    ) -> None:
+        self.engine = engine
+        self.dispatch_advance = dispatch_advance
+        self.dispatch_deliver = dispatch_deliver
+        self.interval = interval
+        self.max_batches = max_batches
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        for _ in range(self.max_batches):
+            ids = self.engine.claim_due()
+            if not ids:
+                break
+            self.dispatch_advance(ids)
+            report.enrollments += len(ids)
+            report.batches += 1
+            if len(ids) < self.engine.options.batch_size:
+                break
+        sends = self.engine.claim_due_sends()
+        if sends:
+            self.dispatch_deliver(sends)
+            report.sends = len(sends)
+        return report
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set; a tick that filled every batch goes again at once."""
+        log.info("scheduler started (interval %.1fs)", self.interval)
+        while not stop.is_set():
+            try:
+                report = self.tick()
+            except Exception:  # a database blip must not kill the scheduler
+                log.exception("scheduler tick failed; retrying")
+                stop.wait(min(self.interval * 5, 30))
+                continue
+            if report.enrollments or report.sends:
+                log.info("dispatched %d enrollments, %d sends", report.enrollments, report.sends)
+            if report.batches < self.max_batches:
+                stop.wait(self.interval)

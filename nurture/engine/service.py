@@ -1,0 +1,342 @@
+"""The engine: claim due enrollments, decide, persist the decision, deliver.
+
+One `Engine` serves the Dramatiq actors, `nurture run`, `simulate` and the
+tests: the same code path everywhere (DESIGN.md: "the same code paths, not a
+second implementation"). A batch of enrollments is advanced in one
+transaction: load, run the pure executor on each, write each new state with
+an optimistic check (another worker may have advanced it first), apply the
+effects, claim the sends — then, after commit, deliver those sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions import model as m
+from nurture.definitions.loader import Project
+from nurture.definitions.workflow import parse_workflow
+from nurture.engine import executor as ex
+from nurture.engine.delivery import SEND_LEASE, Deliverer, Links, contact_block
+from nurture.engine.enrollment import Enroller, Trigger, VersionIds
+from nurture.engine.records import Record, Recorder, discard
+from nurture.store import work
+from nurture.store.models import Contact, Enrollment, Event, ScoreEntry
+from nurture.tokens import Signer
+from nurture.transports import Transport
+
+ENROLLMENT_LEASE = timedelta(minutes=2)
+
+
+@dataclass
+class EngineOptions:
+    base_url: str = "http://localhost:8000"
+    enrollment_lease: timedelta = ENROLLMENT_LEASE
+    send_lease: timedelta = SEND_LEASE
+    batch_size: int = 200
+
+
+@dataclass
+class AdvanceReport:
+    advanced: int = 0
+    conflicts: int = 0
+    sends: list[int] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        project: Project,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        signer: Signer,
+        options: EngineOptions | None = None,
+        record: Recorder = discard,
+    ) -> None:
+        self.project = project
+        self.sessions = sessions
+        self.transport = transport
+        self.options = options or EngineOptions()
+        self.record = record
+        self.version_ids = VersionIds()
+        self.enroller = Enroller(project, self.version_ids, record)
+        self.deliverer = Deliverer(
+            project, sessions, transport, Links(signer, self.options.base_url), record
+        )
+        self._by_version: dict[int, m.Workflow | None] = {}
+
+    # -- enrollment ---------------------------------------------------------------
+
+    def on_stage_changes(
+        self, session: Session, changes: Sequence[tuple[int, str | None, str]]
+    ) -> None:
+        """Import hook: contacts that entered a stage enter its workflows."""
+        now = clock.now()
+        triggers: dict[int, list[Trigger]] = {}
+        for contact_id, _from_stage, to_stage in changes:
+            triggers.setdefault(contact_id, []).append(Trigger(stage=to_stage, changed=True))
+        contacts = work.contacts_by_id(session, triggers)
+        self.enroller.enroll(session, triggers, contacts, now)
+
+    # -- scheduling ----------------------------------------------------------------
+
+    def claim_due(self, now: datetime | None = None, limit: int | None = None) -> list[int]:
+        """Lease due enrollments (the scheduler's half of a tick)."""
+        with self.sessions.begin() as session:
+            return work.claim_due_enrollments(
+                session,
+                now or clock.now(),
+                limit or self.options.batch_size,
+                self.options.enrollment_lease,
+            )
+
+    def claim_due_sends(self, now: datetime | None = None, limit: int | None = None) -> list[int]:
+        """Sends due again (retries, or orphaned by a dead worker): their ids, not leased.
+
+        The delivering worker leases them itself; see `Deliverer.deliver`.
+        """
+        from sqlalchemy import select
+
+        from nurture.store.models import Send
+
+        moment = now or clock.now()
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Send.id)
+                    .where(
+                        Send.status == "claimed",
+                        Send.next_attempt_at <= moment,
+                        (Send.lease_until.is_(None)) | (Send.lease_until < moment),
+                    )
+                    .order_by(Send.next_attempt_at)
+                    .limit(limit or self.options.batch_size)
+                )
+            )
+
+    # -- advancing ------------------------------------------------------------------
+
+    def advance(self, enrollment_ids: Sequence[int], deliver: bool = True) -> AdvanceReport:
+        """Advance these enrollments as far as they go now; deliver what they send."""
+        now = clock.now()
+        report = AdvanceReport()
+        with self.sessions.begin() as session:
+            enrollments = work.load_enrollments(session, enrollment_ids)
+            contacts = work.contacts_by_id(session, {e.contact_id for e in enrollments})
+            events = work.events_since(session, _waiting_since(enrollments))
+            claims: list[dict[str, Any]] = []
+            for enrollment in enrollments:
+                contact = contacts.get(enrollment.contact_id)
+                if contact is None or enrollment.status in ("completed", "exited"):
+                    continue
+                decision = self._decide(session, enrollment, contact, events, now)
+                if not self._save(session, enrollment, decision):
+                    report.conflicts += 1
+                    continue
+                report.advanced += 1
+                claims += self._apply(session, enrollment, contact, decision, now)
+            claimed = work.claim_sends(session, claims)
+            report.sends = list(claimed.values())
+        if deliver and report.sends:
+            self.deliverer.deliver(report.sends, now)
+        return report
+
+    def deliver(self, send_ids: Sequence[int] | None = None) -> int:
+        return self.deliverer.deliver(send_ids, clock.now())
+
+    def workflow(self, session: Session, enrollment: Enrollment) -> m.Workflow | None:
+        """The definition this enrollment runs: the version it started on."""
+        version = enrollment.workflow_version_id
+        if version not in self._by_version:
+            current = self.project.workflows.get(enrollment.workflow)
+            if current is not None and self.version_ids(session, current) == version:
+                self._by_version[version] = current
+            else:
+                sources = work.workflow_version_sources(session, [version])
+                name, source = sources[version]
+                parsed, _problems = parse_workflow(
+                    source, f"<{name} version {version}>", self.project.config
+                )
+                self._by_version[version] = parsed
+        return self._by_version[version]
+
+    def _decide(
+        self,
+        session: Session,
+        enrollment: Enrollment,
+        contact: Contact,
+        events: Mapping[int, list[Event]],
+        now: datetime,
+    ) -> ex.Decision:
+        workflow = self.workflow(session, enrollment)
+        state = state_of(enrollment)
+        if workflow is None or (state.step is not None and state.step not in workflow.step_ids):
+            ended = ex.EnrollmentState(
+                step=state.step,
+                visit=state.visit,
+                status="exited",
+                exit_reason="definition-invalid",
+            )
+            return ex.Decision(
+                ended, trace=(ex.Trace("exit", state.step, {"reason": "definition-invalid"}),)
+            )
+        config = self.project.config
+        inputs = ex.Inputs(
+            contact=contact.view(config.stages, config.properties),
+            now=now,
+            stages=config.stages,
+            prospect_stage=config.prospect_stage,
+            events=[_event_view(e) for e in events.get(contact.id, ())],
+            timezone=contact.timezone or config.sending.default_timezone,
+            suppressed=contact_block(contact),
+        )
+        return ex.advance(workflow, state, inputs)
+
+    def _save(self, session: Session, enrollment: Enrollment, decision: ex.Decision) -> bool:
+        state = decision.state
+        waiting = (
+            {
+                "since": state.waiting_since.isoformat() if state.waiting_since else None,
+                "until": state.wait_until.isoformat() if state.wait_until else None,
+            }
+            if state.status == "waiting"
+            else None
+        )
+        values: dict[str, Any] = {
+            "step": state.step,
+            "visit": state.visit,
+            "status": state.status,
+            "waiting_for": waiting,
+            "next_run_at": decision.next_run_at,
+            "lease_until": None,
+        }
+        if state.ended:
+            values |= {"ended_at": clock.now(), "exit_reason": state.exit_reason}
+        return work.save_enrollment(
+            session,
+            enrollment.id,
+            expected_visit=enrollment.visit,
+            expected_step=enrollment.step,
+            values=values,
+        )
+
+    def _apply(
+        self,
+        session: Session,
+        enrollment: Enrollment,
+        contact: Contact,
+        decision: ex.Decision,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """Write a decision's effects; returns the send claims to insert."""
+        claims = []
+        for effect in decision.effects:
+            if isinstance(effect, ex.SendEmail):
+                claims.append(
+                    {
+                        "claim_key": f"{enrollment.id}:{effect.step}:{effect.visit}",
+                        "enrollment_id": enrollment.id,
+                        "contact_id": contact.id,
+                        "workflow": enrollment.workflow,
+                        "step": effect.step,
+                        "template": effect.template,
+                        "status": "claimed",
+                        "claimed_at": now,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        # Unleased: whoever leases it first (this worker, just after
+                        # commit, or a scheduler) delivers it; `lease_sends` is atomic.
+                        "lease_until": None,
+                    }
+                )
+            elif isinstance(effect, ex.SetFields):
+                _set_fields(contact, effect)
+            elif isinstance(effect, ex.AddScore):
+                contact.score = contact.score + effect.points
+                session.add(
+                    ScoreEntry(
+                        contact_id=contact.id,
+                        ledger_key=f"step:{enrollment.id}:{effect.step}:{effect.visit}",
+                        rule=f"{enrollment.workflow}/{effect.step}",
+                        kind="manual",
+                        points=effect.points,
+                        score_after=contact.score,
+                        at=now,
+                    )
+                )
+        for trace in decision.trace:
+            if trace.kind in _RECORDED_TRACES:
+                kind = _RECORDED_TRACES[trace.kind]
+                self.record(
+                    Record(
+                        now,
+                        kind,
+                        contact.id,
+                        contact.email,
+                        enrollment.workflow,
+                        trace.step,
+                        dict(trace.detail),
+                    )
+                )
+        return claims
+
+
+#: Executor traces that become records (simulate's timeline), under their record kind.
+_RECORDED_TRACES = {
+    "exit": "exit",
+    "defer": "skip",
+    "wait": "wait",
+    "wait_for": "wait_for",
+    "event": "resume",  # a wait_for ended by its event
+    "timeout": "timeout",
+}
+
+
+def state_of(enrollment: Enrollment) -> ex.EnrollmentState:
+    waiting = enrollment.waiting_for or {}
+    return ex.EnrollmentState(
+        step=enrollment.step,
+        visit=enrollment.visit,
+        status=enrollment.status,  # type: ignore[arg-type]
+        waiting_since=_parse(waiting.get("since")),
+        wait_until=_parse(waiting.get("until")),
+        exit_reason=enrollment.exit_reason,
+    )
+
+
+def _parse(value: str | None) -> datetime | None:
+    return clock.as_utc(datetime.fromisoformat(value)) if value else None
+
+
+def _waiting_since(enrollments: Sequence[Enrollment]) -> dict[int, datetime]:
+    since: dict[int, datetime] = {}
+    for enrollment in enrollments:
+        moment = _parse((enrollment.waiting_for or {}).get("since"))
+        if moment is not None:
+            current = since.get(enrollment.contact_id)
+            since[enrollment.contact_id] = moment if current is None else min(current, moment)
+    return since
+
+
+def _event_view(event: Event) -> ex.EventView:
+    return ex.EventView(event.event_id, event.type, event.at, event.properties)
+
+
+_CONTACT_FIELDS = ("first_name", "last_name", "company", "timezone", "owner")
+
+
+def _set_fields(contact: Contact, effect: ex.SetFields) -> None:
+    properties = dict(contact.properties)
+    for key, value in effect.properties.items():
+        if key in _CONTACT_FIELDS:
+            setattr(contact, key, value)
+        else:
+            properties[key] = value
+    contact.properties = properties
+    tags = [t for t in contact.tags if t not in effect.remove_tags]
+    contact.tags = tags + [t for t in effect.add_tags if t not in tags]

@@ -1,0 +1,308 @@
+"""The engine's named queries: claiming due work, enrollment state, the send ledger.
+
+Claims are single `UPDATE … RETURNING` statements: on PostgreSQL the inner
+SELECT takes `FOR UPDATE SKIP LOCKED`, so schedulers on several machines split
+the due rows between them instead of queueing behind each other; on SQLite,
+where writers are serialised anyway, the statement is atomic as it stands.
+Both order by `next_run_at` over a partial index, so a claim costs what is
+due, not what is waiting.
+
+Nothing here commits; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nurture.store.models import Contact, Enrollment, Event, Send, WorkflowVersion
+
+_enrollments = cast(Table, Enrollment.__table__)
+_sends = cast(Table, Send.__table__)
+
+
+# --- workflow versions ----------------------------------------------------------
+
+
+def workflow_version_id(session: Session, name: str, content_hash: str, source: str) -> int:
+    """The id of this exact workflow content, stored on first use."""
+    found = session.scalar(
+        select(WorkflowVersion.id).where(
+            WorkflowVersion.name == name, WorkflowVersion.content_hash == content_hash
+        )
+    )
+    if found is not None:
+        return found
+    table = cast(Table, WorkflowVersion.__table__)
+    values = {"name": name, "content_hash": content_hash, "source": source}
+    statement = _insert_ignore(session, table, values, ["name", "content_hash"])
+    session.execute(statement)
+    return session.scalars(
+        select(WorkflowVersion.id).where(
+            WorkflowVersion.name == name, WorkflowVersion.content_hash == content_hash
+        )
+    ).one()
+
+
+def workflow_version_sources(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    rows = session.execute(
+        select(WorkflowVersion.id, WorkflowVersion.name, WorkflowVersion.source).where(
+            WorkflowVersion.id.in_(set(ids))
+        )
+    )
+    return {row.id: (row.name, row.source) for row in rows}
+
+
+def _insert_ignore(
+    session: Session,
+    table: Table,
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    conflict: list[str],
+) -> Any:
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(values).on_conflict_do_nothing(index_elements=conflict)
+
+
+# --- enrollments --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PastEnrollment:
+    contact_id: int
+    workflow: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def enrollments_for(
+    session: Session, contact_ids: Iterable[int], workflows: Iterable[str]
+) -> list[PastEnrollment]:
+    """Existing enrollments, for the re-enrollment rules."""
+    rows = session.execute(
+        select(
+            Enrollment.contact_id,
+            Enrollment.workflow,
+            Enrollment.status,
+            Enrollment.started_at,
+            Enrollment.ended_at,
+        ).where(
+            Enrollment.contact_id.in_(set(contact_ids)), Enrollment.workflow.in_(set(workflows))
+        )
+    )
+    return [PastEnrollment(*row) for row in rows]
+
+
+def insert_enrollments(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(_enrollments.insert(), list(rows))
+
+
+def claim_due_enrollments(
+    session: Session, now: datetime, limit: int, lease: timedelta
+) -> list[int]:
+    """Lease up to `limit` due enrollments; returns their ids, oldest due first."""
+    due = (
+        select(Enrollment.id)
+        .where(
+            Enrollment.next_run_at <= now,
+            or_(Enrollment.lease_until.is_(None), Enrollment.lease_until < now),
+        )
+        .order_by(Enrollment.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Enrollment)
+        .where(Enrollment.id.in_(due.scalar_subquery()))
+        .values(lease_until=now + lease)
+        .returning(Enrollment.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(statement))
+
+
+def load_enrollments(session: Session, ids: Iterable[int]) -> list[Enrollment]:
+    return list(session.scalars(select(Enrollment).where(Enrollment.id.in_(set(ids)))))
+
+
+def save_enrollment(
+    session: Session,
+    enrollment_id: int,
+    *,
+    expected_visit: int,
+    expected_step: str | None,
+    values: Mapping[str, Any],
+) -> bool:
+    """Write a decision's state, unless another worker advanced it first (then False)."""
+    step_matches = (
+        Enrollment.step.is_(None) if expected_step is None else Enrollment.step == expected_step
+    )
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment_id, Enrollment.visit == expected_visit, step_matches)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(cast(Any, result).rowcount)
+
+
+def wake_contact(session: Session, contact_id: int, now: datetime) -> int:
+    """Make a contact's waiting enrollments due now: an event may end a wait or an enrollment."""
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.contact_id == contact_id,
+            Enrollment.next_run_at.is_not(None),
+            Enrollment.next_run_at > now,
+        )
+        .values(next_run_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(Any, result).rowcount)
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """The earliest moment any enrollment or send is due: where `simulate` jumps next."""
+    enrollment = session.scalar(
+        select(Enrollment.next_run_at)
+        .order_by(Enrollment.next_run_at)
+        .where(Enrollment.next_run_at.is_not(None))
+        .limit(1)
+    )
+    send = session.scalar(
+        select(Send.next_attempt_at)
+        .order_by(Send.next_attempt_at)
+        .where(Send.next_attempt_at.is_not(None))
+        .limit(1)
+    )
+    moments = [moment for moment in (enrollment, send) if moment is not None]
+    return min(moments) if moments else None
+
+
+# --- contacts and events ----------------------------------------------------------
+
+
+def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
+    return {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(set(ids))))}
+
+
+def events_since(
+    session: Session, since_by_contact: Mapping[int, datetime]
+) -> dict[int, list[Event]]:
+    """Each contact's events from its own `since` on, for `wait_for` matching."""
+    if not since_by_contact:
+        return {}
+    earliest = min(since_by_contact.values())
+    rows = session.scalars(
+        select(Event)
+        .where(Event.contact_id.in_(set(since_by_contact)), Event.at >= earliest)
+        .order_by(Event.at)
+    )
+    found: dict[int, list[Event]] = {}
+    for event in rows:
+        assert event.contact_id is not None
+        if event.at >= since_by_contact[event.contact_id]:
+            found.setdefault(event.contact_id, []).append(event)
+    return found
+
+
+# --- the send ledger -------------------------------------------------------------------
+
+
+def claim_sends(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Insert send claims; returns claim key → id for the rows *this* call inserted.
+
+    A claim key that already exists (a retried message, a racing worker) is
+    silently skipped: that email was claimed before, and is not ours to send.
+    """
+    if not rows:
+        return {}
+    statement = _insert_ignore(session, _sends, list(rows), ["claim_key"]).returning(
+        _sends.c.claim_key, _sends.c.id
+    )
+    return {row.claim_key: row.id for row in session.execute(statement)}
+
+
+def lease_sends(
+    session: Session,
+    now: datetime,
+    lease: timedelta,
+    ids: Iterable[int] | None = None,
+    limit: int = 500,
+) -> list[int]:
+    """Lease sends due for delivery (the given ones, or the oldest due); counts an attempt."""
+    due = and_(
+        Send.status == "claimed",
+        Send.next_attempt_at <= now,
+        or_(Send.lease_until.is_(None), Send.lease_until < now),
+    )
+    if ids is not None:
+        target = Send.id.in_(set(ids))
+    else:
+        target = Send.id.in_(
+            select(Send.id)
+            .where(due)
+            .order_by(Send.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    statement = (
+        update(Send)
+        .where(target, due)
+        .values(lease_until=now + lease, attempts=Send.attempts + 1)
+        .returning(Send.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(statement))
+
+
+def load_sends(session: Session, ids: Iterable[int]) -> list[Send]:
+    return list(session.scalars(select(Send).where(Send.id.in_(set(ids))).order_by(Send.id)))
+
+
+def finish_sends(session: Session, outcomes: Sequence[Mapping[str, Any]]) -> None:
+    """Record delivery outcomes: each mapping has `send_id` and the columns to set."""
+    by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for outcome in outcomes:
+        columns = tuple(sorted(k for k in outcome if k != "send_id"))
+        by_columns.setdefault(columns, []).append(outcome)
+    for columns, group in by_columns.items():
+        statement = (
+            update(_sends)
+            .where(_sends.c.id == bindparam("send_id"))
+            .values({column: bindparam(column) for column in columns})
+        )
+        session.execute(statement, [dict(row) for row in group])
+
+
+def recent_send_times(
+    session: Session, contact_ids: Iterable[int], since: datetime
+) -> dict[int, list[datetime]]:
+    """When each contact was last emailed (claimed or sent), for frequency caps."""
+    rows = session.execute(
+        select(Send.contact_id, Send.claimed_at).where(
+            Send.contact_id.in_(set(contact_ids)),
+            Send.claimed_at >= since,
+            Send.status.in_(("claimed", "sent")),
+        )
+    )
+    found: dict[int, list[datetime]] = {}
+    for contact_id, at in rows:
+        found.setdefault(contact_id, []).append(at)
+    return found
+
+
+def record_event(session: Session, row: Mapping[str, Any]) -> bool:
+    """Insert an event unless its id was seen before; True when it is new."""
+    table = cast(Table, Event.__table__)
+    statement = _insert_ignore(session, table, dict(row), ["event_id"]).returning(table.c.id)
+    return session.execute(statement).first() is not None

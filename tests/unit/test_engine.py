@@ -1,0 +1,355 @@
+"""The engine on embedded SQLite with the capture transport, under a controlled clock."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions.loader import Project, load_project
+from nurture.engine.enrollment import may_enroll
+from nurture.engine.records import Record
+from nurture.engine.service import Engine, EngineOptions
+from nurture.importer import import_contacts
+from nurture.ingest import Ingestor, parse_event
+from nurture.store import work
+from nurture.store.models import Contact, Enrollment, Send
+from nurture.tokens import Signer
+from nurture.transports import CaptureTransport
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
+
+CONFIG = """\
+stages: [subscriber, lead, mql, sql]
+prospect_stage: sql
+properties: {industry: string}
+sending:
+  from: "Équipe Exemple <bonjour@example.com>"
+  reply_to: ventes@example.com
+"""
+LEAD = """\
+name: lead-nurture
+enroll: {stage: lead}
+steps:
+  - send: lead/welcome
+  - wait: 2d
+  - id: guide
+    send: lead/guide
+  - wait_for: {event: email.clicked, match: "event.step == 'guide'", timeout: 5d}
+    on_event: thanks
+  - exit: no-click
+  - id: thanks
+    send: lead/thanks
+"""
+TEMPLATE = """\
+---
+subject: "{subject} pour {{{{ contact.company }}}}"
+---
+<mjml><mj-body><mj-section><mj-column>
+<mj-text>Bonjour {{{{ contact.first_name }}}} ({{{{ contact.company }}}}), <a href="https://example.com/{name}">lire</a></mj-text>
+<mj-text><a href="{{{{ unsubscribe_url }}}}">Se désabonner</a></mj-text>
+</mj-column></mj-section></mj-body></mjml>
+"""
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "workflows").mkdir(parents=True)
+    (root / "templates" / "lead").mkdir(parents=True)
+    (root / "nurture.yaml").write_text(CONFIG)
+    (root / "workflows" / "lead-nurture.yaml").write_text(LEAD)
+    for name, subject in (("welcome", "Bienvenue"), ("guide", "Le guide"), ("thanks", "Merci")):
+        (root / "templates" / "lead" / f"{name}.mjml").write_text(
+            TEMPLATE.format(subject=subject, name=name)
+        )
+    return root
+
+
+class Harness:
+    def __init__(self, project: Project, sessions: sessionmaker[Session]) -> None:
+        self.clock = clock.VirtualClock(START)
+        self.transport = CaptureTransport()
+        self.records: list[Record] = []
+        self.engine = Engine(
+            project,
+            sessions,
+            self.transport,
+            Signer("k" * 32),
+            EngineOptions(base_url="https://nurture.example.com"),
+            record=self.records.append,
+        )
+        self.sessions = sessions
+
+    def at(self, moment: datetime) -> None:
+        self.clock.advance_to(moment)
+
+    def tick(self, deliver: bool = True) -> list[int]:
+        """What a scheduler tick plus a worker do: claim due work, advance it."""
+        ids = self.engine.claim_due()
+        if ids:
+            self.engine.advance(ids, deliver=deliver)
+        self.engine.deliver()
+        return ids
+
+    def import_csv(self, tmp: Path, text: str) -> None:
+        path = tmp / "contacts.csv"
+        path.write_text(text)
+        config = self.engine.project.config
+        import_contacts(
+            self.sessions,
+            path,
+            stages=config.stages,
+            properties=config.properties,
+            on_stage_changes=self.engine.on_stage_changes,
+        )
+
+    def subjects(self, to: str) -> list[str]:
+        return [m.email.subject for m in self.transport.messages if m.email.to == to]
+
+    def event(self, data: dict[str, object]) -> None:
+        with self.sessions.begin() as session:
+            Ingestor(self.engine).ingest(session, parse_event(data, now=self.clock.now()), "test")
+
+
+@pytest.fixture
+def harness(
+    project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
+) -> Iterator[Harness]:
+    h = Harness(load_project(project_dir), sessions)
+    with clock.using(h.clock):
+        h.import_csv(
+            tmp_path,
+            "email,first_name,company,stage\n"
+            "anne@example.com,Anne,Atelier <Dubreuil>,lead\n"
+            "bob@example.com,Bob,Batipro,subscriber\n",
+        )
+        yield h
+
+
+def test_a_lead_is_enrolled_and_gets_the_first_email_with_every_header(harness: Harness) -> None:
+    harness.tick()
+    assert harness.subjects("anne@example.com") == ["Bienvenue pour Atelier <Dubreuil>"]
+    assert harness.subjects("bob@example.com") == []  # no subscriber workflow here
+
+    [captured] = harness.transport.messages
+    message = message_from_bytes(captured.data, policy=default_policy)
+    assert message["From"] == "Équipe Exemple <bonjour@example.com>"
+    assert message["Reply-To"] == "ventes@example.com"
+    assert message["Subject"] == "Bienvenue pour Atelier <Dubreuil>"
+    with harness.sessions() as session:
+        send = session.scalars(select(Send)).one()
+    assert message["X-Nurture-Send-Id"] == str(send.id)
+    assert send.status == "sent" and send.message_id == message["Message-ID"]
+    assert message["List-Unsubscribe"].startswith("<https://nurture.example.com/u/")
+    html = message.get_body(("html",)).get_content()
+    assert "Atelier &lt;Dubreuil&gt;" in html
+    text = message.get_body(("plain",)).get_content()
+    assert "Bonjour Anne" in text
+
+
+def test_a_redelivered_message_never_sends_twice(harness: Harness) -> None:
+    ids = harness.engine.claim_due()
+    harness.engine.advance(ids)
+    harness.engine.advance(ids)  # the broker redelivers the same batch
+    harness.engine.claim_due()
+    assert harness.subjects("anne@example.com") == ["Bienvenue pour Atelier <Dubreuil>"]
+
+
+def test_waits_of_days_live_in_the_database(harness: Harness) -> None:
+    harness.tick()
+    with harness.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert enrollment.status == "waiting"
+    assert enrollment.next_run_at == START + timedelta(days=2)
+
+    harness.at(START + timedelta(days=1, hours=23))
+    assert harness.tick() == []
+    harness.at(START + timedelta(days=2))
+    harness.tick()
+    assert harness.subjects("anne@example.com")[-1] == "Le guide pour Atelier <Dubreuil>"
+
+
+def test_a_click_wakes_the_wait_for_at_once(harness: Harness) -> None:
+    harness.tick()
+    harness.at(START + timedelta(days=2))
+    harness.tick()
+    harness.at(START + timedelta(days=2, hours=3))
+    with harness.sessions() as session:
+        guide = session.scalars(select(Send).where(Send.step == "guide")).one()
+    harness.event(
+        {
+            "id": "c1",
+            "type": "email.clicked",
+            "at": clock.now().isoformat(),
+            "contact": {"email": "anne@example.com"},
+            "properties": {"step": "guide"},
+        }
+    )
+    with harness.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert enrollment.next_run_at == clock.now(), "the event made the enrollment due now"
+    harness.tick()
+    assert harness.subjects("anne@example.com")[-1] == "Merci pour Atelier <Dubreuil>"
+    assert guide.step == "guide"
+
+
+def test_no_click_times_out_and_completes(harness: Harness) -> None:
+    harness.tick()
+    harness.at(START + timedelta(days=2))
+    harness.tick()
+    harness.at(START + timedelta(days=7))
+    harness.tick()
+    with harness.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert (enrollment.status, enrollment.exit_reason) == ("completed", "no-click")
+    assert enrollment.next_run_at is None
+    assert len(harness.subjects("anne@example.com")) == 2
+
+
+def test_an_unsubscribe_after_the_claim_stops_the_email(harness: Harness) -> None:
+    harness.engine.advance(harness.engine.claim_due(), deliver=False)  # claimed, not yet sent
+    harness.event(
+        {
+            "id": "u1",
+            "type": "email.unsubscribed",
+            "at": clock.now().isoformat(),
+            "contact": {"email": "anne@example.com"},
+        }
+    )
+    harness.engine.deliver()
+    harness.at(START + timedelta(minutes=6))  # past the claim's lease: due again
+    harness.engine.deliver()
+    assert harness.transport.messages == []
+    with harness.sessions() as session:
+        send = session.scalars(select(Send)).one()
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert (send.status, send.error) == ("skipped", "unsubscribed")
+    harness.tick()
+    with harness.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert (enrollment.status, enrollment.exit_reason) == ("exited", "unsubscribed")
+
+
+def test_a_transient_failure_retries_later_and_a_permanent_one_does_not(harness: Harness) -> None:
+    harness.transport.fail_next(1, transient=True)
+    harness.tick()
+    with harness.sessions() as session:
+        send = session.scalars(select(Send)).one()
+    assert send.status == "claimed" and send.attempts == 1
+    assert send.next_attempt_at is not None and send.next_attempt_at > clock.now()
+    assert harness.transport.messages == []
+
+    harness.at(send.next_attempt_at)
+    harness.engine.deliver()
+    assert harness.subjects("anne@example.com") == ["Bienvenue pour Atelier <Dubreuil>"]
+
+    harness.at(START + timedelta(days=2))
+    harness.transport.fail_next(1, transient=False)
+    harness.tick()
+    with harness.sessions() as session:
+        guide = session.scalars(select(Send).where(Send.step == "guide")).one()
+    assert guide.status == "failed" and guide.next_attempt_at is None
+    harness.at(START + timedelta(days=3))
+    harness.engine.deliver()
+    assert len(harness.subjects("anne@example.com")) == 1
+
+
+def test_a_dead_workers_lease_expires_and_the_work_is_found_again(harness: Harness) -> None:
+    first = harness.engine.claim_due()
+    assert first  # claimed by a worker that then dies without advancing
+    assert harness.engine.claim_due() == []
+    harness.at(START + harness.engine.options.enrollment_lease + timedelta(seconds=1))
+    assert harness.engine.claim_due() == first
+
+
+def test_an_enrollment_keeps_the_version_it_started_on(
+    harness: Harness, project_dir: Path, sessions: sessionmaker[Session]
+) -> None:
+    harness.tick()
+    edited = (
+        (project_dir / "workflows" / "lead-nurture.yaml")
+        .read_text()
+        .replace("wait: 2d", "wait: 10d")
+    )
+    (project_dir / "workflows" / "lead-nurture.yaml").write_text(edited)
+    harness.engine = Engine(
+        load_project(project_dir),
+        sessions,
+        harness.transport,
+        Signer("k" * 32),
+        record=harness.records.append,
+    )
+    harness.at(START + timedelta(days=2))
+    harness.tick()
+    assert harness.subjects("anne@example.com")[-1] == "Le guide pour Atelier <Dubreuil>"
+
+
+def test_reaching_the_prospect_stage_mid_wait_ends_the_enrollment(harness: Harness) -> None:
+    harness.tick()
+    with harness.sessions.begin() as session:
+        anne = session.scalars(select(Contact).where(Contact.email == "anne@example.com")).one()
+        anne.stage = "sql"
+        work.wake_contact(session, anne.id, clock.now())
+    harness.tick()
+    with harness.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert (enrollment.status, enrollment.exit_reason) == ("exited", "prospect")
+    harness.at(START + timedelta(days=3))
+    harness.tick()
+    assert len(harness.subjects("anne@example.com")) == 1
+
+
+def test_reenrollment_rules() -> None:
+    now = START
+    ended = work.PastEnrollment(
+        1, "w", "completed", now - timedelta(days=100), now - timedelta(days=95)
+    )
+    active = work.PastEnrollment(1, "w", "waiting", now, None)
+    from nurture.definitions import model as m
+
+    assert may_enroll(m.Reenroll("never"), [], now)
+    assert not may_enroll(m.Reenroll("never"), [ended], now)
+    assert may_enroll(m.Reenroll("always"), [ended], now)
+    assert not may_enroll(m.Reenroll("always"), [active], now)
+    assert may_enroll(m.Reenroll("after", timedelta(days=90)), [ended], now)
+    assert not may_enroll(m.Reenroll("after", timedelta(days=120)), [ended], now)
+
+
+def test_the_example_project_simulates_deterministically(tmp_path: Path) -> None:
+    from nurture.simulate import Simulation, load_reactions
+
+    repo = Path(__file__).parents[2]
+    copy = tmp_path / "example"
+    shutil.copytree(repo / "templates", copy / "templates")
+    shutil.copytree(repo / "workflows", copy / "workflows")
+    shutil.copy(repo / "nurture.yaml", copy)
+
+    def once() -> list[dict[str, object]]:
+        simulation = Simulation(
+            load_project(copy),
+            start=START,
+            days=20,
+            seed=7,
+            reactions=load_reactions(repo / "examples" / "reactions.yaml"),
+        )
+        result = simulation.run(
+            repo / "examples" / "contacts.csv", repo / "examples" / "events.jsonl"
+        )
+        return [r.as_json() for r in result.records]
+
+    first = once()
+    assert first == once()
+    assert [line["at"] for line in first] == sorted(line["at"] for line in first)  # type: ignore[type-var]
+    kinds = {line["kind"] for line in first}
+    assert {"enroll", "send", "event"} <= kinds
+    sends = [line for line in first if line["kind"] == "send"]
+    assert all(line["workflow"] and line["step"] and line["subject"] for line in sends)

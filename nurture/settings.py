@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     base_url: str = "http://localhost:8000"
     api_keys: str = Field(default="", repr=False)
     project_dir: Path = Path(".")
+    #: How long a worker holds claimed work before another may take it over.
+    lease_seconds: float = Field(default=120.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ import dramatiq.broker
 
 from nurture.engine.broker import QUEUE, install
 from nurture.engine.service import Engine
+from nurture.errors import ConfigurationError
 from nurture.settings import get_settings
 
 # `nurture run` installs the in-process broker before importing this module;
@@ -30,11 +31,13 @@ def engine() -> Engine:
     return build_engine(get_settings())
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=5)
+#: A broken deployment (bad SMTP credentials, missing secret) is not retried:
+#: the work stays in the database and resumes once the operator fixes it.
+@dramatiq.actor(queue_name=QUEUE, max_retries=5, throws=(ConfigurationError,))
 def advance_batch(enrollment_ids: list[int]) -> None:
     engine().advance(enrollment_ids)
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=5)
+@dramatiq.actor(queue_name=QUEUE, max_retries=5, throws=(ConfigurationError,))
 def deliver_batch(send_ids: list[int]) -> None:
     engine().deliver(send_ids)

@@ -80,7 +80,9 @@ class Deliverer:
         transport: Transport,
         links: Links,
         record: Recorder,
+        lease: timedelta = SEND_LEASE,
     ) -> None:
+        self._lease = lease
         self._project = project
         self._sessions = sessions
         self._transport = transport
@@ -91,7 +93,7 @@ class Deliverer:
     def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
         """Deliver the given sends (or the oldest due ones); returns how many left."""
         with self._sessions.begin() as session:
-            leased = work.lease_sends(session, now, SEND_LEASE, send_ids, limit=limit)
+            leased = work.lease_sends(session, now, self._lease, send_ids, limit=limit)
             if not leased:
                 return 0
             sends = work.load_sends(session, leased)

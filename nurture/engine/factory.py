@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from nurture.engine.records import Recorder, discard
 from nurture.engine.service import Engine, EngineOptions
 from nurture.runtime import Runtime
@@ -19,6 +21,10 @@ def build_engine(
         runtime.sessions,
         transport or transport_from_settings(settings),
         Signer(settings.signing_key()),
-        EngineOptions(base_url=settings.base_url),
+        EngineOptions(
+            base_url=settings.base_url,
+            enrollment_lease=timedelta(seconds=settings.lease_seconds),
+            send_lease=timedelta(seconds=settings.lease_seconds),
+        ),
         record=record,
     )

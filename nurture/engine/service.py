@@ -66,7 +66,12 @@ class Engine:
         self.version_ids = VersionIds()
         self.enroller = Enroller(project, self.version_ids, record)
         self.deliverer = Deliverer(
-            project, sessions, transport, Links(signer, self.options.base_url), record
+            project,
+            sessions,
+            transport,
+            Links(signer, self.options.base_url),
+            record,
+            lease=self.options.send_lease,
         )
         self._by_version: dict[int, m.Workflow | None] = {}
 

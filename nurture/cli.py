@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nurture.definitions import model as m
-from nurture.definitions.loader import Project, read_project
+from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, Project, read_project
 from nurture.definitions.schema import SCHEMAS
 from nurture.errors import ConfigurationError, DefinitionError, NurtureError, Problem
 from nurture.settings import get_settings
@@ -104,15 +104,29 @@ def validate(
     with _reported():
         root = _project_dir(directory)
         project, problems = read_project(root)
-        if project is not None:
-            library = TemplateLibrary(project.templates_dir)
-            context = sample_context(project.config.properties, project.config.stages)
-            problems = library.check_all(context)
+        config = project.config if project else _config_only(root)
+        if config is not None:
+            # Templates need only nurture.yaml (stages, properties): check them even
+            # when a workflow is broken, so one run lists every problem.
+            library = TemplateLibrary(root / TEMPLATES_DIR)
+            problems = problems + library.check_all(
+                sample_context(config.properties, config.stages)
+            )
         if problems:
             _print_problems(problems)
             raise typer.Exit(1)
         assert project is not None
         _print_summary(project)
+
+
+def _config_only(root: Path) -> m.ProjectConfig | None:
+    from nurture.definitions.config import parse_config
+
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return None
+    config, _ = parse_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
+    return config
 
 
 def _print_summary(project: Project) -> None:

@@ -353,3 +353,22 @@ def test_the_example_project_simulates_deterministically(tmp_path: Path) -> None
     assert {"enroll", "send", "event"} <= kinds
     sends = [line for line in first if line["kind"] == "send"]
     assert all(line["workflow"] and line["step"] and line["subject"] for line in sends)
+
+
+def test_day_scale_waits_on_the_system_clock_with_freezegun(
+    project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """No virtual clock here: the engine reads the real clock, frozen and moved by freezegun."""
+    from freezegun import freeze_time
+
+    with freeze_time(START) as frozen:
+        h = Harness(load_project(project_dir), sessions)
+        with clock.using(clock.Clock()):
+            h.import_csv(tmp_path, "email,first_name,company,stage\nanne@example.com,Anne,X,lead\n")
+            h.tick()
+            frozen.tick(timedelta(days=1))
+            h.tick()
+            assert len(h.subjects("anne@example.com")) == 1
+            frozen.tick(timedelta(days=1))
+            h.tick()
+            assert h.subjects("anne@example.com") == ["Bienvenue pour X", "Le guide pour X"]

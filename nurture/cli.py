@@ -83,6 +83,13 @@ def _project_dir(project: Path | None) -> Path:
     return project if project is not None else get_settings().project_dir
 
 
+def _engine(runtime: Any) -> Any:
+    """An engine for commands that change contacts but send nothing."""
+    from nurture.engine.service import Engine
+
+    return Engine(runtime.project, runtime.sessions)
+
+
 def _runtime(project: Path | None) -> Any:
     from nurture.runtime import Runtime
 
@@ -328,6 +335,7 @@ def contacts_import(
                 properties=config.properties,
                 source=f"import:{file.name}",
                 on_progress=advance,
+                on_batch=_engine(runtime).on_import,
             )
         for problem in [*report.rejected, *report.warnings][:50]:
             typer.echo(str(problem))
@@ -343,6 +351,94 @@ def contacts_import(
         )
         if report.rejected:
             raise typer.Exit(2)
+
+
+events_app = typer.Typer(help="Events: import.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("import")
+def events_import(
+    file: Annotated[Path, typer.Argument(help="JSON Lines: one event object per line (SPEC §5).")],
+    project: ProjectDir = None,
+) -> None:
+    """Record events (idempotent by id): scores, stages and waiting workflows follow.
+
+    Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
+    """
+    from nurture import clock
+    from nurture.ingest import Ingestor, InvalidEvent, parse_event
+
+    with _reported():
+        if not file.is_file():
+            raise NurtureError(f"{file}: no such file")
+        runtime = _runtime(project)
+        ingestor = Ingestor(_engine(runtime))
+        lines = file.read_text(encoding="utf-8").splitlines()
+        problems: list[str] = []
+        counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
+        batch: list[tuple[int, Any]] = []
+
+        def flush() -> None:
+            with runtime.sessions.begin() as session:
+                outcomes = ingestor.ingest_batch(
+                    session, [e for _, e in batch], f"import:{file.name}"
+                )
+            for (number, _), outcome in zip(batch, outcomes, strict=True):
+                counts[outcome.status] += 1
+                if outcome.status == "rejected":
+                    problems.append(f"{file}:{number}: {outcome.reason}")
+            batch.clear()
+
+        with _progress(f"importing {file.name}") as advance:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    batch.append((number, parse_event(json.loads(line), now=clock.now())))
+                except json.JSONDecodeError as exc:
+                    counts["rejected"] += 1
+                    problems.append(f"{file}:{number}: not JSON ({exc.msg})")
+                except InvalidEvent as exc:
+                    counts["rejected"] += 1
+                    problems.append(f"{file}:{number}: {exc}")
+                if len(batch) >= 500:
+                    flush()
+                    advance(number, len(lines))
+            if batch:
+                flush()
+            advance(len(lines), len(lines))
+        for problem in problems[:50]:
+            typer.echo(problem)
+        if len(problems) > 50:
+            typer.echo(f"… and {len(problems) - 50} more")
+        console.print(
+            f"[green]{counts['recorded']} recorded[/green], {counts['duplicate']} duplicates "
+            f"(already recorded), {'[red]' if counts['rejected'] else ''}{counts['rejected']} "
+            f"rejected{'[/red]' if counts['rejected'] else ''}"
+        )
+        if counts["rejected"]:
+            raise typer.Exit(2)
+
+
+@app.command()
+def explain(
+    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    json_output: Annotated[bool, typer.Option("--json", help="The same, as JSON.")] = False,
+    project: ProjectDir = None,
+) -> None:
+    """Where a contact is and why: stage, score ledger, workflows, next step, emails."""
+    from nurture import clock, output
+    from nurture.explain import explain as gather
+
+    with _reported():
+        runtime = _runtime(project)
+        with runtime.sessions() as session:
+            data = gather(session, _engine(runtime), email, clock.now())
+        if json_output:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            output.print_explanation(console, data)
 
 
 @contextmanager

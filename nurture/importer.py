@@ -510,7 +510,7 @@ def import_contacts(
     properties: Mapping[str, str] | None = None,
     source: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    on_stage_changes: StageChangeHook | None = None,
+    on_batch: BatchHook | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ImportReport:
     """Import the contacts in `path`; see the module docstring for the rules.
@@ -522,10 +522,10 @@ def import_contacts(
     came from (default ``import:<file name>``; the line is appended).
     `on_progress(done, total)` is called after each batch with rows processed
     and the rows expected (exact unless quoted CSV values span lines).
-    `on_stage_changes(session, changes)` runs inside each batch's transaction
-    with that batch's ``(contact_id, from, to)`` moves, so the engine enrolls
-    contacts in the same commit that creates them: no crash can leave a new
-    lead imported but never nurtured. A new contact without a stage starts on
+    `on_batch(session, batch)` runs inside each batch's transaction with the
+    contacts it created or changed and its ``(contact_id, from, to)`` stage
+    moves, so the engine scores and enrolls contacts in the same commit that
+    creates them: no crash can leave a new lead imported but never nurtured. A new contact without a stage starts on
     the first stage of the ladder.
     Raises `ContactFileError` before writing anything if the file as a whole
     is unusable (not UTF-8, no email column).
@@ -538,7 +538,7 @@ def import_contacts(
     records = _jsonl_records(text) if jsonl else _csv_records(text, label, report.warnings)
     expected = _estimate_rows(text, header=not jsonl)
     parser = ContactParser(stages, properties)
-    writer = _BatchWriter(db, label, source or f"import:{path.name}", stages[0], on_stage_changes)
+    writer = _BatchWriter(db, label, source or f"import:{path.name}", stages[0], on_batch)
     warned: set[str] = set()
 
     batch: list[tuple[int, ContactInput]] = []
@@ -570,8 +570,16 @@ def import_contacts(
     return report
 
 
-#: Called inside an import batch's transaction with its stage moves.
-StageChangeHook = Callable[[Session, list[tuple[int, str | None, str]]], None]
+@dataclass(frozen=True)
+class ImportedBatch:
+    """What one committed-together batch changed, for the engine to react to."""
+
+    contact_ids: list[int]  # created or updated
+    stage_changes: list[tuple[int, str | None, str]]  # (contact_id, from, to)
+
+
+#: Called inside each import batch's transaction.
+BatchHook = Callable[[Session, ImportedBatch], None]
 
 
 @dataclass
@@ -592,10 +600,10 @@ class _BatchWriter:
         label: str,
         source: str,
         first_stage: str,
-        on_stage_changes: StageChangeHook | None,
+        on_batch: BatchHook | None,
     ) -> None:
         self._first_stage = first_stage
-        self._on_stage_changes = on_stage_changes
+        self._on_batch = on_batch
         self._db = db
         self._label = label
         self._source = source
@@ -664,7 +672,7 @@ class _BatchWriter:
                 dirty.setdefault(email, set()).update(changes)
 
         queries.insert_contacts(session, list(new.values()))
-        ids = queries.contact_ids_by_email(session, {e for e, *_ in moves if e in new})
+        ids = queries.contact_ids_by_email(session, set(new))
         queries.update_contacts(
             session,
             (
@@ -688,8 +696,10 @@ class _BatchWriter:
                 }
             )
         queries.insert_stage_history(session, history)
-        if self._on_stage_changes is not None and outcome.stage_changes:
-            self._on_stage_changes(session, outcome.stage_changes)
+        if self._on_batch is not None:
+            changed = [ids[e] for e in new] + [state[e]["id"] for e in dirty]
+            if changed:
+                self._on_batch(session, ImportedBatch(changed, list(outcome.stage_changes)))
         return outcome
 
     def _new_row(self, contact: ContactInput, line: int, now: datetime) -> dict[str, Any]:

@@ -12,7 +12,7 @@ feedback: an unsubscribe, a complaint or a hard bounce stops all email at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from nurture import clock
 from nurture.definitions.base import parse_duration
+from nurture.engagement import StageMove, end_nurture
 from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
 from nurture.engine.records import Record
@@ -30,7 +31,7 @@ from nurture.errors import NurtureError
 from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
 from nurture.importer import is_valid_email
 from nurture.store import work
-from nurture.store.models import Contact, Event
+from nurture.store.models import Contact
 
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
 
@@ -116,99 +117,183 @@ def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
 
 
 @dataclass(frozen=True)
-class Ingested:
-    recorded: bool  # False: the same id was seen before
-    contact_id: int | None
+class Outcome:
+    """What happened to one event of a batch."""
+
+    status: str  # recorded / duplicate / rejected
+    reason: str | None = None
+    contact_id: int | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.status == "recorded"
 
 
 class Ingestor:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def ingest(self, session: Session, event: IncomingEvent, source: str) -> Ingested:
-        """Record `event` in the caller's transaction; a duplicate id changes nothing."""
-        now = clock.now()
-        contact = self._contact(session, event, source, now)
-        row = {
-            "event_id": event.id,
-            "type": event.type,
-            "at": event.at,
-            "contact_id": contact.id,
-            "properties": dict(event.properties),
-            "raw": event.raw,
-            "source": source,
-            "received_at": now,
-        }
-        if not work.record_event(session, row):
-            return Ingested(False, contact.id)
-        self._consequences(contact, event, now)
-        work.wake_contact(session, contact.id, now)
-        view = EventView(event.id, event.type, event.at, event.properties)
-        self._engine.enroller.enroll(
-            session, {contact.id: [Trigger(event=view)]}, {contact.id: contact}, now
-        )
-        self._engine.record(
-            Record(
-                event.at,
-                "event",
-                contact.id,
-                contact.email,
-                details={
-                    "event": event.type,
-                    **{
-                        k: v
-                        for k, v in event.properties.items()
-                        if k in ("step", "url", "template")
-                    },
-                },
-            )
-        )
-        return Ingested(True, contact.id)
+    def ingest(self, session: Session, event: IncomingEvent, source: str) -> Outcome:
+        """One event; a refusal raises `InvalidEvent` (nothing of it was applied)."""
+        [outcome] = self.ingest_batch(session, [event], source)
+        if outcome.status == "rejected":
+            raise InvalidEvent(outcome.reason)
+        return outcome
 
-    def _contact(
-        self, session: Session, event: IncomingEvent, source: str, now: datetime
-    ) -> Contact:
-        if event.contact_id is not None:
-            found = session.get(Contact, event.contact_id)
-            if found is None:
-                raise InvalidEvent(f"no contact with id {event.contact_id}")
-            return found
-        assert event.email is not None
-        found = session.scalar(select(Contact).where(Contact.email == event.email))
-        if found is not None:
-            return found
-        if event.type in EMAIL_EVENT_TYPES:
-            raise InvalidEvent(
-                f"no contact with email {event.email!r} (email events never create one)"
+    def ingest_batch(
+        self, session: Session, events: Sequence[IncomingEvent], source: str
+    ) -> list[Outcome]:
+        """Record valid events in the caller's transaction; one outcome per event, in order.
+
+        Every check that could refuse an event happens before anything is
+        written, so a refused event leaves no trace while its neighbours go in.
+        """
+        now = clock.now()
+        contacts, outcomes = self._resolve(session, events, source, now)
+        seen: set[str] = set()
+        rows = []
+        for index, event in enumerate(events):
+            if outcomes[index] is not None:
+                continue
+            if event.id in seen:
+                outcomes[index] = Outcome("duplicate", "the same id appears earlier in this batch")
+                continue
+            seen.add(event.id)
+            contact = contacts[_key(event)]
+            rows.append(
+                {
+                    "event_id": event.id,
+                    "type": event.type,
+                    "at": event.at,
+                    "contact_id": contact.id,
+                    "properties": dict(event.properties),
+                    "raw": event.raw,
+                    "source": source,
+                    "received_at": now,
+                }
             )
+        new_ids = work.record_events(session, rows)
+        fresh: dict[int, list[EventView]] = {}
+        by_id: dict[int, Contact] = {}
+        for index, event in enumerate(events):
+            if outcomes[index] is not None:
+                continue
+            contact = contacts[_key(event)]
+            if event.id not in new_ids:
+                outcomes[index] = Outcome("duplicate", "already recorded", contact.id)
+                continue
+            new_ids.discard(event.id)  # a later copy in this batch is a duplicate
+            outcomes[index] = Outcome("recorded", None, contact.id)
+            fresh.setdefault(contact.id, []).append(
+                EventView(event.id, event.type, event.at, event.properties)
+            )
+            by_id[contact.id] = contact
+            self._consequences(session, contact, event, now)
+        if fresh:
+            self._engine.engagement.apply(session, by_id, fresh, now)
+            work.wake_contacts(session, list(fresh), now)
+            triggers = {
+                cid: [Trigger(event=view) for view in views] for cid, views in fresh.items()
+            }
+            self._engine.enroller.enroll(session, triggers, by_id, now)
+            for contact_id, views in fresh.items():
+                for view in views:
+                    self._engine.record(
+                        Record(
+                            view.at,
+                            "event",
+                            contact_id,
+                            by_id[contact_id].email,
+                            details={
+                                "event": view.type,
+                                **{
+                                    k: v
+                                    for k, v in view.properties.items()
+                                    if k in ("step", "url", "template")
+                                },
+                            },
+                        )
+                    )
+        return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
+
+    def _resolve(
+        self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
+    ) -> tuple[dict[str, Contact], list[Outcome | None]]:
+        """Find (or create) each event's contact; refusals as outcomes."""
+        emails = {e.email for e in events if e.email is not None}
+        ids = {e.contact_id for e in events if e.contact_id is not None}
+        found: dict[str, Contact] = {}
+        if emails:
+            for contact in session.scalars(select(Contact).where(Contact.email.in_(emails))):
+                found[f"e:{contact.email}"] = contact
+        if ids:
+            for contact in session.scalars(select(Contact).where(Contact.id.in_(ids))):
+                found[f"i:{contact.id}"] = contact
+        outcomes: list[Outcome | None] = []
+        created: list[Contact] = []
         config = self._engine.project.config
-        contact = Contact(
-            email=event.email,
-            stage=config.stages[0],
-            source=f"event:{event.id}",
-            created_at=now,
-            updated_at=now,
-            properties={},
-            tags=[],
-        )
-        session.add(contact)
-        session.flush()
-        self._engine.on_stage_changes(session, [(contact.id, None, config.stages[0])])
-        return contact
+        for event in events:
+            key = _key(event)
+            if key in found:
+                outcomes.append(None)
+            elif event.contact_id is not None:
+                outcomes.append(Outcome("rejected", f"no contact with id {event.contact_id}"))
+            elif event.type in EMAIL_EVENT_TYPES:
+                outcomes.append(
+                    Outcome(
+                        "rejected",
+                        f"no contact with email {event.email!r} (email events never create one)",
+                    )
+                )
+            else:
+                contact = Contact(
+                    email=event.email,
+                    stage=config.stages[0],
+                    source=f"{source}:{event.id}",
+                    created_at=now,
+                    updated_at=now,
+                    properties={},
+                    tags=[],
+                    score=0.0,
+                    fit_score=0.0,
+                    engagement_score=0.0,
+                    consent_status="unknown",
+                )
+                found[key] = contact
+                created.append(contact)
+                outcomes.append(None)
+        if created:
+            session.add_all(created)
+            session.flush()
+            engagement = self._engine.engagement
+            engagement.after_moves(
+                session,
+                {c.id: c for c in created},
+                [StageMove(c.id, None, config.stages[0], "event") for c in created],
+                now,
+            )
+            engagement.refit(session, created, now)
+        return found, outcomes
 
     @staticmethod
-    def _consequences(contact: Contact, event: IncomingEvent, now: datetime) -> None:
+    def _consequences(
+        session: Session, contact: Contact, event: IncomingEvent, now: datetime
+    ) -> None:
+        """Email feedback that must stop all email at once."""
+        reason = None
         if event.type == "email.unsubscribed":
             contact.consent_status = "withdrawn"
             contact.consent_at = event.at
+            reason = "unsubscribed"
         elif event.type == "email.complained" or (
             event.type == "email.bounced" and event.properties.get("bounce") == "hard"
         ):
             contact.suppressed_at = now
             contact.suppression_reason = event.type.removeprefix("email.")
+            reason = f"suppressed:{contact.suppression_reason}"
+        if reason is not None:
+            end_nurture(session, [contact.id], reason, now)
 
 
-def event_rows(session: Session, contact_id: int) -> list[Event]:
-    return list(
-        session.scalars(select(Event).where(Event.contact_id == contact_id).order_by(Event.at))
-    )
+def _key(event: IncomingEvent) -> str:
+    return f"e:{event.email}" if event.email is not None else f"i:{event.contact_id}"

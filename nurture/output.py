@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -90,3 +91,58 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     for template, number in sorted(result.sent_by_template.items()):
         emails.add_row(template, str(number))
     console.print(emails)
+
+
+def print_explanation(console: Console, data: dict[str, Any]) -> None:
+    """`nurture explain`, for people."""
+    contact, score = data["contact"], data["score"]
+    name = f"{contact['name']} " if contact["name"] else ""
+    console.print(f"[bold]{name}<{contact['email']}>[/bold] {contact['company'] or ''}".rstrip())
+    console.print(
+        f"stage [bold]{contact['stage']}[/bold] · score [bold]{score['now']:g}[/bold] "
+        f"(fit {score['fit']:g} + engagement {score['engagement']:g}) · {score['temperature']}"
+        + (f" · owner {contact['owner']}" if contact["owner"] else "")
+    )
+    why = data["not_emailed_because"]
+    console.print(
+        f"[yellow]not being emailed: {why}[/yellow]" if why else "[green]being nurtured[/green]"
+    )
+    if data["stage_history"]:
+        console.print("\n[bold]Stages[/bold]")
+        for move in data["stage_history"]:
+            console.print(
+                f"  {move['at'][:16]}  {move['from'] or '—'} → {move['to']}  ({move['cause']})"
+            )
+    console.print("\n[bold]Workflows[/bold]")
+    if not data["enrollments"]:
+        console.print("  none")
+    for enrollment in data["enrollments"]:
+        state = enrollment["status"]
+        if enrollment["exit_reason"]:
+            state += f" ({enrollment['exit_reason']})"
+        console.print(f"  {enrollment['workflow']}: {state}, step {enrollment['step'] or '—'}")
+        if enrollment.get("next"):
+            console.print(f"    next: {enrollment['next']}", markup=False)
+    if score["ledger"]:
+        console.print("\n[bold]Score ledger[/bold]")
+        table = Table(box=None, pad_edge=False)
+        for column in ("at", "kind", "rule", "points", "score"):
+            table.add_column(column, justify="right" if column in ("points", "score") else "left")
+        for line in score["ledger"]:
+            table.add_row(
+                line["at"][:16],
+                line["kind"],
+                line["rule"],
+                f"{line['points']:+g}",
+                f"{line['score_after']:g}",
+            )
+        console.print(table)
+    if data["emails"]:
+        console.print("\n[bold]Emails[/bold]")
+        for email in data["emails"]:
+            extra = f" — {email['error']}" if email["error"] else ""
+            console.print(
+                f"  {(email['at'] or '')[:16]}  {email['status']:<8} {email['template']}"
+                f"  {email['subject'] or ''}{extra}",
+                markup=False,
+            )

@@ -175,7 +175,7 @@ class Simulation:
                 contacts,
                 stages=config.stages,
                 properties=config.properties,
-                on_stage_changes=engine.on_stage_changes,
+                on_batch=engine.on_import,
             )
             if events is not None:
                 for event in read_events(events, self.start):

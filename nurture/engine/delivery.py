@@ -22,7 +22,8 @@ from nurture.definitions.loader import Project
 from nurture.engine.records import Record, Recorder
 from nurture.errors import TemplateError
 from nurture.lifecycle import at_or_beyond, suppression_reason
-from nurture.rendering import TemplateLibrary, email_context
+from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
+from nurture.scoring import view_of
 from nurture.store import work
 from nurture.store.models import Contact, Enrollment, Send
 from nurture.tokens import Signer
@@ -70,6 +71,13 @@ class Links:
 
     def view_in_browser(self, send_id: int) -> str:
         return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
+
+    def click(self, send_id: int, url: str) -> str:
+        """A tracked link: the token carries the target, so the redirect goes nowhere else."""
+        return f"{self.base_url}/t/c/{self.signer.sign('click', {'s': send_id, 'u': url})}"
+
+    def open_pixel(self, send_id: int) -> str:
+        return f"{self.base_url}/t/o/{self.signer.sign('open', {'s': send_id})}.gif"
 
 
 class Deliverer:
@@ -123,16 +131,23 @@ class Deliverer:
                 self._emit(now, "fail", send, contact, {"reason": "template", "error": str(exc)})
                 continue
             outgoing.append((send, contact, email))
-        results = self._transport.send_many([email for _, _, email in outgoing])
-        for (send, contact, email), result in zip(outgoing, results, strict=True):
-            outcomes.append(self._outcome(send, contact, email, result, now))
-        with self._sessions.begin() as session:
-            work.finish_sends(session, outcomes)
+        if outcomes:
+            with self._sessions.begin() as session:
+                work.finish_sends(session, outcomes)
+
+        def record(index: int, result: Delivery | DeliveryError) -> None:
+            # One by one, as the server answers: a crash mid-batch leaves at most
+            # the message in flight to be sent again, never the whole batch.
+            send, contact, email = outgoing[index]
+            with self._sessions.begin() as session:
+                work.finish_sends(session, [self._outcome(send, contact, email, result, now)])
+
+        self._transport.send_many([email for _, _, email in outgoing], on_result=record)
         return len(leased)
 
     def _compose(self, send: Send, contact: Contact, now: datetime) -> OutgoingEmail:
         config = self._project.config
-        view = contact.view(config.stages, config.properties)
+        view = view_of(contact, config, now)
         unsubscribe = self._links.unsubscribe(send.id)
         context = email_context(
             view,
@@ -140,17 +155,22 @@ class Deliverer:
             view_in_browser_url=self._links.view_in_browser(send.id),
             now=now,
         )
-        rendered = self._templates.render(send.template, context)
+        rendered = self._templates.render(
+            send.template, context, rewrite_link=lambda url: self._links.click(send.id, url)
+        )
         sending = config.sending
         return OutgoingEmail(
             send_id=str(send.id),
             from_address=sending.from_address,
             to=contact.email,
             subject=rendered.subject,
-            html=rendered.html,
+            html=add_open_pixel(rendered.html, self._links.open_pixel(send.id)),
             text=rendered.text,
             reply_to=sending.reply_to,
-            headers={"List-Unsubscribe": f"<{unsubscribe}>"},
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+            },
         )
 
     def _outcome(

@@ -20,6 +20,7 @@ from nurture.definitions.loader import Project
 from nurture.engine.executor import EventView
 from nurture.engine.records import Record, Recorder
 from nurture.expressions import ExpressionError
+from nurture.scoring import view_of
 from nurture.store import work
 from nurture.store.models import Contact
 
@@ -155,7 +156,7 @@ def _safe_test(
     expression = enroll.match if event is not None else enroll.when
     assert expression is not None
     context: dict[str, object] = {
-        "contact": contact.view(config.stages, config.properties),
+        "contact": view_of(contact, config, now),
         "stage_index": config.stage_index,
         "now": now,
     }

@@ -25,8 +25,12 @@ from nurture.engine import executor as ex
 from nurture.engine.delivery import SEND_LEASE, Deliverer, Links, contact_block
 from nurture.engine.enrollment import Enroller, Trigger, VersionIds
 from nurture.engine.records import Record, Recorder, discard
+from nurture.errors import ConfigurationError
+from nurture.importer import ImportedBatch
+from nurture.lifecycle import at_or_beyond
+from nurture.scoring import view_of
 from nurture.store import work
-from nurture.store.models import Contact, Enrollment, Event, ScoreEntry
+from nurture.store.models import Contact, Enrollment, Event
 from nurture.tokens import Signer
 from nurture.transports import Transport
 
@@ -53,40 +57,63 @@ class Engine:
         self,
         project: Project,
         sessions: sessionmaker[Session],
-        transport: Transport,
-        signer: Signer,
+        transport: Transport | None = None,
+        signer: Signer | None = None,
         options: EngineOptions | None = None,
         record: Recorder = discard,
     ) -> None:
+        """`transport` and `signer` are needed only to send: importing and
+        ingesting (from a marketer's laptop, say) need neither."""
         self.project = project
         self.sessions = sessions
         self.transport = transport
+        self.signer = signer
         self.options = options or EngineOptions()
         self.record = record
         self.version_ids = VersionIds()
         self.enroller = Enroller(project, self.version_ids, record)
-        self.deliverer = Deliverer(
-            project,
-            sessions,
-            transport,
-            Links(signer, self.options.base_url),
-            record,
-            lease=self.options.send_lease,
-        )
+        self._deliverer: Deliverer | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
+        from nurture.engagement import Engagement, end_nurture
 
-    # -- enrollment ---------------------------------------------------------------
+        self.engagement = Engagement(self)
+        self._end_nurture = end_nurture
 
-    def on_stage_changes(
-        self, session: Session, changes: Sequence[tuple[int, str | None, str]]
-    ) -> None:
-        """Import hook: contacts that entered a stage enter its workflows."""
+    @property
+    def deliverer(self) -> Deliverer:
+        if self._deliverer is None:
+            if self.transport is None or self.signer is None:
+                raise ConfigurationError(
+                    "this engine was built without a transport: it cannot send"
+                )
+            self._deliverer = Deliverer(
+                self.project,
+                self.sessions,
+                self.transport,
+                Links(self.signer, self.options.base_url),
+                self.record,
+                lease=self.options.send_lease,
+            )
+        return self._deliverer
+
+    # -- contacts changed outside the engine ------------------------------------------
+
+    def on_import(self, session: Session, batch: ImportedBatch) -> None:
+        """Import hook, inside the batch's transaction: stage moves enroll (or end
+        nurture at the prospect stage), and changed profiles are re-scored (fit)."""
         now = clock.now()
+        config = self.project.config
         triggers: dict[int, list[Trigger]] = {}
-        for contact_id, _from_stage, to_stage in changes:
+        prospects = []
+        for contact_id, _from_stage, to_stage in batch.stage_changes:
             triggers.setdefault(contact_id, []).append(Trigger(stage=to_stage, changed=True))
-        contacts = work.contacts_by_id(session, triggers)
+            if at_or_beyond(to_stage, config.prospect_stage, config.stages):
+                prospects.append(contact_id)
+        contacts = work.contacts_by_id(session, {*batch.contact_ids, *triggers})
+        if prospects:
+            self._end_nurture(session, prospects, "prospect", now)
         self.enroller.enroll(session, triggers, contacts, now)
+        self.engagement.refit(session, [contacts[i] for i in batch.contact_ids], now)
 
     # -- scheduling ----------------------------------------------------------------
 
@@ -192,7 +219,7 @@ class Engine:
             )
         config = self.project.config
         inputs = ex.Inputs(
-            contact=contact.view(config.stages, config.properties),
+            contact=view_of(contact, config, now),
             now=now,
             stages=config.stages,
             prospect_stage=config.prospect_stage,
@@ -240,6 +267,7 @@ class Engine:
     ) -> list[dict[str, Any]]:
         """Write a decision's effects; returns the send claims to insert."""
         claims = []
+        refit = False
         for effect in decision.effects:
             if isinstance(effect, ex.SendEmail):
                 claims.append(
@@ -261,19 +289,30 @@ class Engine:
                 )
             elif isinstance(effect, ex.SetFields):
                 _set_fields(contact, effect)
+                refit = True
             elif isinstance(effect, ex.AddScore):
-                contact.score = contact.score + effect.points
-                session.add(
-                    ScoreEntry(
-                        contact_id=contact.id,
-                        ledger_key=f"step:{enrollment.id}:{effect.step}:{effect.visit}",
-                        rule=f"{enrollment.workflow}/{effect.step}",
-                        kind="manual",
-                        points=effect.points,
-                        score_after=contact.score,
-                        at=now,
+                self.engagement.add_points(
+                    session,
+                    contact,
+                    effect.points,
+                    key=f"step:{enrollment.id}:{effect.step}:{effect.visit}",
+                    rule=f"{enrollment.workflow}/{effect.step}",
+                    now=now,
+                )
+            elif isinstance(effect, ex.SendNotification):
+                self.record(
+                    Record(
+                        now,
+                        "notify",
+                        contact.id,
+                        contact.email,
+                        enrollment.workflow,
+                        effect.step,
+                        {"kind": effect.notify.kind, "delivery": "not yet implemented (#5)"},
                     )
                 )
+        if refit:
+            self.engagement.refit(session, [contact], now)
         for trace in decision.trace:
             if trace.kind in _RECORDED_TRACES:
                 kind = _RECORDED_TRACES[trace.kind]

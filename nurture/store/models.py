@@ -122,7 +122,14 @@ class Contact(Base):
     timezone: Mapped[str | None]
     owner: Mapped[str | None]
     stage: Mapped[str | None]
+    #: fit_score + engagement_score as of `score_updated_at`; engagement decays
+    #: from there (see nurture.scoring), fit does not.
     score: Mapped[float] = mapped_column(default=0.0)
+    fit_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    engagement_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    score_updated_at: Mapped[datetime | None]
+    #: The last engagement signal (open, click, visit…): drives temperature.
+    last_engaged_at: Mapped[datetime | None]
     #: granted / legitimate_interest / withdrawn / unknown
     consent_status: Mapped[str] = mapped_column(default="unknown")
     consent_basis: Mapped[str | None]
@@ -137,11 +144,19 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
-    def view(self, stages: Sequence[str], declared: Iterable[str] = ()) -> ContactView:
+    def view(
+        self,
+        stages: Sequence[str],
+        declared: Iterable[str] = (),
+        *,
+        score: float | None = None,
+        temperature: str | None = None,
+    ) -> ContactView:
         """What expressions and templates see: fields and custom properties as one.
 
         `stages` is the project's ladder (NULL stage reads as the first one);
         `declared` the custom property names, which read as None when unset.
+        `score` and `temperature` are as of now (see `nurture.engagement.view_of`).
         """
         stage = self.stage or (stages[0] if stages else None)
         fields: dict[str, Any] = {
@@ -152,7 +167,8 @@ class Contact(Base):
             "company": self.company,
             "stage": stage,
             "stage_index": stages.index(stage) if stage in stages else None,
-            "score": self.score,
+            "score": self.score if score is None else score,
+            "temperature": temperature,
             "timezone": self.timezone,
             "owner": self.owner,
             "consent": self.consent_status,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
@@ -62,12 +63,16 @@ def workflow_version_sources(session: Session, ids: Iterable[int]) -> dict[int, 
 def _insert_ignore(
     session: Session,
     table: Table,
-    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     conflict: list[str],
 ) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING; `values` None: rows come as execute parameters."""
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).values(values).on_conflict_do_nothing(index_elements=conflict)
+    statement = module.insert(table)
+    if values is not None:
+        statement = statement.values(values)
+    return statement.on_conflict_do_nothing(index_elements=conflict)
 
 
 # --- enrollments --------------------------------------------------------------------
@@ -142,24 +147,40 @@ def save_enrollment(
     values: Mapping[str, Any],
 ) -> bool:
     """Write a decision's state, unless another worker advanced it first (then False)."""
-    step_matches = (
-        Enrollment.step.is_(None) if expected_step is None else Enrollment.step == expected_step
-    )
-    result = session.execute(
-        update(Enrollment)
-        .where(Enrollment.id == enrollment_id, Enrollment.visit == expected_visit, step_matches)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    parameters = {**values, "b_id": enrollment_id, "b_visit": expected_visit}
+    if expected_step is not None:
+        parameters["b_step"] = expected_step
+    statement = _save_statement(tuple(sorted(values)), expected_step is None)
+    result = session.execute(statement, parameters)
     return bool(cast(Any, result).rowcount)
 
 
+@lru_cache(maxsize=32)
+def _save_statement(columns: tuple[str, ...], step_is_null: bool) -> Any:
+    """One Core UPDATE per shape, values as bound parameters: built and compiled once.
+
+    Building an ORM update with the values inlined for every row cost more than
+    the round trip itself (~0.3 ms a row, `benchmarks/send_throughput.py`).
+    """
+    table = _enrollments
+    step = table.c.step.is_(None) if step_is_null else table.c.step == bindparam("b_step")
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.visit == bindparam("b_visit"), step)
+        .values({column: bindparam(column) for column in columns})
+    )
+
+
 def wake_contact(session: Session, contact_id: int, now: datetime) -> int:
-    """Make a contact's waiting enrollments due now: an event may end a wait or an enrollment."""
+    return wake_contacts(session, [contact_id], now)
+
+
+def wake_contacts(session: Session, contact_ids: Sequence[int], now: datetime) -> int:
+    """Make these contacts' waiting enrollments due now: an event may end a wait or an enrollment."""
     result = session.execute(
         update(Enrollment)
         .where(
-            Enrollment.contact_id == contact_id,
+            Enrollment.contact_id.in_(contact_ids),
             Enrollment.next_run_at.is_not(None),
             Enrollment.next_run_at > now,
         )
@@ -225,10 +246,13 @@ def claim_sends(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str
     """
     if not rows:
         return {}
-    statement = _insert_ignore(session, _sends, list(rows), ["claim_key"]).returning(
+    # The rows as executemany parameters (SQLAlchemy's "insertmanyvalues"), not
+    # inlined with `.values(rows)`: that statement was compiled afresh for every
+    # batch, ~0.5 ms a row (`benchmarks/send_throughput.py`).
+    statement = _insert_ignore(session, _sends, None, ["claim_key"]).returning(
         _sends.c.claim_key, _sends.c.id
     )
-    return {row.claim_key: row.id for row in session.execute(statement)}
+    return {row.claim_key: row.id for row in session.execute(statement, [dict(r) for r in rows])}
 
 
 def lease_sends(
@@ -301,8 +325,12 @@ def recent_send_times(
     return found
 
 
-def record_event(session: Session, row: Mapping[str, Any]) -> bool:
-    """Insert an event unless its id was seen before; True when it is new."""
+def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert events whose id was never seen; returns the ids actually inserted."""
+    if not rows:
+        return set()
     table = cast(Table, Event.__table__)
-    statement = _insert_ignore(session, table, dict(row), ["event_id"]).returning(table.c.id)
-    return session.execute(statement).first() is not None
+    statement = _insert_ignore(session, table, [dict(r) for r in rows], ["event_id"]).returning(
+        table.c.event_id
+    )
+    return {row.event_id for row in session.execute(statement)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -184,15 +184,28 @@ class Transport(ABC):
         logger.debug("send %s accepted as %s", email.send_id, message.message_id)
         return Delivery(email.send_id, message.message_id, now)
 
-    def send_many(self, emails: Sequence[OutgoingEmail]) -> list[Delivery | DeliveryError]:
-        """One result per email, in order; a refused email never stops the batch."""
+    def send_many(
+        self,
+        emails: Sequence[OutgoingEmail],
+        on_result: Callable[[int, Delivery | DeliveryError], None] | None = None,
+    ) -> list[Delivery | DeliveryError]:
+        """One result per email, in order; a refused email never stops the batch.
+
+        `on_result(index, result)` runs as soon as each email's fate is known,
+        before the next is sent: the engine records it then, so a crash
+        mid-batch cannot make it send again what the server already accepted.
+        """
         results: list[Delivery | DeliveryError] = []
         with self._batch():
-            for email in emails:
+            for index, email in enumerate(emails):
+                result: Delivery | DeliveryError
                 try:
-                    results.append(self.send(email))
+                    result = self.send(email)
                 except DeliveryError as exc:
-                    results.append(exc)
+                    result = exc
+                results.append(result)
+                if on_result is not None:
+                    on_result(index, result)
         return results
 
     def close(self) -> None:  # noqa: B027 - a hook: most transports hold nothing

@@ -109,7 +109,7 @@ class Harness:
             path,
             stages=config.stages,
             properties=config.properties,
-            on_stage_changes=self.engine.on_stage_changes,
+            on_batch=self.engine.on_import,
         )
 
     def subjects(self, to: str) -> list[str]:
@@ -150,8 +150,14 @@ def test_a_lead_is_enrolled_and_gets_the_first_email_with_every_header(harness: 
     assert message["X-Nurture-Send-Id"] == str(send.id)
     assert send.status == "sent" and send.message_id == message["Message-ID"]
     assert message["List-Unsubscribe"].startswith("<https://nurture.example.com/u/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     html = message.get_body(("html",)).get_content()
     assert "Atelier &lt;Dubreuil&gt;" in html
+    # Links go through signed click tracking, except the unsubscribe link; a pixel tracks opens.
+    assert 'href="https://example.com/welcome"' not in html
+    assert 'href="https://nurture.example.com/t/c/' in html
+    assert message["List-Unsubscribe"][1:-1] in html
+    assert 'src="https://nurture.example.com/t/o/' in html
     text = message.get_body(("plain",)).get_content()
     assert "Bonjour Anne" in text
 

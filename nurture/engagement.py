@@ -1,0 +1,350 @@
+"""The feedback loop: recorded events → score → stage → enrollments and exits.
+
+`Engagement.apply` runs inside the transaction that recorded the events, so a
+contact's score, its ledger, its stage and the workflows it enters or leaves
+change together or not at all. The moment a contact reaches the prospect
+stage, every nurture enrollment it has ends in that same transaction, and
+delivery re-checks before sending, so not even an email already claimed
+leaves after that moment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
+
+from nurture.definitions import model as m
+from nurture.engine.enrollment import Trigger
+from nurture.engine.executor import EventView
+from nurture.engine.records import Record
+from nurture.lifecycle import at_or_beyond, stage_for_score
+from nurture.scoring import (
+    decay_factor,
+    fit_points,
+    is_engagement,
+    matching_rules,
+    view_of,
+    within_caps,
+)
+from nurture.store.models import Contact, Enrollment, ScoreEntry, StageHistory
+
+if TYPE_CHECKING:
+    from nurture.engine.service import Engine
+
+_ledger = cast(Table, ScoreEntry.__table__)
+_history = cast(Table, StageHistory.__table__)
+
+
+@dataclass(frozen=True)
+class StageMove:
+    contact_id: int
+    from_stage: str | None
+    to_stage: str
+    cause: str
+
+
+class Engagement:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.config = engine.project.config
+
+    # -- events ----------------------------------------------------------------------
+
+    def apply(
+        self,
+        session: Session,
+        contacts: Mapping[int, Contact],
+        events: Mapping[int, Sequence[EventView]],
+        now: datetime,
+    ) -> list[StageMove]:
+        """Score each contact's new events (in time order) and move stages accordingly."""
+        scoring = self.config.scoring
+        capped = [r for r in scoring.rules if r.max_per_day or r.max_total]
+        usage = self._usage(session, list(events), capped) if capped else {}
+        ledger: list[dict[str, Any]] = []
+        moves: list[StageMove] = []
+        for contact_id, contact_events in events.items():
+            contact = contacts[contact_id]
+            for event in sorted(contact_events, key=lambda e: e.at):
+                ledger += self._score_event(contact, event, usage)
+                if is_engagement(event.type) and (
+                    contact.last_engaged_at is None or event.at > contact.last_engaged_at
+                ):
+                    contact.last_engaged_at = event.at
+            move = self._climb(contact, now, cause="score")
+            if move:
+                moves.append(move)
+        if ledger:
+            session.execute(insert(_ledger), ledger)
+        self.after_moves(session, contacts, moves, now)
+        return moves
+
+    def _score_event(
+        self, contact: Contact, event: EventView, usage: dict[tuple[int, str], list[datetime]]
+    ) -> list[dict[str, Any]]:
+        scoring = self.config.scoring
+        now_view = view_of(contact, self.config, event.at)
+        context = {
+            "contact": now_view,
+            "event": event,
+            "now": event.at,
+            "stage_index": self.config.stage_index,
+        }
+        rows: list[dict[str, Any]] = []
+        for rule in matching_rules(scoring.rules, event.type, context):
+            used = usage.setdefault((contact.id, rule.key), [])
+            today = sum(1 for at in used if at.date() == event.at.date())
+            if not within_caps(rule, today, len(used)):
+                continue
+            used.append(event.at)
+            rows += self._add(
+                contact,
+                rule.points,
+                event.at,
+                kind="engagement",
+                key=f"event:{event.id}:{rule.key}",
+                rule=rule.key,
+                event_id=event.id,
+            )
+        return rows
+
+    def _usage(
+        self, session: Session, contact_ids: list[int], rules: Sequence[m.ScoringRule]
+    ) -> dict[tuple[int, str], list[datetime]]:
+        """When each capped rule already scored for these contacts (for the caps)."""
+        found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        rows = session.execute(
+            select(ScoreEntry.contact_id, ScoreEntry.rule, ScoreEntry.at).where(
+                ScoreEntry.contact_id.in_(contact_ids),
+                ScoreEntry.rule.in_([r.key for r in rules]),
+                ScoreEntry.kind == "engagement",
+            )
+        )
+        for contact_id, rule, at in rows:
+            found[(contact_id, rule)].append(at)
+        return found
+
+    def _add(
+        self,
+        contact: Contact,
+        points: float,
+        at: datetime,
+        *,
+        kind: str,
+        key: str,
+        rule: str,
+        event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Move the contact's score parts to `at`, add `points`; the ledger rows saying so."""
+        half_life = self.config.scoring.half_life
+        rows = []
+        updated = contact.score_updated_at
+        engagement = contact.engagement_score
+        if updated is not None and at > updated:
+            decayed = engagement * decay_factor(at - updated, half_life)
+            if abs(engagement - decayed) >= 0.005:
+                total = contact.fit_score + decayed
+                rows.append(
+                    self._row(
+                        contact,
+                        f"decay:{key}",
+                        "decay",
+                        "decay",
+                        decayed - engagement,
+                        total,
+                        at,
+                        event_id,
+                    )
+                )
+            engagement = decayed
+        elif updated is not None and at < updated:
+            points *= decay_factor(updated - at, half_life)  # a late event has faded already
+            at = updated
+        if kind == "fit":
+            contact.fit_score += points
+        else:
+            engagement += points
+        contact.engagement_score = engagement
+        contact.score_updated_at = at if updated is None or at >= updated else updated
+        contact.score = round(contact.fit_score + contact.engagement_score, 4)
+        rows.append(self._row(contact, key, rule, kind, points, contact.score, at, event_id))
+        return rows
+
+    @staticmethod
+    def _row(
+        contact: Contact,
+        key: str,
+        rule: str,
+        kind: str,
+        points: float,
+        after: float,
+        at: datetime,
+        event_id: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "contact_id": contact.id,
+            "ledger_key": key,
+            "rule": rule,
+            "kind": kind,
+            "points": round(points, 4),
+            "score_after": round(after, 4),
+            "at": at,
+            "event_id": event_id,
+        }
+
+    # -- profile (fit) and manual points -------------------------------------------------
+
+    def refit(
+        self, session: Session, contacts: Sequence[Contact], now: datetime
+    ) -> list[StageMove]:
+        """Re-evaluate fit rules after contact data changed; ledger the difference."""
+        rows: list[dict[str, Any]] = []
+        moves = []
+        for contact in contacts:
+            context = {
+                "contact": view_of(contact, self.config, now),
+                "now": now,
+                "stage_index": self.config.stage_index,
+            }
+            target = fit_points(self.config.scoring.fit, context)
+            delta = round(target - contact.fit_score, 4)
+            if delta:
+                rows += self._add(
+                    contact,
+                    delta,
+                    now,
+                    kind="fit",
+                    rule="fit",
+                    key=f"fit:{contact.id}:{uuid.uuid4().hex}",
+                )
+                if move := self._climb(contact, now, cause="fit"):
+                    moves.append(move)
+        if rows:
+            session.execute(insert(_ledger), rows)
+        self.after_moves(session, {c.id: c for c in contacts}, moves, now)
+        return moves
+
+    def add_points(
+        self,
+        session: Session,
+        contact: Contact,
+        points: float,
+        key: str,
+        rule: str,
+        now: datetime,
+    ) -> list[StageMove]:
+        """Points from a workflow's `score` step (kind "manual")."""
+        rows = self._add(contact, points, now, kind="manual", key=key, rule=rule)
+        session.execute(insert(_ledger), rows)
+        moves = [move] if (move := self._climb(contact, now, cause="score")) else []
+        self.after_moves(session, {contact.id: contact}, moves, now)
+        return moves
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _climb(self, contact: Contact, now: datetime, cause: str) -> StageMove | None:
+        config = self.config
+        current = contact.stage or config.stages[0]
+        target = stage_for_score(contact.score, current, config.scoring.thresholds, config.stages)
+        if target is None:
+            return None
+        contact.stage = target
+        return StageMove(contact.id, current, target, cause)
+
+    def move(
+        self, session: Session, contact: Contact, stage: str, cause: str, now: datetime
+    ) -> StageMove | None:
+        """An explicit stage change (sales, API, recycling): may go down as well as up."""
+        current = contact.stage or self.config.stages[0]
+        if stage == current:
+            return None
+        contact.stage = stage
+        move = StageMove(contact.id, current, stage, cause)
+        self.after_moves(session, {contact.id: contact}, [move], now)
+        return move
+
+    def after_moves(
+        self,
+        session: Session,
+        contacts: Mapping[int, Contact],
+        moves: Sequence[StageMove],
+        now: datetime,
+    ) -> None:
+        """History, exits at the prospect stage, enrollment into the new stage's workflows."""
+        if not moves:
+            return
+        session.execute(
+            insert(_history),
+            [
+                {
+                    "contact_id": mv.contact_id,
+                    "from_stage": mv.from_stage,
+                    "to_stage": mv.to_stage,
+                    "at": now,
+                    "cause": mv.cause,
+                    "details": {"score": contacts[mv.contact_id].score},
+                }
+                for mv in moves
+            ],
+        )
+        config = self.config
+        prospects = [
+            mv.contact_id
+            for mv in moves
+            if at_or_beyond(mv.to_stage, config.prospect_stage, config.stages)
+        ]
+        if prospects:
+            end_nurture(session, prospects, "prospect", now)
+        triggers = {mv.contact_id: [Trigger(stage=mv.to_stage, changed=True)] for mv in moves}
+        self.engine.enroller.enroll(session, triggers, contacts, now)
+        for mv in moves:
+            contact = contacts[mv.contact_id]
+            self.engine.record(
+                Record(
+                    now,
+                    "stage",
+                    contact.id,
+                    contact.email,
+                    details={
+                        "from": mv.from_stage,
+                        "to": mv.to_stage,
+                        "cause": mv.cause,
+                        "score": contact.score,
+                    },
+                )
+            )
+
+
+def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: datetime) -> int:
+    """End every running enrollment of these contacts at once (prospect, suppression)."""
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.contact_id.in_(contact_ids), Enrollment.status.in_(("active", "waiting")))
+        .values(
+            status="exited",
+            exit_reason=reason,
+            ended_at=now,
+            next_run_at=None,
+            lease_until=None,
+            waiting_for=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def ledger_of(session: Session, contact_id: int) -> list[ScoreEntry]:
+    return list(
+        session.scalars(
+            select(ScoreEntry)
+            .where(ScoreEntry.contact_id == contact_id)
+            .order_by(ScoreEntry.at, ScoreEntry.id)
+        )
+    )

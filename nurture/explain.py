@@ -125,11 +125,11 @@ def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dic
         data["next"] = "its workflow version can no longer be read; it will exit"
         return data
     step = workflow.step(state.step) if state.step else workflow.steps[0]
-    data["next"] = describe(step, workflow, enrollment.next_run_at, state.waiting_since is not None)
+    data["next"] = describe(step, workflow, enrollment.next_run_at, state.deferred)
     return data
 
 
-def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, started: bool) -> str:
+def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: str | None) -> str:
     """What this enrollment does next, in words."""
     when = f" at {at.isoformat()}" if at else ""
     following = workflow.next_step(step)
@@ -148,8 +148,8 @@ def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, started: b
     if isinstance(step, m.WaitStep):
         return f"waiting until{when or ' its time'}, then {then}"
     if isinstance(step, m.SendStep):
-        verb = "send" if not started else "send (deferred)"
-        return f"{verb} {step.template}{when}"
+        because = {"window": " (outside the send window)", "cap": " (frequency cap reached)"}
+        return f"send {step.template}{when}{because.get(deferred or '', '')}"
     return f"run step {step.id} ({step.kind}){when}"
 
 

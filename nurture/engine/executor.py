@@ -24,6 +24,7 @@ from nurture.contacts import ContactView
 from nurture.definitions import model as m
 from nurture.expressions import Expression, ExpressionError
 from nurture.lifecycle import at_or_beyond
+from nurture.sending import Deferral
 
 Status = Literal["active", "waiting", "completed", "exited"]
 
@@ -45,6 +46,7 @@ class EnrollmentState:
     waiting_since: datetime | None = None
     wait_until: datetime | None = None
     exit_reason: str | None = None
+    deferred: str | None = None  # why a send step waits: "window" or "cap"
 
     @property
     def ended(self) -> bool:
@@ -127,13 +129,14 @@ class Decision:
         return bool(self.effects or self.trace)
 
 
-#: Decides whether an email may leave now: None means yes, a datetime means
-#: "not before then" (send window, frequency cap). Pure; the caller binds it
-#: to the contact's recent sends.
-SendGate = Callable[[datetime], datetime | None]
+#: Decides whether an email may leave now: None means yes, a Deferral says
+#: "not before then, because" (send window, frequency cap). Pure; the caller
+#: binds it to the contact's timezone and recent sends. The int is how many
+#: emails this same advance has already sent, which the cap must count too.
+SendGate = Callable[[datetime, int], Deferral | None]
 
 
-def always_open(_now: datetime) -> datetime | None:
+def always_open(_now: datetime, _sent: int) -> Deferral | None:
     return None
 
 
@@ -248,7 +251,9 @@ class _Run:
 
     def _goto(self, state: EnrollmentState, target: str | None) -> EnrollmentState:
         """Move the pointer; None means "fell off the end": the workflow completes."""
-        return replace(state, step=target, status="active", waiting_since=None, wait_until=None)
+        return replace(
+            state, step=target, status="active", waiting_since=None, wait_until=None, deferred=None
+        )
 
     def _next(self, step: m.Step) -> str | None:
         following = self.workflow.next_step(step)
@@ -298,12 +303,29 @@ class _Run:
         return self._end(state, "completed", step.reason)
 
     def _send(self, step: m.SendStep, state: EnrollmentState) -> EnrollmentState | Decision:
-        not_before = self.inputs.send_gate(self.now)
-        if not_before is not None and not_before > self.now:
-            self.trace.append(Trace("defer", step.id, {"until": not_before.isoformat()}))
-            waiting = replace(state, status="waiting", waiting_since=None, wait_until=not_before)
-            return self._decision(waiting, not_before)
-        state = self._visit(state)
+        sent = sum(isinstance(effect, SendEmail) for effect in self.effects)
+        deferral = self.inputs.send_gate(self.now, sent)
+        if deferral is not None and deferral.until > self.now:
+            self.trace.append(
+                Trace(
+                    "defer",
+                    step.id,
+                    {
+                        "reason": deferral.reason,
+                        "until": deferral.until.isoformat(),
+                        "template": step.template,
+                    },
+                )
+            )
+            waiting = replace(
+                state,
+                status="waiting",
+                waiting_since=None,
+                wait_until=deferral.until,
+                deferred=deferral.reason,
+            )
+            return self._decision(waiting, deferral.until)
+        state = replace(self._visit(state), deferred=None)
         self.effects.append(SendEmail(step.id, state.visit, step.template))
         self.trace.append(Trace("send", step.id, {"template": step.template}))
         return self._goto(state, self._next(step))

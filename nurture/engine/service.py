@@ -29,6 +29,7 @@ from nurture.errors import ConfigurationError
 from nurture.importer import ImportedBatch
 from nurture.lifecycle import at_or_beyond
 from nurture.scoring import view_of
+from nurture.sending import Deferral, may_send
 from nurture.store import work
 from nurture.store.models import Contact, Enrollment, Event
 from nurture.tokens import Signer
@@ -161,16 +162,20 @@ class Engine:
             enrollments = work.load_enrollments(session, enrollment_ids)
             contacts = work.contacts_by_id(session, {e.contact_id for e in enrollments})
             events = work.events_since(session, _waiting_since(enrollments))
+            recent = self._recent_sends(session, contacts, now)
             claims: list[dict[str, Any]] = []
             for enrollment in enrollments:
                 contact = contacts.get(enrollment.contact_id)
                 if contact is None or enrollment.status in ("completed", "exited"):
                     continue
-                decision = self._decide(session, enrollment, contact, events, now)
+                decision = self._decide(session, enrollment, contact, events, recent, now)
                 if not self._save(session, enrollment, decision):
                     report.conflicts += 1
                     continue
                 report.advanced += 1
+                recent.setdefault(contact.id, []).extend(
+                    now for e in decision.effects if isinstance(e, ex.SendEmail)
+                )
                 claims += self._apply(session, enrollment, contact, decision, now)
             claimed = work.claim_sends(session, claims)
             report.sends = list(claimed.values())
@@ -203,6 +208,7 @@ class Engine:
         enrollment: Enrollment,
         contact: Contact,
         events: Mapping[int, list[Event]],
+        recent: Mapping[int, list[datetime]],
         now: datetime,
     ) -> ex.Decision:
         workflow = self.workflow(session, enrollment)
@@ -218,16 +224,36 @@ class Engine:
                 ended, trace=(ex.Trace("exit", state.step, {"reason": "definition-invalid"}),)
             )
         config = self.project.config
+        timezone = contact.timezone or config.sending.default_timezone
         inputs = ex.Inputs(
             contact=view_of(contact, config, now),
             now=now,
             stages=config.stages,
             prospect_stage=config.prospect_stage,
             events=[_event_view(e) for e in events.get(contact.id, ())],
-            timezone=contact.timezone or config.sending.default_timezone,
+            timezone=timezone,
             suppressed=contact_block(contact),
+            send_gate=self._gate(timezone, recent.get(contact.id, [])),
         )
         return ex.advance(workflow, state, inputs)
+
+    def _gate(self, timezone: str, recent: list[datetime]) -> ex.SendGate:
+        sending = self.project.config.sending
+        if sending.window is None and sending.frequency_cap is None:
+            return ex.always_open
+
+        def gate(now: datetime, sent_in_this_advance: int) -> Deferral | None:
+            return may_send(sending, timezone, [*recent, *[now] * sent_in_this_advance], now)
+
+        return gate
+
+    def _recent_sends(
+        self, session: Session, contacts: Mapping[int, Contact], now: datetime
+    ) -> dict[int, list[datetime]]:
+        cap = self.project.config.sending.frequency_cap
+        if cap is None or not contacts:
+            return {}
+        return work.recent_send_times(session, contacts, now - cap.per)
 
     def _save(self, session: Session, enrollment: Enrollment, decision: ex.Decision) -> bool:
         state = decision.state
@@ -235,6 +261,7 @@ class Engine:
             {
                 "since": state.waiting_since.isoformat() if state.waiting_since else None,
                 "until": state.wait_until.isoformat() if state.wait_until else None,
+                "deferred": state.deferred,
             }
             if state.status == "waiting"
             else None
@@ -350,6 +377,7 @@ def state_of(enrollment: Enrollment) -> ex.EnrollmentState:
         waiting_since=_parse(waiting.get("since")),
         wait_until=_parse(waiting.get("until")),
         exit_reason=enrollment.exit_reason,
+        deferred=waiting.get("deferred"),
     )
 
 

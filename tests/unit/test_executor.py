@@ -14,6 +14,7 @@ from nurture.definitions import model as m
 from nurture.definitions.config import parse_config
 from nurture.definitions.workflow import parse_workflow
 from nurture.engine import executor as ex
+from nurture.sending import Deferral
 
 CONFIG, _ = parse_config(
     "stages: [subscriber, lead, mql, sql]\nprospect_stage: sql\nproperties: {industry: string}\n",
@@ -163,7 +164,10 @@ steps:
 
 def test_a_closed_send_gate_defers_the_send_without_losing_it() -> None:
     opens = START + timedelta(hours=1)
-    gate = lambda now: opens if now < opens else None  # noqa: E731
+
+    def gate(now: datetime, _sent: int) -> Deferral | None:
+        return Deferral(opens, "window") if now < opens else None
+
     flow = workflow("name: w\nenroll: {stage: lead}\nsteps:\n  - send: a/b\n")
     deferred = ex.advance(flow, ex.EnrollmentState(), inputs(START, send_gate=gate))
     assert sends(deferred) == [] and deferred.next_run_at == opens

@@ -467,9 +467,12 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 def run(
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
     interval: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 1.0,
+    host: Annotated[str, typer.Option(help="Web app interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Web app port (tracking, unsubscribe, API).")] = 8000,
+    web: Annotated[bool, typer.Option(help="Serve the web app in this process too.")] = True,
     project: ProjectDir = None,
 ) -> None:
-    """Everything in one process: scheduler and workers on the in-process broker."""
+    """Everything in one process: scheduler, workers and the web app, in-process broker."""
     from nurture.engine.runner import run_embedded
 
     with _reported():
@@ -479,7 +482,9 @@ def run(
             f"nurture running on {_safe_url(settings.database_url)}; emails to "
             f"{'SMTP' if settings.smtp_url else settings.outbox_dir}; Ctrl-C to stop"
         )
-        run_embedded(settings, threads=threads, interval=interval)
+        run_embedded(
+            settings, threads=threads, interval=interval, web=(host, port) if web else None
+        )
 
 
 @app.command()
@@ -666,3 +671,8 @@ def main() -> None:
     except ConfigurationError as exc:
         errors.print(f"[red]error:[/red] configuration: {exc}", soft_wrap=True)
         sys.exit(78)
+
+
+from nurture.web.commands import register as _register_web  # noqa: E402
+
+_register_web(app)

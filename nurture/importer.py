@@ -757,6 +757,27 @@ class _BatchWriter:
         return changes
 
 
+def upsert_contacts(
+    sessions: Callable[[], Session],
+    contacts: Sequence[ContactInput],
+    *,
+    first_stage: str,
+    source: str,
+    on_batch: BatchHook | None = None,
+) -> ImportReport:
+    """Write already-parsed contacts as one import batch: one transaction, same rules.
+
+    For callers that validate records themselves with `ContactParser` (the HTTP
+    API). Report lines (and the ``source:<n>`` origin of created contacts) are
+    1-based positions in `contacts`.
+    """
+    report = ImportReport(file=source, total=len(contacts))
+    if contacts:
+        writer = _BatchWriter(sessions, source, source, first_stage, on_batch)
+        writer.write(list(enumerate(contacts, start=1)), report)
+    return report
+
+
 __all__ = [
     "CONSENT_STATUSES",
     "ContactFileError",
@@ -765,4 +786,5 @@ __all__ = [
     "ImportReport",
     "InvalidContact",
     "import_contacts",
+    "upsert_contacts",
 ]

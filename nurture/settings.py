@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False)
     base_url: str = "http://localhost:8000"
     api_keys: str = Field(default="", repr=False)
+    #: HMAC-SHA256 secret of the generic ESP webhook (`X-Nurture-Signature: sha256=<hex>`).
+    webhook_secret: str | None = Field(default=None, repr=False)
+    #: Mailgun's "HTTP webhook signing key" (Mailgun signs timestamp + token with it).
+    mailgun_signing_key: str | None = Field(default=None, repr=False)
     project_dir: Path = Path(".")
     #: How long a worker holds claimed work before another may take it over.
     lease_seconds: float = Field(default=120.0, gt=0)
@@ -132,7 +136,7 @@ class Settings(BaseSettings):
         return key
 
 
-_SECRET_FIELDS = {"secret_key", "api_keys", "smtp_url"}
+_SECRET_FIELDS = {"secret_key", "api_keys", "smtp_url", "webhook_secret", "mailgun_signing_key"}
 
 
 def load_settings(**overrides: Any) -> Settings:

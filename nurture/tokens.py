@@ -43,6 +43,8 @@ class Signer:
 
     def verify(self, purpose: str, token: str) -> dict[str, Any]:
         body, _, mac = token.partition(".")
+        if not token.isascii():  # compare_digest raises TypeError on non-ASCII text
+            raise InvalidToken()
         if not body or not mac or not hmac.compare_digest(mac, self._mac(purpose, body)):
             raise InvalidToken()
         try:

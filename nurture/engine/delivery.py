@@ -11,6 +11,7 @@ to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,8 +156,12 @@ class Deliverer:
             view_in_browser_url=self._links.view_in_browser(send.id),
             now=now,
         )
+        view_url = context["view_in_browser_url"]
         rendered = self._templates.render(
-            send.template, context, rewrite_link=lambda url: self._links.click(send.id, url)
+            send.template,
+            context,
+            # The "view in browser" link is not a click on the content: untracked.
+            rewrite_link=lambda url: url if url == view_url else self._links.click(send.id, url),
         )
         sending = config.sending
         return OutgoingEmail(
@@ -170,6 +175,8 @@ class Deliverer:
             headers={
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+                # Mailgun echoes these in its webhooks: bounces match the send directly.
+                "X-Mailgun-Variables": json.dumps({"nurture_send_id": str(send.id)}),
             },
         )
 

@@ -58,6 +58,7 @@ def run_embedded(
     threads: int = 2,
     interval: float = 1.0,
     stop: threading.Event | None = None,
+    web: tuple[str, int] | None = None,
 ) -> None:
     """Scheduler and worker threads in this process, until stopped."""
     broker = install(settings)
@@ -77,10 +78,21 @@ def run_embedded(
     )
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
+    server = None
+    if web is not None:
+        # Tracking links, unsubscribe pages and the API, in this same process.
+        from nurture.web.app import create_app
+        from nurture.web.server import serve_in_thread
+
+        server, web_thread = serve_in_thread(create_app(actors.engine(), settings), *web)
+        log.info("web app on http://%s:%d (OpenAPI at /docs)", *web)
     log.info("nurture running: %d worker threads, scheduler every %.1fs", threads, interval)
     try:
         stop.wait()
     finally:
+        if server is not None:
+            server.should_exit = True
+            web_thread.join(timeout=10)
         thread.join(timeout=10)
         worker.stop()
         broker.close()

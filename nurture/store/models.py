@@ -257,6 +257,7 @@ class Send(Base):
     __tablename__ = "sends"
     __table_args__ = (
         Index("ix_sends_contact_id_claimed_at", "contact_id", "claimed_at"),
+        Index("ix_sends_message_id", "message_id"),  # ESP webhooks match sends by it
         Index(
             "ix_sends_due",
             "next_attempt_at",

@@ -334,3 +334,15 @@ def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
         table.c.event_id
     )
     return {row.event_id for row in session.execute(statement)}
+
+
+def sends_by_message_id(session: Session, message_ids: Iterable[str]) -> dict[str, Send]:
+    """Sends whose stored Message-ID is among `message_ids` (as stored: ``<...>``).
+
+    The fallback of ESP webhooks that do not echo `X-Nurture-Send-Id`; unindexed.
+    """
+    wanted = list(set(message_ids))
+    if not wanted:
+        return {}
+    statement = select(Send).where(Send.message_id.in_(wanted))
+    return {send.message_id: send for send in session.scalars(statement) if send.message_id}

@@ -173,6 +173,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("claim_key", name=op.f("uq_sends_claim_key")),
     )
     op.create_index("ix_sends_contact_id_claimed_at", "sends", ["contact_id", "claimed_at"])
+    op.create_index("ix_sends_message_id", "sends", ["message_id"])
     op.create_index(
         "ix_sends_due",
         "sends",

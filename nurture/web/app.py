@@ -1,0 +1,84 @@
+"""The web app factory: API, tracking, unsubscribe and webhooks around one engine.
+
+`create_app(engine, settings)` builds a FastAPI app from live objects rather
+than reading the environment, so `nurture serve`, `nurture run` (in-process,
+see `server.serve_in_thread`) and the tests (an engine on a throwaway SQLite
+database with the capture transport) all serve the same routes. The engine
+must be able to sign (`build_engine` gives it the signing key), since the
+tracking and unsubscribe links it verifies were signed with that key.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from nurture.engine.service import Engine
+from nurture.settings import Settings
+from nurture.web import api, pages, tracking, webhooks
+from nurture.web.context import WebContext
+from nurture.web.schemas import Health
+
+log = logging.getLogger("nurture.web")
+
+DESCRIPTION = """\
+Email nurturing workflows as code.
+
+- **`/v1/*`** (except webhooks): an API key, as `Authorization: Bearer <key>`
+  or `X-API-Key: <key>` (NURTURE_API_KEYS). Batches answer per item: 200 when
+  every item was accepted, 207 when some were refused, 422 when all were.
+- **`/v1/webhooks/{provider}`**: signed by the provider (`generic`, `mailgun`).
+- **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("nurture")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+def create_app(engine: Engine, settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="nurture",
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.nurture = WebContext.build(engine, settings)
+    app.include_router(api.router)
+    app.include_router(webhooks.router)
+    app.include_router(tracking.router)
+    app.include_router(pages.router)
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness and database reachability",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database is not reachable"}},
+    )
+    async def healthz() -> JSONResponse:
+        def ping() -> bool:
+            try:
+                with engine.sessions() as session:
+                    session.execute(text("SELECT 1"))
+                return True
+            except SQLAlchemyError:
+                log.exception("health check: the database is not reachable")
+                return False
+
+        if await run_in_threadpool(ping):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable"}, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    return app

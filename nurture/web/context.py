@@ -1,0 +1,83 @@
+"""What every route needs, built once per app: the engine, settings, signer, links.
+
+Routers get it through the `web_context` dependency instead of module globals,
+so an app factory can build several independent apps (tests do, on throwaway
+SQLite databases) and nothing is read from the environment at request time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+from fastapi import Request
+
+from nurture.engine.delivery import Links
+from nurture.engine.service import Engine
+from nurture.importer import ContactParser
+from nurture.ingest import Ingestor
+from nurture.rendering import TemplateLibrary
+from nurture.settings import Settings
+from nurture.tokens import Signer
+
+
+class SeenTokens:
+    """Signature tokens already accepted, remembered for a while (replay refusal).
+
+    In memory, per process: a replay to another replica is still harmless
+    because webhook events are recorded idempotently by the provider's id.
+    """
+
+    def __init__(self, ttl: float, limit: int = 50_000) -> None:
+        self._ttl = ttl
+        self._limit = limit
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, token: object) -> bool:
+        with self._lock:
+            expiry = self._seen.get(cast(str, token))
+            return expiry is not None and expiry > time.monotonic()
+
+    def add(self, token: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) >= self._limit:
+                self._seen = {t: e for t, e in self._seen.items() if e > now}
+                while len(self._seen) >= self._limit:  # all fresh: drop the oldest
+                    del self._seen[next(iter(self._seen))]
+            self._seen[token] = now + self._ttl
+
+
+@dataclass
+class WebContext:
+    engine: Engine
+    settings: Settings
+    signer: Signer
+    links: Links
+    ingestor: Ingestor
+    contacts: ContactParser
+    templates: TemplateLibrary
+    mailgun_tokens: SeenTokens = field(default_factory=lambda: SeenTokens(ttl=600.0))
+
+    @classmethod
+    def build(cls, engine: Engine, settings: Settings) -> WebContext:
+        # Tokens must verify with the key the engine signed its links with.
+        signer = engine.signer or Signer(settings.signing_key())
+        config = engine.project.config
+        return cls(
+            engine=engine,
+            settings=settings,
+            signer=signer,
+            links=Links(signer, engine.options.base_url),
+            ingestor=Ingestor(engine),
+            contacts=ContactParser(config.stages, config.properties),
+            templates=TemplateLibrary(engine.project.templates_dir),
+        )
+
+
+def web_context(request: Request) -> WebContext:
+    """FastAPI dependency: the app's `WebContext`."""
+    return cast(WebContext, request.app.state.nurture)

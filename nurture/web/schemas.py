@@ -1,0 +1,219 @@
+"""The HTTP contract's shapes: response models and the documented request bodies.
+
+Request bodies are read by hand (see `bodies`), so their JSON Schemas are
+written out here for the OpenAPI document (`/docs`), where client authors and
+the schemathesis fuzz tests read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nurture.events import EVENT_TYPES
+
+
+class Problem(BaseModel):
+    """A refused request: `detail` says why."""
+
+    detail: str
+
+
+class EventResult(BaseModel):
+    index: int = Field(description="Position of the event in the request (0-based).")
+    id: str | None = Field(description="The event's id, when it had one.")
+    status: Literal["recorded", "duplicate", "rejected"]
+    reason: str | None = None
+
+
+class EventsResult(BaseModel):
+    """One result per event, in request order, and the counts."""
+
+    recorded: int
+    duplicate: int
+    rejected: int
+    items: list[EventResult]
+
+
+class ContactResult(BaseModel):
+    index: int
+    email: str | None
+    status: Literal["created", "updated", "unchanged", "rejected"]
+    reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ContactsResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    items: list[ContactResult]
+
+
+class WebhookResult(BaseModel):
+    index: int
+    id: str | None = Field(description="Our event id (derived from the provider's).")
+    status: Literal["recorded", "duplicate", "ignored", "rejected"]
+    reason: str | None = None
+
+
+class WebhookResults(BaseModel):
+    recorded: int
+    duplicate: int
+    ignored: int
+    rejected: int
+    items: list[WebhookResult]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "contact"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200, "example": "evt-123"},
+        "type": {
+            "type": "string",
+            "description": f"One of {', '.join(EVENT_TYPES)}, or custom.<anything>.",
+            "example": "page.visited",
+        },
+        "at": {"type": "string", "format": "date-time", "example": "2026-11-22T10:00:00Z"},
+        "contact": {
+            "type": "object",
+            "description": 'Either {"email": ...} or {"id": ...}.',
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "email": {"type": "string", "format": "email"},
+                "id": {"type": "integer"},
+            },
+        },
+        "properties": {"type": "object", "example": {"url": "https://example.com/pricing"}},
+    },
+}
+
+CONTACT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["email"],
+    "description": "As a row of `nurture contacts import`: any other key is a custom property.",
+    "properties": {
+        "email": {"type": "string", "format": "email", "example": "anne@example.com"},
+        "first_name": {"type": "string"},
+        "last_name": {"type": "string"},
+        "company": {"type": "string"},
+        "stage": {"type": "string", "example": "lead"},
+        "timezone": {"type": "string", "example": "Europe/Paris"},
+        "owner": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "consent": {
+            "type": "object",
+            "properties": {
+                "status": {
+                    "type": "string",
+                    "enum": ["granted", "legitimate_interest", "withdrawn", "unknown"],
+                },
+                "at": {"type": "string", "format": "date-time"},
+                "source": {"type": "string"},
+                "basis": {"type": "string"},
+                "proof": {},
+            },
+        },
+        "properties": {"type": "object"},
+    },
+}
+
+
+def one_or_many(schema: dict[str, Any], limit: int) -> dict[str, Any]:
+    """An `openapi_extra` request body: one object, or a list of up to `limit`."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            schema,
+                            {"type": "array", "items": schema, "minItems": 1, "maxItems": limit},
+                        ]
+                    }
+                }
+            },
+        }
+    }
+
+
+GENERIC_WEBHOOK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {
+                "type": "object",
+                "required": ["id", "type"],
+                "properties": {
+                    "id": {"type": "string", "description": "The provider's event id."},
+                    "type": {
+                        "type": "string",
+                        "enum": ["delivered", "bounced", "complained", "unsubscribed"],
+                    },
+                    "send_id": {"type": "string", "description": "Our X-Nurture-Send-Id."},
+                    "message_id": {"type": "string", "description": "The Message-ID sent."},
+                    "bounce": {"type": "string", "enum": ["hard", "soft"]},
+                    "at": {"type": "string", "format": "date-time"},
+                },
+            },
+        }
+    },
+}
+
+MAILGUN_WEBHOOK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["signature", "event-data"],
+    "properties": {
+        "signature": {
+            "type": "object",
+            "required": ["timestamp", "token", "signature"],
+            "properties": {
+                "timestamp": {"type": "string"},
+                "token": {"type": "string"},
+                "signature": {"type": "string"},
+            },
+        },
+        "event-data": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string"},
+                "severity": {"type": "string", "enum": ["permanent", "temporary"]},
+                "id": {"type": "string"},
+                "timestamp": {"type": "number"},
+                "message": {"type": "object"},
+                "user-variables": {"type": "object"},
+            },
+        },
+    },
+}
+
+WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The provider's own format: `generic` or `mailgun`.",
+        "content": {
+            "application/json": {
+                "schema": {"anyOf": [GENERIC_WEBHOOK_SCHEMA, MAILGUN_WEBHOOK_SCHEMA]}
+            }
+        },
+    }
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for refusals that carry a `Problem`."""
+    return {code: {"model": Problem} for code in codes}

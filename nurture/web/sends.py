@@ -1,0 +1,96 @@
+"""Email events about one of our sends: tracking links, unsubscribes, ESP webhooks.
+
+Whatever door it came in by, an event about an email names a send (by the id
+in a signed token, our `X-Nurture-Send-Id`, or the Message-ID we stored) and is
+recorded for that send's contact with the send's workflow, step and template in
+its properties, so scoring rules and `wait_for` steps (`event.step ==
+'guide'`) can tell emails apart. A send that no longer exists (its contact was
+erased) records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nurture import clock
+from nurture.ingest import IncomingEvent, Outcome
+from nurture.store import work
+from nurture.store.models import Contact, Send
+from nurture.web.context import WebContext
+
+log = logging.getLogger("nurture.web")
+
+#: Attempts of a transaction that lost an insert race (two first events at once).
+ATTEMPTS = 3
+
+
+def send_properties(send: Send) -> dict[str, Any]:
+    return {
+        "send_id": send.id,
+        "workflow": send.workflow,
+        "step": send.step,
+        "template": send.template,
+    }
+
+
+def load_send(session: Session, send_id: object) -> Send | None:
+    """The send a token or webhook names, or None (unknown, or not an id at all)."""
+    if isinstance(send_id, str) and send_id.isascii() and send_id.isdigit() and len(send_id) <= 18:
+        send_id = int(send_id)
+    if not isinstance(send_id, int) or isinstance(send_id, bool) or not 0 < send_id < 2**63:
+        return None
+    found = work.load_sends(session, [send_id])
+    return found[0] if found else None
+
+
+def record_for_send(
+    context: WebContext,
+    send_id: object,
+    *,
+    event_type: str,
+    event_id: str,
+    properties: Mapping[str, Any] | None = None,
+    raw: Any = None,
+    source: str = "tracking",
+    unless_withdrawn: bool = False,
+) -> str:
+    """Record one email event for this send's contact, in its own transaction.
+
+    Returns "recorded", "duplicate", "gone" (no such send) or "skipped" (the
+    contact has already withdrawn consent and `unless_withdrawn` was asked).
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            with context.engine.sessions.begin() as session:
+                send = load_send(session, send_id)
+                if send is None:
+                    return "gone"
+                if unless_withdrawn:
+                    contact = session.get(Contact, send.contact_id)
+                    if contact is None:
+                        return "gone"
+                    if contact.consent_status == "withdrawn":
+                        return "skipped"
+                event = IncomingEvent(
+                    id=event_id,
+                    type=event_type,
+                    at=clock.now(),
+                    contact_id=send.contact_id,
+                    properties={**send_properties(send), **(properties or {})},
+                    raw=raw,
+                )
+                [outcome] = context.ingestor.ingest_batch(session, [event], source)
+                return _status(outcome)
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _status(outcome: Outcome) -> str:
+    return "gone" if outcome.status == "rejected" else outcome.status

@@ -1,0 +1,59 @@
+"""Serving the app with uvicorn: in the foreground (`nurture serve`) or in a
+background thread of another process (`nurture run` hosts it next to the
+scheduler and workers).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI
+
+#: How long `serve_in_thread` waits for the socket to be listening.
+STARTUP_TIMEOUT = 10.0
+
+
+def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    # No proxy headers by default: the client address is not used for anything.
+    # No access log: tracking and unsubscribe URLs carry tokens that would let
+    # whoever reads the log unsubscribe someone; errors are still logged.
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="info", server_header=False, access_log=False
+    )
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM)."""
+    uvicorn.Server(_config(app, host, port)).run()
+
+
+def serve_in_thread(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 8000
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Start serving in a daemon thread; returns once it listens.
+
+    Stop it with ``server.should_exit = True; thread.join()``. Signal handlers
+    stay the host process's (uvicorn installs none outside the main thread).
+    With ``port=0`` the system picks one: `bound_port(server)` says which.
+    Raises `RuntimeError` if it cannot start (the port is taken, say).
+    """
+    server = uvicorn.Server(_config(app, host, port))
+    thread = threading.Thread(target=server.run, name="nurture-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the web server could not start on {host}:{port}")
+        time.sleep(0.02)
+    return server, thread
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a started server listens on."""
+    for listener in server.servers:
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("the server is not listening")

@@ -1,0 +1,128 @@
+"""Click and open tracking: record the engagement, then get out of the way.
+
+A tracked link's token carries the target URL, signed (`Links.click`): the
+redirect goes to that URL and nowhere else. Nothing in the query string is
+read, a token signed for another purpose (an open pixel, an unsubscribe link)
+or with another key is refused, and so is a signed target that is not a plain
+http(s) URL. Refusals are a 404 page, never a redirect: no open redirect.
+
+Recording must never cost the reader their click or break the email's
+layout: a failure to record is logged and the redirect (or pixel) is served
+anyway; a send that no longer exists (its contact was erased) records nothing.
+Each click and each open is its own event (`click:<send>:<uuid>`); the scoring
+rules' caps (`max_per_day`) decide how much repeats are worth.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+
+from nurture.tokens import InvalidToken
+from nurture.web.context import WebContext, web_context
+from nurture.web.pages import not_found_page
+from nurture.web.sends import record_for_send
+
+log = logging.getLogger("nurture.web")
+
+router = APIRouter(tags=["tracking"])
+
+#: The classic 43-byte transparent 1×1 GIF.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+MAX_URL = 8192
+
+Context = Annotated[WebContext, Depends(web_context)]
+
+
+def safe_target(url: object) -> str | None:
+    """The URL if it is a plain absolute http(s) URL we may redirect to, else None."""
+    if not isinstance(url, str) or len(url) > MAX_URL or _UNSAFE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return url
+
+
+def _client(request: Request) -> dict[str, Any]:
+    """What the raw payload keeps about who followed the link (no IP address)."""
+    agent = request.headers.get("user-agent")
+    return {"user_agent": agent[:500]} if agent else {}
+
+
+@router.get(
+    "/t/c/{token}",
+    summary="Tracked link: record a click, redirect to the signed URL",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {"description": "To the URL signed in the token, and only that one"},
+        404: {"description": "Invalid token: no redirect", "content": {"text/html": {}}},
+    },
+)
+def click(token: str, request: Request, context: Context) -> Response:
+    try:
+        payload = context.signer.verify("click", token)
+    except InvalidToken:
+        return not_found_page()
+    target = safe_target(payload.get("u"))
+    send_id = payload.get("s")
+    if target is None or not isinstance(send_id, int) or isinstance(send_id, bool):
+        return not_found_page()
+    try:
+        record_for_send(
+            context,
+            send_id,
+            event_type="email.clicked",
+            event_id=f"click:{send_id}:{uuid.uuid4()}",
+            properties={"url": target},
+            raw={"via": "click", "send_id": send_id, "url": target, **_client(request)},
+        )
+    except Exception:
+        log.exception("could not record a click on send %s", send_id)
+    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/t/o/{token}.gif",
+    summary="Open pixel: record an open, answer a transparent GIF",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "Always the 1×1 GIF"}},
+)
+def open_pixel(token: str, request: Request, context: Context) -> Response:
+    """Always the pixel, whatever the token: a broken image would show in the email."""
+    try:
+        send_id = context.signer.verify("open", token).get("s")
+    except InvalidToken:
+        send_id = None
+    if isinstance(send_id, int) and not isinstance(send_id, bool):
+        try:
+            record_for_send(
+                context,
+                send_id,
+                event_type="email.opened",
+                event_id=f"open:{send_id}:{uuid.uuid4()}",
+                raw={"via": "open", "send_id": send_id, **_client(request)},
+            )
+        except Exception:
+            log.exception("could not record an open of send %s", send_id)
+    return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)

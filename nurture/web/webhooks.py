@@ -1,0 +1,151 @@
+"""`POST /v1/webhooks/{provider}`: delivery, bounce, complaint and unsubscribe reports.
+
+No API key here: ESPs cannot send one, they sign instead (see `providers`).
+Once the signature is good the answer is 200 whatever the events say, item by
+item, because providers retry anything else for hours: an event for a send we
+do not know (another system's mail, a contact since erased) is `ignored`, a
+malformed one `rejected`, neither worth a retry. Events are matched to our
+send by `X-Nurture-Send-Id` when the provider echoes it, else by the
+Message-ID we stored when the relay accepted the message; they are recorded
+for the send's contact in one transaction, so a hard bounce or a complaint
+suppresses the contact before the next send is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import IntegrityError
+
+from nurture.ingest import IncomingEvent
+from nurture.store import work
+from nurture.store.models import Send
+from nurture.web.bodies import is_json, read_body
+from nurture.web.context import WebContext, web_context
+from nurture.web.providers import PROVIDERS, ProviderEvent, WebhookRefused
+from nurture.web.schemas import WEBHOOK_BODY, WebhookResult, WebhookResults, problems
+from nurture.web.sends import ATTEMPTS, load_send, send_properties
+
+log = logging.getLogger("nurture.web")
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@router.post(
+    "/{provider}",
+    summary="ESP webhook: delivered, bounced, complained, unsubscribed",
+    response_model=WebhookResults,
+    responses=problems(400, 401, 404, 413, 415),
+    openapi_extra=WEBHOOK_BODY,
+)
+async def webhook(
+    provider: str, request: Request, context: Annotated[WebContext, Depends(web_context)]
+) -> WebhookResults:
+    """Providers: `generic` (X-Nurture-Signature) and `mailgun` (signed body)."""
+    handler = PROVIDERS.get(provider)
+    if handler is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"unknown provider {provider[:40]!r} (expected one of: {', '.join(PROVIDERS)})",
+        )
+    if not is_json(request.headers.get("content-type")):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/json"
+        )
+    body = await read_body(request)
+    try:
+        receipt = handler.receive(body, request.headers, context)
+    except WebhookRefused as exc:
+        if exc.status_code == 401:
+            log.warning("webhook %s refused: %s", provider, exc.reason)
+        raise HTTPException(exc.status_code, exc.reason) from None
+    result = await run_in_threadpool(record, context, provider, receipt.events)
+    if receipt.on_success is not None:
+        receipt.on_success()
+    return result
+
+
+def _message_ids(value: str | None) -> list[str]:
+    """Both spellings: ``<id@host>`` as we store it, ``id@host`` as Mailgun reports it."""
+    if not value or len(value) > 998:
+        return []
+    bare = value.strip().removeprefix("<").removesuffix(">").strip()
+    return [f"<{bare}>", bare] if bare else []
+
+
+def record(context: WebContext, provider: str, events: list[ProviderEvent]) -> WebhookResults:
+    for attempt in range(ATTEMPTS):
+        try:
+            with context.engine.sessions.begin() as session:
+                by_message_id = work.sends_by_message_id(
+                    session, [m for e in events for m in _message_ids(e.message_id)]
+                )
+                results: list[WebhookResult | None] = [None] * len(events)
+                incoming: list[tuple[int, IncomingEvent]] = []
+                for index, event in enumerate(events):
+                    if event.problem or event.ignore or event.id is None or event.type is None:
+                        results[index] = WebhookResult(
+                            index=index,
+                            id=event.id,
+                            status="rejected" if event.problem else "ignored",
+                            reason=event.problem or event.ignore,
+                        )
+                        continue
+                    send = load_send(session, event.send_id) or next(
+                        (
+                            by_message_id[m]
+                            for m in _message_ids(event.message_id)
+                            if m in by_message_id
+                        ),
+                        None,
+                    )
+                    if send is None:
+                        results[index] = WebhookResult(
+                            index=index, id=event.id, status="ignored", reason=_unmatched(event)
+                        )
+                        continue
+                    incoming.append((index, _incoming(event, send)))
+                outcomes = context.ingestor.ingest_batch(
+                    session, [e for _, e in incoming], f"webhook:{provider}"
+                )
+            break
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    for (index, event_in), outcome in zip(incoming, outcomes, strict=True):
+        results[index] = WebhookResult(
+            index=index,
+            id=event_in.id,
+            status="ignored" if outcome.status == "rejected" else outcome.status,
+            reason=outcome.reason,
+        )
+    done = [r for r in results if r is not None]
+    return WebhookResults(
+        recorded=sum(r.status == "recorded" for r in done),
+        duplicate=sum(r.status == "duplicate" for r in done),
+        ignored=sum(r.status == "ignored" for r in done),
+        rejected=sum(r.status == "rejected" for r in done),
+        items=done,
+    )
+
+
+def _incoming(event: ProviderEvent, send: Send) -> IncomingEvent:
+    assert event.id is not None and event.type is not None and event.at is not None
+    return IncomingEvent(
+        id=event.id,
+        type=event.type,
+        at=event.at,
+        contact_id=send.contact_id,
+        properties={**send_properties(send), **event.properties},
+        raw=event.raw,
+    )
+
+
+def _unmatched(event: ProviderEvent) -> str:
+    return (
+        f"no send matches (send_id {str(event.send_id)[:40]!r}, "
+        f"message_id {(event.message_id or '')[:100]!r})"
+    )

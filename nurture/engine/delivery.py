@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from nurture import clock
 from nurture.definitions.loader import Project
 from nurture.engine.records import Record, Recorder
 from nurture.errors import TemplateError
@@ -102,7 +103,7 @@ class Deliverer:
     def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
         """Deliver the given sends (or the oldest due ones); returns how many left."""
         with self._sessions.begin() as session:
-            leased = work.lease_sends(session, now, self._lease, send_ids, limit=limit)
+            leased = work.lease_sends(session, clock.now(), self._lease, send_ids, limit=limit)
             if not leased:
                 return 0
             sends = work.load_sends(session, leased)
@@ -136,12 +137,22 @@ class Deliverer:
             with self._sessions.begin() as session:
                 work.finish_sends(session, outcomes)
 
+        renewed = clock.now()
+
         def record(index: int, result: Delivery | DeliveryError) -> None:
             # One by one, as the server answers: a crash mid-batch leaves at most
             # the message in flight to be sent again, never the whole batch.
+            nonlocal renewed
             send, contact, email = outgoing[index]
             with self._sessions.begin() as session:
                 work.finish_sends(session, [self._outcome(send, contact, email, result, now)])
+                moment = clock.now()
+                if moment - renewed > self._lease / 2 and index + 1 < len(outgoing):
+                    # A slow relay must not let the lease on the rest of the batch
+                    # expire: another worker would take those sends and send them too.
+                    rest = [(s.id, s.attempts) for s, _, _ in outgoing[index + 1 :]]
+                    work.renew_send_leases(session, rest, moment + self._lease)
+                    renewed = moment
 
         self._transport.send_many([email for _, _, email in outgoing], on_result=record)
         return len(leased)

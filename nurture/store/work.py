@@ -289,6 +289,21 @@ def lease_sends(
     return list(session.scalars(statement))
 
 
+def renew_send_leases(session: Session, sends: Sequence[tuple[int, int]], until: datetime) -> None:
+    """Extend leases still held: (send id, the `attempts` value this worker leased it at)."""
+    if sends:
+        session.execute(
+            update(_sends)
+            .where(
+                _sends.c.id == bindparam("send_id"),
+                _sends.c.attempts == bindparam("held_attempts"),
+                _sends.c.status == "claimed",
+            )
+            .values(lease_until=until),
+            [{"send_id": i, "held_attempts": a} for i, a in sends],
+        )
+
+
 def load_sends(session: Session, ids: Iterable[int]) -> list[Send]:
     return list(session.scalars(select(Send).where(Send.id.in_(set(ids))).order_by(Send.id)))
 

@@ -378,3 +378,50 @@ def test_day_scale_waits_on_the_system_clock_with_freezegun(
             frozen.tick(timedelta(days=1))
             h.tick()
             assert h.subjects("anne@example.com") == ["Bienvenue pour X", "Le guide pour X"]
+
+
+def test_a_slow_relay_keeps_its_leases_so_no_other_worker_sends_the_rest(
+    project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from nurture.store import work as queries
+    from nurture.transports.mime import BuiltMessage
+
+    virtual = clock.VirtualClock(START)
+    stolen: list[list[int]] = []
+
+    class SlowRelay(CaptureTransport):
+        """Each message takes 40 s; halfway through, a second worker tries to take over."""
+
+        def _deliver(self, message: BuiltMessage, email: object) -> None:
+            virtual.advance_to(virtual.now() + timedelta(seconds=40))
+            if len(self.messages) == 3:
+                with sessions.begin() as session:
+                    stolen.append(
+                        queries.lease_sends(session, virtual.now(), timedelta(seconds=60))
+                    )
+            super()._deliver(message, email)  # type: ignore[arg-type]
+
+    relay = SlowRelay()
+    with clock.using(virtual):
+        engine = Engine(
+            load_project(project_dir),
+            sessions,
+            relay,
+            Signer("k" * 32),
+            EngineOptions(send_lease=timedelta(seconds=60)),
+        )
+        (tmp_path / "c.csv").write_text(
+            "email,stage\n" + "".join(f"p{i}@example.com,lead\n" for i in range(6))
+        )
+        import_contacts(
+            sessions,
+            tmp_path / "c.csv",
+            stages=("subscriber", "lead", "mql", "sql"),
+            on_batch=engine.on_import,
+        )
+        engine.advance(engine.claim_due(), deliver=False)
+        engine.deliver()
+    assert stolen == [[]], "another worker could lease sends this worker was still delivering"
+    assert len(relay.messages) == 6
+    with sessions() as session:
+        assert set(session.scalars(select(Send.status))) == {"sent"}

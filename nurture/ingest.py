@@ -192,8 +192,10 @@ class Ingestor:
         if fresh:
             self._engine.engagement.apply(session, by_id, fresh, now)
             work.wake_contacts(session, list(fresh), now)
+            # The events themselves, and the changed score (`enroll: {when: ...}`).
             triggers = {
-                cid: [Trigger(event=view) for view in views] for cid, views in fresh.items()
+                cid: [*(Trigger(event=view) for view in views), Trigger(changed=True)]
+                for cid, views in fresh.items()
             }
             self._engine.enroller.enroll(session, triggers, by_id, now)
             for contact_id, views in fresh.items():

@@ -104,7 +104,8 @@ class Engine:
         nurture at the prospect stage), and changed profiles are re-scored (fit)."""
         now = clock.now()
         config = self.project.config
-        triggers: dict[int, list[Trigger]] = {}
+        # Every changed contact re-tests `enroll: {when: ...}` workflows.
+        triggers: dict[int, list[Trigger]] = {i: [Trigger(changed=True)] for i in batch.contact_ids}
         prospects = []
         for contact_id, _from_stage, to_stage in batch.stage_changes:
             triggers.setdefault(contact_id, []).append(Trigger(stage=to_stage, changed=True))
@@ -340,6 +341,9 @@ class Engine:
                 )
         if refit:
             self.engagement.refit(session, [contact], now)
+            self.enroller.enroll(
+                session, {contact.id: [Trigger(changed=True)]}, {contact.id: contact}, now
+            )
         for trace in decision.trace:
             if trace.kind in _RECORDED_TRACES:
                 kind = _RECORDED_TRACES[trace.kind]

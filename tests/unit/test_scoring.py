@@ -377,3 +377,31 @@ def test_an_unsubscribe_stops_everything_at_once(world: World) -> None:
     assert (enrollment.status, enrollment.exit_reason) == ("exited", "unsubscribed")
     world.later(timedelta(days=5))
     assert world.subjects() == ["one"]
+
+
+def test_a_when_workflow_enrolls_once_the_score_or_profile_makes_it_true(
+    world: World, tmp_path: Path
+) -> None:
+    root = world.engine.project.root
+    (root / "workflows" / "hot.yaml").write_text(
+        'name: hot\nenroll: {when: "contact.score >= 30 or contact.budget_confirmed"}\n'
+        "steps:\n  - send: lead/one\n"
+    )
+    world.engine = Engine(load_project(root), world.sessions, world.transport, Signer("k" * 32))
+    world.ingestor = Ingestor(world.engine)
+
+    def hot_enrollments() -> int:
+        with world.sessions() as session:
+            return len(session.scalars(select(Enrollment).where(Enrollment.workflow == "hot")).all())
+
+    world.event("content.downloaded")  # 25: not yet
+    assert hot_enrollments() == 0
+    world.event("page.visited", url="https://example.com/pricing")  # 40
+    assert hot_enrollments() == 1
+    world.import_csv(tmp_path, "email,stage,budget_confirmed\nbob@example.com,subscriber,\n")
+    world.import_csv(tmp_path, "email,budget_confirmed\nbob@example.com,oui\n")  # profile change
+    with world.sessions() as session:
+        bob = session.scalars(select(Contact).where(Contact.email == "bob@example.com")).one()
+        assert session.scalars(
+            select(Enrollment.workflow).where(Enrollment.contact_id == bob.id)
+        ).all() == ["hot"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,8 +24,11 @@ from nurture.definitions import model as m
 from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
 from nurture.engine.records import Record
+from nurture.handoff import crosses
 from nurture.lifecycle import at_or_beyond, stage_for_score
+from nurture.notifications import queue
 from nurture.scoring import (
+    ScoreState,
     decay_factor,
     fit_points,
     is_engagement,
@@ -33,6 +36,7 @@ from nurture.scoring import (
     view_of,
     within_caps,
 )
+from nurture.store import work
 from nurture.store.models import Contact, Enrollment, ScoreEntry, StageHistory
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ class StageMove:
     from_stage: str | None
     to_stage: str
     cause: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Engagement:
@@ -259,16 +264,71 @@ class Engagement:
         return StageMove(contact.id, current, target, cause)
 
     def move(
-        self, session: Session, contact: Contact, stage: str, cause: str, now: datetime
+        self,
+        session: Session,
+        contact: Contact,
+        stage: str,
+        cause: str,
+        now: datetime,
+        *,
+        details: Mapping[str, Any] | None = None,
+        open_handoff: bool = True,
     ) -> StageMove | None:
         """An explicit stage change (sales, API, recycling): may go down as well as up."""
         current = contact.stage or self.config.stages[0]
         if stage == current:
             return None
         contact.stage = stage
-        move = StageMove(contact.id, current, stage, cause)
-        self.after_moves(session, {contact.id: contact}, [move], now)
+        move = StageMove(contact.id, current, stage, cause, dict(details or {}))
+        self.after_moves(session, {contact.id: contact}, [move], now, open_handoff=open_handoff)
         return move
+
+    def adjust_for_rejection(
+        self, session: Session, contact: Contact, rule: str, handoff_id: int, now: datetime
+    ) -> None:
+        """`on_reject.score`: halve the score, or reset it to its fit part (a ledger row)."""
+        half_life = self.config.scoring.half_life
+        state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
+        total = state.total_at(now, half_life)
+        target = total / 2 if rule == "halve" else contact.fit_score
+        points = round(target - total, 4)
+        if points:
+            rows = self._add(
+                contact,
+                points,
+                now,
+                kind="manual",
+                rule=f"handoff.rejected:{rule}",
+                key=f"handoff:{handoff_id}:rejected:{rule}:{now.isoformat()}",
+            )
+            session.execute(insert(_ledger), rows)
+
+    def system_event(
+        self,
+        session: Session,
+        contact: Contact,
+        event_id: str,
+        kind: str,
+        properties: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """An event nurture itself emits (stage.changed, handoff.*): logged, and workflows
+        that `enroll: {event: ...}` on it start; it earns no points."""
+        row = {
+            "event_id": event_id,
+            "type": kind,
+            "at": now,
+            "contact_id": contact.id,
+            "properties": dict(properties),
+            "raw": None,
+            "source": "nurture",
+            "received_at": now,
+        }
+        if work.record_events(session, [row]):
+            view = EventView(event_id, kind, now, dict(properties))
+            self.engine.enroller.enroll(
+                session, {contact.id: [Trigger(event=view)]}, {contact.id: contact}, now
+            )
 
     def after_moves(
         self,
@@ -276,8 +336,11 @@ class Engagement:
         contacts: Mapping[int, Contact],
         moves: Sequence[StageMove],
         now: datetime,
+        *,
+        open_handoff: bool = True,
     ) -> None:
-        """History, exits at the prospect stage, enrollment into the new stage's workflows."""
+        """History, exits at the prospect stage, handoff to sales, enrollment into the new
+        stage's workflows, stage.changed events and webhooks."""
         if not moves:
             return
         session.execute(
@@ -289,7 +352,7 @@ class Engagement:
                     "to_stage": mv.to_stage,
                     "at": now,
                     "cause": mv.cause,
-                    "details": {"score": contacts[mv.contact_id].score},
+                    "details": {"score": contacts[mv.contact_id].score, **mv.details},
                 }
                 for mv in moves
             ],
@@ -302,24 +365,35 @@ class Engagement:
         ]
         if prospects:
             end_nurture(session, prospects, "prospect", now)
+        if config.handoff is not None and open_handoff:
+            for mv in moves:
+                if crosses(mv.from_stage, mv.to_stage, config.handoff.at, config.stages):
+                    self.engine.handoffs.open(session, contacts[mv.contact_id], now, mv.cause)
         triggers = {mv.contact_id: [Trigger(stage=mv.to_stage, changed=True)] for mv in moves}
         self.engine.enroller.enroll(session, triggers, contacts, now)
-        for mv in moves:
+        for number, mv in enumerate(moves):
             contact = contacts[mv.contact_id]
-            self.engine.record(
-                Record(
-                    now,
-                    "stage",
-                    contact.id,
-                    contact.email,
-                    details={
-                        "from": mv.from_stage,
-                        "to": mv.to_stage,
-                        "cause": mv.cause,
-                        "score": contact.score,
-                    },
-                )
-            )
+            change = {
+                "from": mv.from_stage,
+                "to": mv.to_stage,
+                "cause": mv.cause,
+                "score": contact.score,
+            }
+            stamp = f"{contact.id}:{now.isoformat()}:{number}:{mv.to_stage}"
+            self.system_event(session, contact, f"stage:{stamp}", "stage.changed", change, now)
+            for hook_number, hook in enumerate(config.webhooks):
+                if "stage.changed" in hook.events:
+                    queue(
+                        session,
+                        f"stage.changed:{stamp}:{hook_number}",
+                        "webhook",
+                        "stage.changed",
+                        hook.url,
+                        {"contact": {"id": contact.id, "email": contact.email}, **change},
+                        now,
+                        contact_id=contact.id,
+                    )
+            self.engine.record(Record(now, "stage", contact.id, contact.email, details=change))
 
 
 def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: datetime) -> int:

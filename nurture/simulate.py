@@ -21,8 +21,10 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from nurture import clock
 from nurture.definitions.base import parse_duration
@@ -32,8 +34,9 @@ from nurture.engine.service import Engine, EngineOptions
 from nurture.errors import NurtureError, Problem
 from nurture.importer import import_contacts
 from nurture.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
+from nurture.notifications import Notifier
 from nurture.store import db, work
-from nurture.store.models import Contact, Enrollment, Send
+from nurture.store.models import Contact, Enrollment, Handoff, Notification, Send
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport, Transport
 
@@ -165,8 +168,14 @@ class Simulation:
                 sessions,
                 self.transport,
                 Signer("simulation-key-not-secret"),
-                EngineOptions(batch_size=1000),
+                EngineOptions(batch_size=1000, webhook_secret="simulation"),
                 record=self._record,
+            )
+            # Webhooks go nowhere in a simulation: a stand-in CRM answers 204.
+            engine.notifier = Notifier(
+                engine,
+                "simulation",
+                client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))),
             )
             ingestor = Ingestor(engine)
             config = self.project.config
@@ -189,7 +198,9 @@ class Simulation:
         while True:
             with engine.sessions() as session:
                 due = work.next_due_at(session)
-            moments = [m for m in (due, self._pending[0].at if self._pending else None) if m]
+                chores = _next_chore(session, engine)
+            pending = self._pending[0].at if self._pending else None
+            moments = [m for m in (due, chores, pending) if m]
             if not moments:
                 return
             moment = max(min(moments), virtual.now())
@@ -201,6 +212,8 @@ class Simulation:
                 engine.advance(ids)
                 progressed = True
             if engine.deliver():
+                progressed = True
+            if engine.housekeeping(moment) and engine.notifier.deliver():
                 progressed = True
             if not progressed:
                 # Something is due but leased (or otherwise not claimable now):
@@ -257,6 +270,35 @@ class Simulation:
         return SimulationResult(
             self.records, funnel, workflows, sent, problems, self.start, self.end
         )
+
+
+def _next_chore(session: Session, engine: Engine) -> datetime | None:
+    """The next SLA deadline or notification due: the virtual clock stops there too."""
+    notification = session.scalar(
+        select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+    )
+    moments = [notification] if notification else []
+    handoff = engine.project.config.handoff
+    if handoff is not None:
+        due = session.scalar(
+            select(func.min(Handoff.sla_due_at)).where(
+                Handoff.status == "open", Handoff.reminded_at.is_(None)
+            )
+        )
+        if due:
+            moments.append(due)
+        delay = handoff.sla.escalation_delay
+        if delay is not None and handoff.sla.escalate_to:
+            reminded = session.scalar(
+                select(func.min(Handoff.sla_due_at)).where(
+                    Handoff.status == "open",
+                    Handoff.reminded_at.is_not(None),
+                    Handoff.escalated_at.is_(None),
+                )
+            )
+            if reminded:
+                moments.append(reminded + delay)
+    return min(moments) if moments else None
 
 
 def read_events(path: Path, start: datetime) -> list[IncomingEvent]:

@@ -30,16 +30,34 @@ T = TypeVar("T")
 
 # --- vocabularies (also drive schema.py) -------------------------------------
 
-CONFIG_KEYS = ("stages", "prospect_stage", "properties", "scoring", "handoff", "sending")
+CONFIG_KEYS = (
+    "stages",
+    "prospect_stage",
+    "properties",
+    "scoring",
+    "handoff",
+    "sending",
+    "webhooks",
+)
 SCORING_KEYS = ("rules", "fit", "decay", "thresholds")
 RULE_KEYS = ("event", "when", "points", "max_per_day", "max_total")
 FIT_KEYS = ("when", "points")
 DECAY_KEYS = ("half_life",)
-HANDOFF_KEYS = ("at", "assign", "notify", "sla", "on_reject")
+HANDOFF_KEYS = ("at", "assign", "notify", "sla", "on_accept", "on_reject")
 ASSIGN_KEYS = ("round_robin", "rules")
 ASSIGN_RULE_KEYS = ("when", "owner")
 NOTIFY_KEYS = ("webhook", "email", "template")
-SLA_KEYS = ("accept_within", "remind_after", "escalate_to")
+SLA_KEYS = ("accept_within", "escalate_after", "escalate_to")
+ON_ACCEPT_KEYS = ("stage",)
+WEBHOOK_KEYS = ("url", "events")
+#: What an outbound webhook may subscribe to.
+WEBHOOK_TOPICS = (
+    "stage.changed",
+    "handoff.created",
+    "handoff.accepted",
+    "handoff.rejected",
+    "handoff.reopened",
+)
 ON_REJECT_KEYS = ("stage", "score", "workflow")
 ON_REJECT_SCORES = ("keep", "halve", "reset")
 SENDING_KEYS = ("from", "reply_to", "window", "default_timezone", "frequency_cap")

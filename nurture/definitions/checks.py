@@ -14,6 +14,12 @@ from nurture.errors import Problem
 
 #: The template an owner's handoff email uses when `notify` names none.
 DEFAULT_HANDOFF_TEMPLATE = "sales/handoff"
+#: The SLA's reminder to the owner and escalation emails.
+REMINDER_TEMPLATE = "sales/reminder"
+ESCALATION_TEMPLATE = "sales/escalation"
+#: Templates under this folder are emails to sales: they also get `handoff`,
+#: `snapshot` and `inbox_url`, and no unsubscribe link is expected.
+SALES_FOLDER = "sales/"
 
 
 def check_project(
@@ -78,6 +84,11 @@ def template_references(
                         f"handoff.notify[{i}].template",
                     )
                 )
+        sla = config.handoff.sla
+        if sla.accept_within:
+            found.append((REMINDER_TEMPLATE, config.file, config.handoff.line, "handoff.sla"))
+        if sla.accept_within and sla.escalate_to:
+            found.append((ESCALATION_TEMPLATE, config.file, config.handoff.line, "handoff.sla"))
     return found
 
 

@@ -22,12 +22,15 @@ from nurture.definitions.base import (
     HOURS_PATTERN,
     NAME_PATTERN,
     NOTIFY_KEYS,
+    ON_ACCEPT_KEYS,
     ON_REJECT_KEYS,
     ON_REJECT_SCORES,
     RULE_KEYS,
     SCORING_KEYS,
     SENDING_KEYS,
     SLA_KEYS,
+    WEBHOOK_KEYS,
+    WEBHOOK_TOPICS,
     WINDOW_KEYS,
     Context,
     ExpressionScope,
@@ -74,6 +77,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     scoring = _scoring(ctx, root.get("scoring"), root.line_of("scoring"), stages, scope)
     handoff = _handoff(ctx, root.get("handoff"), root.line_of("handoff"), stages, scope)
     sending = _sending(ctx, root.get("sending"), root.line_of("sending"))
+    webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
     if ctx.problems:
         return None, ctx.problems
     return (
@@ -85,6 +89,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
             scoring=scoring,
             handoff=handoff,
             sending=sending,
+            webhooks=webhooks,
         ),
         [],
     )
@@ -333,9 +338,16 @@ def _handoff(
         ctx.keys(s, SLA_KEYS, "handoff.sla")
         sla = m.Sla(
             accept_within=ctx.duration(s, "accept_within", "handoff.sla"),
-            remind_after=ctx.duration(s, "remind_after", "handoff.sla"),
+            escalate_after=ctx.duration(s, "escalate_after", "handoff.sla"),
             escalate_to=ctx.string(s, "escalate_to", "handoff.sla"),
         )
+
+    on_accept = m.OnAccept()
+    if "on_accept" in data and (
+        accept := ctx.mapping(data["on_accept"], data.line_of("on_accept"), "handoff.on_accept")
+    ):
+        ctx.keys(accept, ON_ACCEPT_KEYS, "handoff.on_accept")
+        on_accept = m.OnAccept(stage=known_stage(ctx, accept, "stage", "handoff.on_accept", stages))
 
     on_reject = m.OnReject()
     if "on_reject" in data and (
@@ -366,8 +378,37 @@ def _handoff(
         assign=assign,
         notify=tuple(notify),
         sla=sla,
+        on_accept=on_accept,
         on_reject=on_reject,
     )
+
+
+def _webhooks(ctx: Context, value: Any, line: int | None) -> tuple[m.OutboundWebhook, ...]:
+    found = []
+    for i, item in items_of(ctx, value, line, "webhooks"):
+        path = f"webhooks[{i}]"
+        ctx.keys(item, WEBHOOK_KEYS, path, required=("url", "events"))
+        url = ctx.string(item, "url", path)
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            ctx.error(
+                item.line_of("url"),
+                f"{path}.url: expected an http(s) URL, got {url!r}",
+                f"{path}.url",
+            )
+            url = None
+        events = ctx.strings(item, "events", path) or ()
+        for event in events:
+            if event not in WEBHOOK_TOPICS:
+                ctx.error(
+                    item.line_of("events"),
+                    f"{path}.events: unknown event {event!r}"
+                    f"{did_you_mean(event, WEBHOOK_TOPICS)} (one of: "
+                    f"{', '.join(WEBHOOK_TOPICS)})",
+                    f"{path}.events",
+                )
+        if url and events:
+            found.append(m.OutboundWebhook(ctx.file, item.line, url=url, events=tuple(events)))
+    return tuple(found)
 
 
 def _sending(ctx: Context, value: Any, line: int | None) -> m.Sending:

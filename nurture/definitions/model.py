@@ -83,9 +83,23 @@ class Notify(Located):
 
 @dataclass(frozen=True)
 class Sla:
+    """Past `accept_within` unaccepted: a reminder to the owner; `escalate_after`
+    later still (default: half of accept_within), escalation to `escalate_to`."""
+
     accept_within: timedelta | None = None
-    remind_after: timedelta | None = None
+    escalate_after: timedelta | None = None
     escalate_to: str | None = None
+
+    @property
+    def escalation_delay(self) -> timedelta | None:
+        if self.escalate_after is not None:
+            return self.escalate_after
+        return self.accept_within / 2 if self.accept_within else None
+
+
+@dataclass(frozen=True)
+class OnAccept:
+    stage: str | None = None  # None: the contact stays on `handoff.at`
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class Handoff(Located):
     assign: Assign = field(default_factory=Assign)
     notify: tuple[Notify, ...] = ()
     sla: Sla = field(default_factory=Sla)
+    on_accept: OnAccept = field(default_factory=OnAccept)
     on_reject: OnReject = field(default_factory=OnReject)
 
 
@@ -128,6 +143,14 @@ class Sending:
 
 
 @dataclass(frozen=True)
+class OutboundWebhook(Located):
+    """A CRM endpoint told about stage changes and handoffs (signed JSON POSTs)."""
+
+    url: str
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     file: str
     stages: tuple[str, ...]
@@ -136,6 +159,7 @@ class ProjectConfig:
     scoring: Scoring = field(default_factory=Scoring)
     handoff: Handoff | None = None
     sending: Sending = field(default_factory=Sending)
+    webhooks: tuple[OutboundWebhook, ...] = ()
 
     def stage_index(self, stage: str) -> int:
         return self.stages.index(stage)

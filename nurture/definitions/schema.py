@@ -99,10 +99,11 @@ def config_schema() -> JSONSchema:
                 b.SLA_KEYS,
                 {
                     "accept_within": DURATION,
-                    "remind_after": DURATION,
+                    "escalate_after": DURATION,
                     "escalate_to": {"type": "string"},
                 },
             ),
+            "on_accept": _object(b.ON_ACCEPT_KEYS, {"stage": NAME}),
             "on_reject": _object(
                 b.ON_REJECT_KEYS,
                 {"stage": NAME, "score": {"enum": list(b.ON_REJECT_SCORES)}, "workflow": NAME},
@@ -143,6 +144,17 @@ def config_schema() -> JSONSchema:
                 "scoring": scoring,
                 "handoff": handoff,
                 "sending": sending,
+                "webhooks": {
+                    "type": "array",
+                    "items": _object(
+                        b.WEBHOOK_KEYS,
+                        {
+                            "url": {"type": "string", "format": "uri"},
+                            "events": {"type": "array", "items": {"enum": list(b.WEBHOOK_TOPICS)}},
+                        },
+                        required=["url", "events"],
+                    ),
+                },
             },
             required=["stages", "prospect_stage"],
         ),

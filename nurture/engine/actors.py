@@ -41,3 +41,8 @@ def advance_batch(enrollment_ids: list[int]) -> None:
 @dramatiq.actor(queue_name=QUEUE, max_retries=5, throws=(ConfigurationError,))
 def deliver_batch(send_ids: list[int]) -> None:
     engine().deliver(send_ids)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=5, throws=(ConfigurationError,))
+def notify_batch(notification_ids: list[int]) -> None:
+    engine().notifier.deliver(notification_ids)

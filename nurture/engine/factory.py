@@ -25,6 +25,7 @@ def build_engine(
             base_url=settings.base_url,
             enrollment_lease=timedelta(seconds=settings.lease_seconds),
             send_lease=timedelta(seconds=settings.lease_seconds),
+            webhook_secret=settings.webhook_secret or settings.signing_key(),
         ),
         record=record,
     )

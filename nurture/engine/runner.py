@@ -43,6 +43,7 @@ def run_scheduler(settings: Settings, interval: float, stop: threading.Event | N
         actors.engine(),
         lambda ids: _send(actors.advance_batch, ids),
         lambda ids: _send(actors.deliver_batch, ids),
+        lambda ids: _send(actors.notify_batch, ids),
         interval=interval,
     )
     scheduler.run(stop)
@@ -74,6 +75,7 @@ def run_embedded(
         actors.engine(),
         lambda ids: _send(actors.advance_batch, ids),
         lambda ids: _send(actors.deliver_batch, ids),
+        lambda ids: _send(actors.notify_batch, ids),
         interval=interval,
     )
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)

@@ -25,6 +25,7 @@ Dispatch = Callable[[Sequence[int]], None]
 class TickReport:
     enrollments: int = 0
     sends: int = 0
+    notifications: int = 0
     batches: int = 0
 
 
@@ -34,6 +35,7 @@ class Scheduler:
         engine: Engine,
         dispatch_advance: Dispatch,
         dispatch_deliver: Dispatch,
+        dispatch_notify: Dispatch | None = None,
         *,
         interval: float = 1.0,
         max_batches: int = 50,
@@ -41,6 +43,7 @@ class Scheduler:
         self.engine = engine
         self.dispatch_advance = dispatch_advance
         self.dispatch_deliver = dispatch_deliver
+        self.dispatch_notify = dispatch_notify
         self.interval = interval
         self.max_batches = max_batches
 
@@ -59,6 +62,11 @@ class Scheduler:
         if sends:
             self.dispatch_deliver(sends)
             report.sends = len(sends)
+        if self.dispatch_notify is not None:
+            notifications = self.engine.housekeeping()
+            if notifications:
+                self.dispatch_notify(notifications)
+                report.notifications = len(notifications)
         return report
 
     def run(self, stop: threading.Event) -> None:

@@ -28,6 +28,7 @@ from nurture.engine.records import Record, Recorder, discard
 from nurture.errors import ConfigurationError
 from nurture.importer import ImportedBatch
 from nurture.lifecycle import at_or_beyond
+from nurture.notifications import Notifier, queue
 from nurture.scoring import view_of
 from nurture.sending import Deferral, may_send
 from nurture.store import work
@@ -44,6 +45,8 @@ class EngineOptions:
     enrollment_lease: timedelta = ENROLLMENT_LEASE
     send_lease: timedelta = SEND_LEASE
     batch_size: int = 200
+    #: Signs outbound webhooks (X-Nurture-Signature); None: notifications can't be sent.
+    webhook_secret: str | None = None
 
 
 @dataclass
@@ -74,10 +77,14 @@ class Engine:
         self.version_ids = VersionIds()
         self.enroller = Enroller(project, self.version_ids, record)
         self._deliverer: Deliverer | None = None
+        self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
         from nurture.engagement import Engagement, end_nurture
 
         self.engagement = Engagement(self)
+        from nurture.handoff import Handoffs
+
+        self.handoffs = Handoffs(self)
         self._end_nurture = end_nurture
 
     @property
@@ -96,6 +103,27 @@ class Engine:
                 lease=self.options.send_lease,
             )
         return self._deliverer
+
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            if not self.options.webhook_secret:
+                raise ConfigurationError("this engine has no webhook secret: it cannot notify")
+            self._notifier = Notifier(self, self.options.webhook_secret)
+        return self._notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+
+    def housekeeping(self, now: datetime | None = None) -> list[int]:
+        """SLA reminders and escalations; returns the notifications now due."""
+        moment = now or clock.now()
+        with self.sessions.begin() as session:
+            self.handoffs.check_sla(session, moment)
+            if self.project.config.handoff and self.handoffs.weekly_digest_due(session, moment):
+                self.handoffs.queue_digests(session, moment)
+        return self.notifier.due(moment)
 
     # -- contacts changed outside the engine ------------------------------------------
 
@@ -256,6 +284,49 @@ class Engine:
             return {}
         return work.recent_send_times(session, contacts, now - cap.per)
 
+    def _notify(
+        self,
+        session: Session,
+        enrollment: Enrollment,
+        contact: Contact,
+        effect: ex.SendNotification,
+        now: datetime,
+    ) -> None:
+        """A workflow's `notify` step: queued once (keyed by enrollment, step and visit)."""
+        notify = effect.notify
+        target = _notify_target(notify, contact)
+        details: dict[str, Any] = {"kind": notify.kind, "to": target}
+        if target is None:
+            details["skipped"] = "the contact has no owner"
+        else:
+            payload = {
+                "contact": {
+                    "id": contact.id,
+                    "email": contact.email,
+                    "stage": contact.stage,
+                    "score": contact.score,
+                    "owner": contact.owner,
+                },
+                "workflow": enrollment.workflow,
+                "step": effect.step,
+            }
+            queue(
+                session,
+                f"step:{enrollment.id}:{effect.step}:{effect.visit}",
+                notify.kind,
+                "workflow.notify",
+                target,
+                payload,
+                now,
+                template=notify.template,
+                contact_id=contact.id,
+            )
+        self.record(
+            Record(
+                now, "notify", contact.id, contact.email, enrollment.workflow, effect.step, details
+            )
+        )
+
     def _save(self, session: Session, enrollment: Enrollment, decision: ex.Decision) -> bool:
         state = decision.state
         waiting = (
@@ -328,17 +399,7 @@ class Engine:
                     now=now,
                 )
             elif isinstance(effect, ex.SendNotification):
-                self.record(
-                    Record(
-                        now,
-                        "notify",
-                        contact.id,
-                        contact.email,
-                        enrollment.workflow,
-                        effect.step,
-                        {"kind": effect.notify.kind, "delivery": "not yet implemented (#5)"},
-                    )
-                )
+                self._notify(session, enrollment, contact, effect, now)
         if refit:
             self.engagement.refit(session, [contact], now)
             self.enroller.enroll(
@@ -370,6 +431,10 @@ _RECORDED_TRACES = {
     "event": "resume",  # a wait_for ended by its event
     "timeout": "timeout",
 }
+
+
+def _notify_target(notify: m.Notify, contact: Contact) -> str | None:
+    return contact.owner if notify.target == "owner" else notify.target
 
 
 def state_of(enrollment: Enrollment) -> ex.EnrollmentState:

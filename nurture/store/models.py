@@ -348,3 +348,60 @@ class Handoff(Base):
     rejected_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     snapshot: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+    reminded_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None]
+    #: Every action on this handoff: [{at, action, by, reason}], oldest first.
+    actions: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+
+
+class RoundRobin(Base):
+    """Where each round-robin rotation stands; advanced atomically, so it survives
+    restarts and several workers never hand two leads to the same turn."""
+
+    __tablename__ = "round_robin"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    position: Mapped[int]
+
+
+class Notification(Base):
+    """The outbox for messages to sales and CRMs: webhooks and emails.
+
+    `dedupe_key` makes each one exist once (a handoff notifies each target
+    once, whatever retries happen); delivery is retried with backoff like a
+    send, and every attempt is appended to `log` (the delivery log).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index(
+            "ix_notifications_due",
+            "next_attempt_at",
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(unique=True)
+    kind: Mapped[str]  # webhook / email
+    topic: Mapped[
+        str
+    ]  # handoff.created, handoff.reminder, handoff.escalated, stage.changed, digest
+    target: Mapped[str]  # a URL or an email address
+    template: Mapped[str | None]
+    handoff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("handoffs.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[int | None] = _contact_fk(nullable=True)
+    payload: Mapped[Any] = mapped_column(JSONColumn())
+    #: pending / sent / failed
+    status: Mapped[str] = mapped_column(default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))

@@ -42,7 +42,7 @@ def workflow_version_id(session: Session, name: str, content_hash: str, source: 
         return found
     table = cast(Table, WorkflowVersion.__table__)
     values = {"name": name, "content_hash": content_hash, "source": source}
-    statement = _insert_ignore(session, table, values, ["name", "content_hash"])
+    statement = insert_ignore(session, table, values, ["name", "content_hash"])
     session.execute(statement)
     return session.scalars(
         select(WorkflowVersion.id).where(
@@ -60,7 +60,7 @@ def workflow_version_sources(session: Session, ids: Iterable[int]) -> dict[int, 
     return {row.id: (row.name, row.source) for row in rows}
 
 
-def _insert_ignore(
+def insert_ignore(
     session: Session,
     table: Table,
     values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
@@ -249,7 +249,7 @@ def claim_sends(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str
     # The rows as executemany parameters (SQLAlchemy's "insertmanyvalues"), not
     # inlined with `.values(rows)`: that statement was compiled afresh for every
     # batch, ~0.5 ms a row (`benchmarks/send_throughput.py`).
-    statement = _insert_ignore(session, _sends, None, ["claim_key"]).returning(
+    statement = insert_ignore(session, _sends, None, ["claim_key"]).returning(
         _sends.c.claim_key, _sends.c.id
     )
     return {row.claim_key: row.id for row in session.execute(statement, [dict(r) for r in rows])}
@@ -345,7 +345,7 @@ def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
     if not rows:
         return set()
     table = cast(Table, Event.__table__)
-    statement = _insert_ignore(session, table, [dict(r) for r in rows], ["event_id"]).returning(
+    statement = insert_ignore(session, table, [dict(r) for r in rows], ["event_id"]).returning(
         table.c.event_id
     )
     return {row.event_id for row in session.execute(statement)}

@@ -35,6 +35,8 @@ TABLES = {
     "events",
     "score_ledger",
     "handoffs",
+    "round_robin",
+    "notifications",
 }
 
 

@@ -1,0 +1,602 @@
+"""The marketing → sales handoff: structured, traceable, reversible (DOMAIN.md).
+
+When a contact reaches `handoff.at`, a handoff is opened in the same
+transaction: an owner is assigned (the contact's own, a matching rule, or the
+next in a round-robin whose position lives in the database), a snapshot of
+everything sales needs is frozen (score and its breakdown, temperature, stage
+history, engagement timeline, last content consumed, emails received,
+profile), and the notifications are queued in the outbox — each exactly once.
+Sales accepts it, or sends it back to nurturing with a reason, which recycles
+the contact as `on_reject` says; a rejected handoff can be reopened. Every
+action lands in the handoff's action log and the contact's stage history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from nurture.definitions import model as m
+from nurture.errors import NurtureError
+from nurture.expressions import ExpressionError
+from nurture.lifecycle import at_or_beyond
+from nurture.notifications import queue
+from nurture.scoring import ScoreState, view_of
+from nurture.store.models import (
+    Contact,
+    Event,
+    Handoff,
+    Notification,
+    RoundRobin,
+    ScoreEntry,
+    Send,
+    StageHistory,
+)
+
+if TYPE_CHECKING:
+    from nurture.engine.service import Engine
+
+DIGEST_TEMPLATE = "sales/digest"
+CONTENT_EVENTS = ("content.downloaded", "page.visited", "email.clicked", "webinar.registered")
+
+
+class HandoffNotFound(NurtureError):
+    """No handoff with that id."""
+
+
+class HandoffConflict(NurtureError):
+    """The handoff is not in a state that allows this action."""
+
+
+def crosses(move_from: str | None, move_to: str, at: str, stages: Sequence[str]) -> bool:
+    """True when a stage move reaches `at` from below (or from nowhere)."""
+    before = move_from is not None and at_or_beyond(move_from, at, stages)
+    return at_or_beyond(move_to, at, stages) and not before
+
+
+@dataclass
+class Handoffs:
+    engine: Engine
+
+    @property
+    def config(self) -> m.ProjectConfig:
+        return self.engine.project.config
+
+    # -- opening -------------------------------------------------------------------------
+
+    def open(self, session: Session, contact: Contact, now: datetime, cause: str) -> Handoff | None:
+        """Open a handoff for `contact` unless one is already open."""
+        rules = self.config.handoff
+        if rules is None:
+            return None
+        existing = session.scalar(
+            select(Handoff).where(Handoff.contact_id == contact.id, Handoff.status == "open")
+        )
+        if existing is not None:
+            return None
+        owner = self._owner(session, contact, now)
+        contact.owner = owner
+        handoff = Handoff(
+            contact_id=contact.id,
+            status="open",
+            owner=owner,
+            created_at=now,
+            sla_due_at=now + rules.sla.accept_within if rules.sla.accept_within else None,
+            snapshot=self.snapshot(session, contact, now),
+            actions=[{"at": now.isoformat(), "action": "opened", "by": "nurture", "reason": cause}],
+        )
+        session.add(handoff)
+        session.flush()
+        self._notify_created(session, handoff, contact, now)
+        self._emit(session, contact, handoff, "handoff.created", now)
+        return handoff
+
+    def _owner(self, session: Session, contact: Contact, now: datetime) -> str | None:
+        assign = self.config.handoff.assign if self.config.handoff else m.Assign()
+        if contact.owner:
+            return contact.owner
+        context = {
+            "contact": view_of(contact, self.config, now),
+            "now": now,
+            "stage_index": self.config.stage_index,
+        }
+        for rule in assign.rules:
+            try:
+                if rule.when is None or rule.when.test(context):
+                    return rule.owner
+            except ExpressionError:
+                continue
+        if assign.round_robin:
+            turn = next_turn(session, "handoff", len(assign.round_robin))
+            return assign.round_robin[turn]
+        return None
+
+    def snapshot(self, session: Session, contact: Contact, now: datetime) -> dict[str, Any]:
+        """What sales sees, frozen at handoff time."""
+        config = self.config
+        view = view_of(contact, config, now)
+        state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
+        events = session.scalars(
+            select(Event).where(Event.contact_id == contact.id).order_by(Event.at.desc()).limit(50)
+        ).all()
+        content = next((e for e in events if e.type in CONTENT_EVENTS), None)
+        ledger = session.scalars(
+            select(ScoreEntry).where(
+                ScoreEntry.contact_id == contact.id, ScoreEntry.kind != "decay"
+            )
+        ).all()
+        by_rule: dict[str, float] = {}
+        for entry in ledger:
+            by_rule[entry.rule] = round(by_rule.get(entry.rule, 0) + entry.points, 2)
+        history = session.scalars(
+            select(StageHistory)
+            .where(StageHistory.contact_id == contact.id)
+            .order_by(StageHistory.at)
+        ).all()
+        sends = session.scalars(
+            select(Send)
+            .where(Send.contact_id == contact.id, Send.status == "sent")
+            .order_by(Send.sent_at)
+        ).all()
+        return {
+            "contact": {
+                "email": contact.email,
+                "name": " ".join(p for p in (contact.first_name, contact.last_name) if p) or None,
+                "company": contact.company,
+                "stage": view.stage,
+                "properties": dict(contact.properties),
+            },
+            "score": {
+                "total": view.score,
+                "fit": state.fit,
+                "engagement": round(state.engagement_at(now, config.scoring.half_life), 2),
+                "by_rule": by_rule,
+            },
+            "temperature": view.temperature,
+            "stage_history": [
+                {"at": h.at.isoformat(), "from": h.from_stage, "to": h.to_stage, "cause": h.cause}
+                for h in history
+            ],
+            "timeline": [
+                {
+                    "at": e.at.isoformat(),
+                    "type": e.type,
+                    **{
+                        k: v
+                        for k, v in e.properties.items()
+                        if k in ("url", "title", "content", "template", "step")
+                    },
+                }
+                for e in events
+            ],
+            "last_content": None
+            if content is None
+            else {
+                "at": content.at.isoformat(),
+                "type": content.type,
+                "title": content.properties.get("title") or content.properties.get("content"),
+                "url": content.properties.get("url"),
+            },
+            "emails": [
+                {
+                    "at": s.sent_at.isoformat() if s.sent_at else None,
+                    "template": s.template,
+                    "subject": s.subject,
+                }
+                for s in sends
+            ],
+        }
+
+    # -- sales actions -----------------------------------------------------------------------
+
+    def get(self, session: Session, handoff_id: int) -> Handoff:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None:
+            raise HandoffNotFound(f"no handoff #{handoff_id}")
+        return handoff
+
+    def accept(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
+        handoff = self.get(session, handoff_id)
+        if handoff.status != "open":
+            raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
+        handoff.status, handoff.accepted_at, handoff.decided_by = "accepted", now, by
+        self._log(handoff, now, "accepted", by, None)
+        contact = session.get(Contact, handoff.contact_id)
+        assert contact is not None and self.config.handoff is not None
+        target = self.config.handoff.on_accept.stage
+        if target:
+            self.engine.engagement.move(
+                session,
+                contact,
+                target,
+                "handoff.accepted",
+                now,
+                details={"by": by, "handoff": handoff.id},
+            )
+        self._emit(session, contact, handoff, "handoff.accepted", now)
+        return handoff
+
+    def reject(
+        self, session: Session, handoff_id: int, by: str, reason: str, now: datetime
+    ) -> Handoff:
+        """Back to nurturing: stage, score and workflow as `on_reject` says."""
+        if not reason.strip():
+            raise HandoffConflict("a reason is required to send a lead back to nurturing")
+        handoff = self.get(session, handoff_id)
+        if handoff.status != "open":
+            raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
+        handoff.status, handoff.rejected_at = "rejected", now
+        handoff.decided_by, handoff.reason = by, reason.strip()
+        self._log(handoff, now, "rejected", by, handoff.reason)
+        contact = session.get(Contact, handoff.contact_id)
+        assert contact is not None and self.config.handoff is not None
+        rules = self.config.handoff.on_reject
+        engagement = self.engine.engagement
+        if rules.score != "keep":
+            engagement.adjust_for_rejection(session, contact, rules.score, handoff.id, now)
+        details = {"by": by, "reason": handoff.reason, "handoff": handoff.id}
+        if rules.stage:
+            engagement.move(session, contact, rules.stage, "handoff.rejected", now, details=details)
+        self._emit(session, contact, handoff, "handoff.rejected", now)
+        if rules.workflow:
+            self.engine.enroller.enroll(
+                session, {contact.id: []}, {contact.id: contact}, now, only=rules.workflow
+            )
+        return handoff
+
+    def reopen(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
+        """A lead sent back too soon: open again, back on the handoff stage."""
+        handoff = self.get(session, handoff_id)
+        if handoff.status != "rejected":
+            raise HandoffConflict(
+                f"handoff #{handoff_id} is {handoff.status}: only a rejected one reopens"
+            )
+        handoff.status, handoff.rejected_at, handoff.decided_by = "open", None, None
+        rules = self.config.handoff
+        assert rules is not None
+        handoff.sla_due_at = now + rules.sla.accept_within if rules.sla.accept_within else None
+        handoff.reminded_at = handoff.escalated_at = None
+        self._log(handoff, now, "reopened", by, None)
+        contact = session.get(Contact, handoff.contact_id)
+        assert contact is not None
+        self.engine.engagement.move(
+            session,
+            contact,
+            rules.at,
+            "handoff.reopened",
+            now,
+            details={"by": by, "handoff": handoff.id},
+            open_handoff=False,
+        )
+        self._emit(session, contact, handoff, "handoff.reopened", now)
+        return handoff
+
+    # -- the SLA ---------------------------------------------------------------------------------
+
+    def check_sla(self, session: Session, now: datetime) -> int:
+        """Remind owners of overdue handoffs, then escalate; each once. Returns actions taken."""
+        rules = self.config.handoff
+        if rules is None or rules.sla.accept_within is None:
+            return 0
+        done = 0
+        overdue = session.scalars(
+            select(Handoff).where(Handoff.status == "open", Handoff.sla_due_at <= now)
+        ).all()
+        for handoff in overdue:
+            contact = session.get(Contact, handoff.contact_id)
+            assert contact is not None and handoff.sla_due_at is not None
+            if handoff.reminded_at is None:
+                handoff.reminded_at = now
+                self._log(handoff, now, "reminded", "nurture", None)
+                if handoff.owner:
+                    queue(
+                        session,
+                        f"handoff:{handoff.id}:reminder:{handoff.sla_due_at.isoformat()}",
+                        "email",
+                        "handoff.reminder",
+                        handoff.owner,
+                        self._payload(handoff, contact),
+                        now,
+                        template="sales/reminder",
+                        handoff_id=handoff.id,
+                        contact_id=contact.id,
+                    )
+                done += 1
+            delay = rules.sla.escalation_delay
+            if (
+                handoff.escalated_at is None
+                and delay is not None
+                and rules.sla.escalate_to
+                and now >= handoff.sla_due_at + delay
+            ):
+                handoff.escalated_at = now
+                self._log(handoff, now, "escalated", "nurture", rules.sla.escalate_to)
+                queue(
+                    session,
+                    f"handoff:{handoff.id}:escalation:{handoff.sla_due_at.isoformat()}",
+                    "email",
+                    "handoff.escalated",
+                    rules.sla.escalate_to,
+                    self._payload(handoff, contact),
+                    now,
+                    template="sales/escalation",
+                    handoff_id=handoff.id,
+                    contact_id=contact.id,
+                )
+                done += 1
+        return done
+
+    # -- the weekly digest ----------------------------------------------------------------------
+
+    def digest(
+        self, session: Session, since: datetime, until: datetime
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Per owner, the leads handed over in [since, until): score, status, history, last content."""
+        handoffs = session.scalars(
+            select(Handoff)
+            .where(Handoff.created_at >= since, Handoff.created_at < until)
+            .order_by(Handoff.owner, Handoff.created_at)
+        ).all()
+        report: dict[str, list[dict[str, Any]]] = {}
+        for handoff in handoffs:
+            snapshot = handoff.snapshot or {}
+            contact = snapshot.get("contact", {})
+            last = snapshot.get("last_content") or {}
+            history = snapshot.get("stage_history", [])
+            report.setdefault(handoff.owner or "(unassigned)", []).append(
+                {
+                    "handoff": handoff.id,
+                    "created_at": handoff.created_at.isoformat(),
+                    "status": handoff.status,
+                    "overdue": is_overdue(handoff, until),
+                    "email": contact.get("email"),
+                    "name": contact.get("name"),
+                    "company": contact.get("company"),
+                    "score": snapshot.get("score", {}).get("total"),
+                    "temperature": snapshot.get("temperature"),
+                    "history": " → ".join(
+                        [h["from"] or "·" for h in history[:1]] + [h["to"] for h in history]
+                    ),
+                    "last_content": last.get("title") or last.get("url"),
+                }
+            )
+        return report
+
+    def queue_digests(self, session: Session, now: datetime, days: int = 7) -> int:
+        """One digest email per owner for the past `days`; once per ISO week and owner."""
+        week = now.isocalendar()
+        report = self.digest(session, now - timedelta(days=days), now)
+        for owner, leads in report.items():
+            if "@" not in owner:
+                continue
+            queue(
+                session,
+                f"digest:{owner}:{week.year}-W{week.week:02d}",
+                "email",
+                "digest",
+                owner,
+                {
+                    "digest": {
+                        "owner": owner,
+                        "since": (now - timedelta(days=days)).isoformat(),
+                        "until": now.isoformat(),
+                        "leads": leads,
+                    }
+                },
+                now,
+                template=DIGEST_TEMPLATE,
+            )
+        return len(report)
+
+    def weekly_digest_due(self, session: Session, now: datetime) -> bool:
+        """Monday from 08:00 in the sending timezone, until this week's digest is queued."""
+        local = now.astimezone(ZoneInfo(self.config.sending.default_timezone))
+        if local.weekday() != 0 or local.hour < 8:
+            return False
+        week = now.isocalendar()
+        key = f"digest:%:{week.year}-W{week.week:02d}"
+        return (
+            session.scalar(
+                select(Notification.id).where(Notification.dedupe_key.like(key)).limit(1)
+            )
+            is None
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _notify_created(
+        self, session: Session, handoff: Handoff, contact: Contact, now: datetime
+    ) -> None:
+        rules = self.config.handoff
+        assert rules is not None
+        payload = self._payload(handoff, contact)
+        for number, notify in enumerate(rules.notify):
+            if notify.kind == "webhook":
+                queue(
+                    session,
+                    f"handoff:{handoff.id}:created:webhook:{number}",
+                    "webhook",
+                    "handoff.created",
+                    notify.target,
+                    payload,
+                    now,
+                    handoff_id=handoff.id,
+                    contact_id=contact.id,
+                )
+            else:
+                target = handoff.owner if notify.target == "owner" else notify.target
+                if target:
+                    queue(
+                        session,
+                        f"handoff:{handoff.id}:created:email:{number}",
+                        "email",
+                        "handoff.created",
+                        target,
+                        payload,
+                        now,
+                        template=notify.template or "sales/handoff",
+                        handoff_id=handoff.id,
+                        contact_id=contact.id,
+                    )
+
+    @staticmethod
+    def _payload(handoff: Handoff, contact: Contact) -> dict[str, Any]:
+        return {
+            "handoff": {
+                "id": handoff.id,
+                "status": handoff.status,
+                "owner": handoff.owner,
+                "created_at": handoff.created_at.isoformat(),
+                "sla_due_at": handoff.sla_due_at.isoformat() if handoff.sla_due_at else None,
+                "reason": handoff.reason,
+            },
+            "contact": {"id": contact.id, "email": contact.email},
+            "snapshot": handoff.snapshot,
+        }
+
+    def _emit(
+        self, session: Session, contact: Contact, handoff: Handoff, topic: str, now: datetime
+    ) -> None:
+        """Tell CRMs (outbound webhooks) and workflows (a system event) what happened."""
+        payload = self._payload(handoff, contact)
+        for number, hook in enumerate(self.config.webhooks):
+            if topic in hook.events:
+                queue(
+                    session,
+                    f"{topic}:{handoff.id}:{len(handoff.actions or [])}:{number}",
+                    "webhook",
+                    topic,
+                    hook.url,
+                    payload,
+                    now,
+                    handoff_id=handoff.id,
+                    contact_id=contact.id,
+                )
+        self.engine.engagement.system_event(
+            session,
+            contact,
+            f"{topic}:{handoff.id}:{len(handoff.actions or [])}",
+            topic,
+            {"handoff": handoff.id, "owner": handoff.owner, "reason": handoff.reason},
+            now,
+        )
+        from nurture.engine.records import Record
+
+        self.engine.record(
+            Record(
+                now,
+                "handoff",
+                contact.id,
+                contact.email,
+                details={"event": topic, "owner": handoff.owner, "handoff": handoff.id},
+            )
+        )
+
+    @staticmethod
+    def _log(handoff: Handoff, now: datetime, action: str, by: str, reason: str | None) -> None:
+        handoff.actions = [
+            *(handoff.actions or []),
+            {"at": now.isoformat(), "action": action, "by": by, "reason": reason},
+        ]
+
+
+def is_overdue(handoff: Handoff, now: datetime) -> bool:
+    return handoff.status == "open" and handoff.sla_due_at is not None and handoff.sla_due_at <= now
+
+
+def next_turn(session: Session, name: str, size: int) -> int:
+    """The next position of a round-robin, advanced atomically (safe across workers)."""
+    result = session.execute(
+        update(RoundRobin)
+        .where(RoundRobin.name == name)
+        .values(position=RoundRobin.position + 1)
+        .returning(RoundRobin.position)
+    ).scalar()
+    if result is None:
+        from nurture.store.work import insert_ignore
+
+        table = cast(Table, RoundRobin.__table__)
+        session.execute(insert_ignore(session, table, {"name": name, "position": 0}, ["name"]))
+        result = session.execute(
+            update(RoundRobin)
+            .where(RoundRobin.name == name)
+            .values(position=RoundRobin.position + 1)
+            .returning(RoundRobin.position)
+        ).scalar_one()
+    return int(result - 1) % size
+
+
+def sample_sales_context(config: m.ProjectConfig) -> dict[str, Any]:
+    """What templates under `sales/` see besides the contact: for `validate` and previews."""
+    from nurture.rendering import sample_context
+
+    context = sample_context(config.properties, config.stages)
+    context.update(
+        unsubscribe_url="",
+        view_in_browser_url="",
+        handoff={
+            "id": 1,
+            "status": "open",
+            "owner": "alice@example.com",
+            "created_at": "2026-01-15T09:00:00+00:00",
+            "sla_due_at": "2026-01-16T09:00:00+00:00",
+            "reason": None,
+        },
+        snapshot={
+            "score": {"total": 104.0, "fit": 20.0, "engagement": 84.0, "by_rule": {}},
+            "temperature": "hot",
+            "stage_history": [],
+            "timeline": [],
+            "emails": [],
+            "last_content": {
+                "at": "2026-01-15T08:00:00+00:00",
+                "type": "content.downloaded",
+                "title": "Livre blanc",
+                "url": "https://example.com/livre",
+            },
+            "contact": {},
+        },
+        inbox_url="https://nurture.example.com/sales/handoffs/1",
+        digest={
+            "owner": "alice@example.com",
+            "since": "2026-01-12T08:00:00+00:00",
+            "until": "2026-01-19T08:00:00+00:00",
+            "leads": [
+                {
+                    "handoff": 1,
+                    "created_at": "2026-01-15T09:00:00+00:00",
+                    "status": "open",
+                    "overdue": True,
+                    "email": "anne@example.com",
+                    "name": "Anne Martin",
+                    "company": "Exemple Industrie",
+                    "score": 104.0,
+                    "temperature": "hot",
+                    "history": "subscriber → lead → sql",
+                    "last_content": "Livre blanc",
+                }
+            ],
+        },
+    )
+    return context
+
+
+def check_templates(templates_dir: Any, config: m.ProjectConfig) -> list[Any]:
+    """Render every template against a sample: sales emails with the sales context."""
+    from nurture.definitions.checks import SALES_FOLDER
+    from nurture.rendering import TemplateLibrary, sample_context
+
+    library = TemplateLibrary(templates_dir)
+    nurture_context = sample_context(config.properties, config.stages)
+    sales_context = sample_sales_context(config)
+    problems = []
+    for name in library.names():
+        context = sales_context if name.startswith(SALES_FOLDER) else nurture_context
+        problems += library.check(name, context)
+    return problems

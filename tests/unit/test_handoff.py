@@ -1,0 +1,394 @@
+"""The sales handoff: owner, snapshot, notifications once, SLA, accept / reject / reopen, digest."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions.loader import load_project
+from nurture.engine.records import Record
+from nurture.engine.service import Engine, EngineOptions
+from nurture.handoff import HandoffConflict, next_turn
+from nurture.importer import import_contacts
+from nurture.ingest import Ingestor, parse_event
+from nurture.notifications import Notifier
+from nurture.store.models import (
+    Contact,
+    Enrollment,
+    Event,
+    Handoff,
+    Notification,
+    ScoreEntry,
+    StageHistory,
+)
+from nurture.tokens import Signer
+from nurture.transports import CaptureTransport
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
+SECRET = "webhook-secret-for-tests"
+
+CONFIG = """\
+stages: [subscriber, lead, mql, sql, opportunity]
+prospect_stage: sql
+properties:  # what the example's sales templates read
+  industry: string
+  company_size: number
+  budget_confirmed: boolean
+  country: string
+  job_title: string
+  last_content: string
+scoring:
+  rules:
+    - {event: content.downloaded, points: 25}
+    - {event: demo.requested, points: 40}
+  thresholds: {lead: 20, mql: 70, sql: 100}
+handoff:
+  at: sql
+  assign:
+    round_robin: [alice@example.com, bob@example.com]
+  notify:
+    - webhook: https://crm.example.com/hooks/nurture
+    - email: owner
+  sla: {accept_within: 24h, escalate_after: 12h, escalate_to: boss@example.com}
+  on_accept: {stage: opportunity}
+  on_reject: {stage: lead, score: halve, workflow: recycle}
+webhooks:
+  - url: https://crm.example.com/hooks/stages
+    events: [stage.changed]
+sending:
+  from: "Équipe <bonjour@example.com>"
+"""
+RECYCLE = """\
+name: recycle
+enroll: {event: handoff.rejected}
+steps:
+  - send: lead/one
+"""
+NOTIFYING = """\
+name: lead-nurture
+enroll: {stage: lead}
+steps:
+  - notify: {email: owner, template: sales/handoff}
+  - wait: 30d
+"""
+BODY = "<mjml><mj-body><mj-section><mj-column><mj-text>x</mj-text></mj-column></mj-section></mj-body></mjml>\n"
+
+
+class Sales:
+    def __init__(self, root: Path, sessions: sessionmaker[Session]) -> None:
+        self.clock = clock.VirtualClock(START)
+        self.transport = CaptureTransport()
+        self.records: list[Record] = []
+        self.sessions = sessions
+        self.hooks: list[httpx.Request] = []
+        self.answers: dict[str, list[int]] = {}  # URL path → status codes to answer, in turn
+        self.engine = Engine(
+            load_project(root),
+            sessions,
+            self.transport,
+            Signer("k" * 32),
+            EngineOptions(webhook_secret=SECRET),
+            record=self.records.append,
+        )
+
+        def crm(request: httpx.Request) -> httpx.Response:
+            self.hooks.append(request)
+            queued = self.answers.get(request.url.path, [])
+            return httpx.Response(queued.pop(0) if queued else 204)
+
+        self.engine.notifier = Notifier(
+            self.engine, SECRET, client=httpx.Client(transport=httpx.MockTransport(crm))
+        )
+        self._n = 0
+
+    def import_csv(self, tmp: Path, text: str) -> None:
+        self._n += 1
+        path = tmp / f"c{self._n}.csv"
+        path.write_text(text)
+        config = self.engine.project.config
+        import_contacts(
+            self.sessions,
+            path,
+            stages=config.stages,
+            properties=config.properties,
+            on_batch=self.engine.on_import,
+        )
+
+    def event(self, kind: str, email: str, **properties: object) -> None:
+        self._n += 1
+        data = {
+            "id": f"e{self._n}",
+            "type": kind,
+            "at": clock.now().isoformat(),
+            "contact": {"email": email},
+            "properties": properties,
+        }
+        with self.sessions.begin() as session:
+            Ingestor(self.engine).ingest(session, parse_event(data, now=clock.now()), "test")
+
+    def qualify(self, email: str) -> None:
+        self.event("content.downloaded", email, title="Livre blanc : la grille de scoring")
+        self.event("demo.requested", email)
+        self.event("content.downloaded", email, title="Étude de cas")  # 90
+        self.event("demo.requested", email)  # 130: sql
+
+    def handoff(self, email: str) -> Handoff:
+        with self.sessions() as session:
+            return session.scalars(
+                select(Handoff)
+                .join(Contact, Contact.id == Handoff.contact_id)
+                .where(Contact.email == email)
+            ).one()
+
+    def contact(self, email: str) -> Contact:
+        with self.sessions() as session:
+            return session.scalars(select(Contact).where(Contact.email == email)).one()
+
+    def chores(self) -> None:
+        self.engine.housekeeping(clock.now())
+        self.engine.notifier.deliver()
+
+    def emails_to(self, address: str) -> list[str]:
+        return [m.email.subject for m in self.transport.messages if m.email.to == address]
+
+
+@pytest.fixture
+def sales(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Sales]:
+    root = tmp_path / "p"
+    (root / "workflows").mkdir(parents=True)
+    (root / "nurture.yaml").write_text(CONFIG)
+    (root / "workflows" / "recycle.yaml").write_text(RECYCLE)
+    repo = Path(__file__).parents[2]
+    (root / "templates").mkdir()
+    import shutil
+
+    shutil.copytree(repo / "templates" / "_layouts", root / "templates" / "_layouts")
+    shutil.copytree(repo / "templates" / "sales", root / "templates" / "sales")
+    (root / "templates" / "lead").mkdir()
+    (root / "templates" / "lead" / "one.mjml").write_text('---\nsubject: "one"\n---\n' + BODY)
+    world = Sales(root, sessions)
+    with clock.using(world.clock):
+        world.import_csv(
+            tmp_path,
+            "email,first_name,company,stage\n"
+            "anne@example.com,Anne,Atelier,lead\n"
+            "bob@example.com,Bob,Batipro,lead\n",
+        )
+        yield world
+
+
+def test_reaching_sql_opens_one_handoff_with_owner_snapshot_and_notifications(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    sales.qualify("bob@example.com")
+    anne, bob = sales.handoff("anne@example.com"), sales.handoff("bob@example.com")
+    assert (anne.owner, bob.owner) == ("alice@example.com", "bob@example.com")  # round robin
+    assert sales.contact("anne@example.com").owner == "alice@example.com"
+    assert anne.status == "open" and anne.sla_due_at == START + timedelta(hours=24)
+    snapshot = anne.snapshot
+    assert snapshot["score"]["total"] == 130
+    assert snapshot["last_content"]["title"] == "Étude de cas"  # a demo request is not content
+    assert [h["to"] for h in snapshot["stage_history"]][-1] == "sql"
+    assert {item["type"] for item in snapshot["timeline"]} >= {
+        "content.downloaded",
+        "demo.requested",
+    }
+
+    sales.chores()
+    sales.chores()  # a second pass must not notify again
+    assert sales.emails_to("alice@example.com") == [
+        "Lead qualifié à prendre en charge : Anne (Atelier)"
+    ]
+    handoff_hooks = [r for r in sales.hooks if r.url.path == "/hooks/nurture"]
+    assert len(handoff_hooks) == 2  # one per handoff
+    request = handoff_hooks[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), request.content, hashlib.sha256).hexdigest()
+    assert request.headers["X-Nurture-Signature"] == expected
+    assert request.headers["X-Nurture-Event"] == "handoff.created"
+    body = json.loads(request.content)
+    assert body["handoff"]["owner"] in ("alice@example.com", "bob@example.com")
+    assert body["snapshot"]["contact"]["email"] in ("anne@example.com", "bob@example.com")
+    # the CRM is also told about every stage change
+    stage_hooks = [json.loads(r.content) for r in sales.hooks if r.url.path == "/hooks/stages"]
+    assert {(h["contact"]["email"], h["to"]) for h in stage_hooks} >= {("anne@example.com", "sql")}
+
+
+def test_a_round_robin_position_survives_a_restart(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        turns = [next_turn(session, "r", 3) for _ in range(4)]
+    with sessions.begin() as session:  # a new process, the same database
+        turns.append(next_turn(session, "r", 3))
+    assert turns == [0, 1, 2, 0, 1]
+
+
+def test_a_failing_webhook_retries_with_backoff_and_logs_every_attempt(sales: Sales) -> None:
+    sales.answers = {"/hooks/nurture": [503]}
+    sales.qualify("anne@example.com")
+    sales.chores()
+    with sales.sessions() as session:
+        hook = session.scalars(
+            select(Notification).where(
+                Notification.kind == "webhook", Notification.topic == "handoff.created"
+            )
+        ).one()
+    assert hook.status == "pending" and hook.attempts == 1
+    assert hook.next_attempt_at is not None and hook.next_attempt_at > clock.now()
+    sales.clock.advance_to(hook.next_attempt_at)
+    sales.chores()
+    with sales.sessions() as session:
+        hook = session.get(Notification, hook.id)
+        assert hook is not None
+    assert hook.status == "sent" and [entry["outcome"] for entry in hook.log] == ["503", "204"]
+
+
+def test_a_webhook_refused_for_good_is_not_retried(sales: Sales) -> None:
+    sales.answers = {"/hooks/nurture": [404]}
+    sales.qualify("anne@example.com")
+    sales.chores()
+    with sales.sessions() as session:
+        hook = session.scalars(
+            select(Notification).where(
+                Notification.topic == "handoff.created", Notification.kind == "webhook"
+            )
+        ).one()
+    assert (hook.status, hook.next_attempt_at, hook.last_error) == ("failed", None, "HTTP 404")
+
+
+def test_the_sla_reminds_then_escalates_once_each(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    sales.chores()
+    sales.clock.advance_to(START + timedelta(hours=23))
+    sales.chores()
+    assert len(sales.emails_to("alice@example.com")) == 1
+    sales.clock.advance_to(START + timedelta(hours=24))
+    sales.chores()
+    sales.chores()
+    assert sales.emails_to("alice@example.com")[-1].startswith("Rappel : lead en attente")
+    assert len(sales.emails_to("alice@example.com")) == 2
+    assert sales.emails_to("boss@example.com") == []
+    sales.clock.advance_to(START + timedelta(hours=36))
+    sales.chores()
+    sales.chores()
+    assert len(sales.emails_to("boss@example.com")) == 1
+    actions = [a["action"] for a in sales.handoff("anne@example.com").actions]
+    assert actions == ["opened", "reminded", "escalated"]
+
+
+def test_reject_recycles_the_contact_as_on_reject_says(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    handoff = sales.handoff("anne@example.com")
+    score = sales.contact("anne@example.com").score
+    with sales.sessions.begin() as session, pytest.raises(HandoffConflict, match="reason"):
+        sales.engine.handoffs.reject(session, handoff.id, "alice", "  ", clock.now())
+    with sales.sessions.begin() as session:
+        sales.engine.handoffs.reject(
+            session, handoff.id, "alice", "pas de budget avant T3", clock.now()
+        )
+    anne = sales.contact("anne@example.com")
+    assert anne.stage == "lead" and anne.score == pytest.approx(score / 2)
+    with sales.sessions() as session:
+        last_move = session.scalars(
+            select(StageHistory)
+            .where(StageHistory.contact_id == anne.id)
+            .order_by(StageHistory.id.desc())
+        ).first()
+        enrollments = session.scalars(
+            select(Enrollment.workflow).where(Enrollment.contact_id == anne.id)
+        ).all()
+        rejected_event = session.scalars(
+            select(Event).where(Event.contact_id == anne.id, Event.type == "handoff.rejected")
+        ).one()
+        halving = session.scalars(
+            select(ScoreEntry).where(ScoreEntry.rule == "handoff.rejected:halve")
+        ).one()
+    assert last_move is not None
+    assert (last_move.cause, last_move.details["reason"], last_move.details["by"]) == (
+        "handoff.rejected",
+        "pas de budget avant T3",
+        "alice",
+    )
+    assert enrollments.count("recycle") == 1
+    assert rejected_event.properties["reason"] == "pas de budget avant T3"
+    assert halving.points == pytest.approx(-score / 2)
+    handoff = sales.handoff("anne@example.com")
+    assert (handoff.status, handoff.reason, handoff.decided_by) == (
+        "rejected",
+        "pas de budget avant T3",
+        "alice",
+    )
+
+    with sales.sessions.begin() as session:
+        sales.engine.handoffs.reopen(session, handoff.id, "bob", clock.now())
+    assert sales.handoff("anne@example.com").status == "open"  # the same one, not a second
+    anne = sales.contact("anne@example.com")
+    assert anne.stage == "sql"
+    with sales.sessions() as session:
+        running = session.scalars(
+            select(Enrollment).where(
+                Enrollment.contact_id == anne.id, Enrollment.status.in_(("active", "waiting"))
+            )
+        ).all()
+    assert running == []  # a prospect again: no nurture
+
+
+def test_accept_moves_to_the_accepted_stage_and_only_once(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    handoff = sales.handoff("anne@example.com")
+    with sales.sessions.begin() as session:
+        sales.engine.handoffs.accept(session, handoff.id, "alice", clock.now())
+    assert sales.contact("anne@example.com").stage == "opportunity"
+    with sales.sessions.begin() as session, pytest.raises(HandoffConflict, match="accepted"):
+        sales.engine.handoffs.accept(session, handoff.id, "alice", clock.now())
+
+
+def test_the_weekly_digest_lists_each_owners_leads_once_a_week(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    sales.qualify("bob@example.com")
+    with sales.sessions() as session:
+        report = sales.engine.handoffs.digest(
+            session, START - timedelta(days=7), START + timedelta(days=1)
+        )
+    assert set(report) == {"alice@example.com", "bob@example.com"}
+    [lead] = report["alice@example.com"]
+    assert (lead["email"], lead["last_content"], lead["status"]) == (
+        "anne@example.com",
+        "Étude de cas",
+        "open",
+    )
+    sales.clock.advance_to(START + timedelta(days=7))  # next Monday 09:00 UTC = 10:00 Paris
+    sales.chores()
+    sales.chores()
+    digests = [s for s in sales.emails_to("alice@example.com") if "de la semaine" in s]
+    assert digests == ["Vos leads qualifiés de la semaine (1)"]
+
+
+def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Path) -> None:
+    root = sales.engine.project.root
+    (root / "workflows" / "lead-nurture.yaml").write_text(NOTIFYING)
+    sales.engine = Engine(
+        load_project(root),
+        sales.sessions,
+        sales.transport,
+        Signer("k" * 32),
+        EngineOptions(webhook_secret=SECRET),
+    )
+    sales.engine.notifier = Notifier(
+        sales.engine,
+        SECRET,
+        client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))),
+    )
+    sales.import_csv(tmp_path, "email,stage,owner\ncarla@example.com,lead,claire@example.com\n")
+    ids = sales.engine.claim_due()
+    sales.engine.advance(ids)
+    sales.engine.advance(ids)  # redelivered
+    sales.chores()
+    assert len(sales.emails_to("claire@example.com")) == 1

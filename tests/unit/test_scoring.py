@@ -392,7 +392,9 @@ def test_a_when_workflow_enrolls_once_the_score_or_profile_makes_it_true(
 
     def hot_enrollments() -> int:
         with world.sessions() as session:
-            return len(session.scalars(select(Enrollment).where(Enrollment.workflow == "hot")).all())
+            return len(
+                session.scalars(select(Enrollment).where(Enrollment.workflow == "hot")).all()
+            )
 
     world.event("content.downloaded")  # 25: not yet
     assert hot_enrollments() == 0

@@ -84,6 +84,9 @@ def print_summary(console: Console, result: SimulationResult) -> None:
         )
         table.add_row(name, str(counts["enrolled"]), str(live), ended)
     console.print(table)
+    if result.handoffs:
+        owners = ", ".join(f"{owner} {n}" for owner, n in sorted(result.handoffs.items()))
+        console.print(f"\n[bold]Handed to sales: {sum(result.handoffs.values())}[/bold] ({owners})")
     console.print(f"\n[bold]Emails sent: {sum(result.sent_by_template.values())}[/bold]")
     emails = Table(box=None, pad_edge=False)
     emails.add_column("template")

@@ -93,6 +93,7 @@ class SimulationResult:
     workflows: dict[str, Counter[str]]
     sent_by_template: Counter[str]
     import_problems: list[Problem]
+    handoffs: Counter[str]  # owner → handoffs opened
     start: datetime
     end: datetime
 
@@ -267,8 +268,13 @@ class Simulation:
                 .group_by(Send.template)
             ):
                 sent[template] = number
+            handoffs: Counter[str] = Counter()
+            for owner, number in session.execute(
+                select(Handoff.owner, func.count()).group_by(Handoff.owner)
+            ):
+                handoffs[owner or "(unassigned)"] = number
         return SimulationResult(
-            self.records, funnel, workflows, sent, problems, self.start, self.end
+            self.records, funnel, workflows, sent, problems, handoffs, self.start, self.end
         )
 
 

@@ -195,14 +195,15 @@ class Handoffs:
 
     # -- sales actions -----------------------------------------------------------------------
 
-    def get(self, session: Session, handoff_id: int) -> Handoff:
-        handoff = session.get(Handoff, handoff_id)
+    def get(self, session: Session, handoff_id: int, *, lock: bool = False) -> Handoff:
+        """`lock` holds the row until commit: two people deciding at once → one wins, one 409."""
+        handoff = session.get(Handoff, handoff_id, with_for_update=lock or None)
         if handoff is None:
             raise HandoffNotFound(f"no handoff #{handoff_id}")
         return handoff
 
     def accept(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
-        handoff = self.get(session, handoff_id)
+        handoff = self.get(session, handoff_id, lock=True)
         if handoff.status != "open":
             raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
         handoff.status, handoff.accepted_at, handoff.decided_by = "accepted", now, by
@@ -228,7 +229,7 @@ class Handoffs:
         """Back to nurturing: stage, score and workflow as `on_reject` says."""
         if not reason.strip():
             raise HandoffConflict("a reason is required to send a lead back to nurturing")
-        handoff = self.get(session, handoff_id)
+        handoff = self.get(session, handoff_id, lock=True)
         if handoff.status != "open":
             raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
         handoff.status, handoff.rejected_at = "rejected", now
@@ -252,7 +253,7 @@ class Handoffs:
 
     def reopen(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
         """A lead sent back too soon: open again, back on the handoff stage."""
-        handoff = self.get(session, handoff_id)
+        handoff = self.get(session, handoff_id, lock=True)
         if handoff.status != "rejected":
             raise HandoffConflict(
                 f"handoff #{handoff_id} is {handoff.status}: only a rejected one reopens"

@@ -1,8 +1,10 @@
-"""The HTTP side of nurture: JSON API, tracking, unsubscribe, ESP webhooks (FastAPI).
+"""The HTTP side of nurture: JSON API, sales inbox, tracking, unsubscribe, ESP webhooks (FastAPI).
 
 `create_app(engine, settings)` builds the app; `serve_in_thread` hosts it in
 another process's thread. Modules: `app` (factory, health), `api` (`/v1`
-events and contacts), `tracking` (`/t/c`, `/t/o`), `pages` (`/u`, `/v`),
+events and contacts), `handoff_api` (`/v1/handoffs`), `sales` (the `/sales`
+inbox: templates/, static/), `inbox` (handoffs as both show them, and the
+sales actions), `tracking` (`/t/c`, `/t/o`), `pages` (`/u`, `/v`),
 `webhooks` and `providers` (ESP reports), `auth`, `bodies`, `schemas`,
 `context`, `sends` (email events for a send), `server`, `commands`.
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.engine.service import Engine
 from nurture.settings import Settings
-from nurture.web import api, pages, tracking, webhooks
+from nurture.web import api, handoff_api, pages, sales, tracking, webhooks
 from nurture.web.context import WebContext
 from nurture.web.schemas import Health
 
@@ -34,7 +34,10 @@ Email nurturing workflows as code.
   or `X-API-Key: <key>` (NURTURE_API_KEYS). Batches answer per item: 200 when
   every item was accepted, 207 when some were refused, 422 when all were.
 - **`/v1/webhooks/{provider}`**: signed by the provider (`generic`, `mailgun`).
+- **`/v1/handoffs`**: the sales handoffs: list, read, accept, reject (with a
+  reason), reopen; 404 for an unknown one, 409 when its state forbids the action.
 - **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.
+- **`/sales`**: the sales inbox (HTML pages; log in with an API key and your name).
 """
 
 
@@ -56,9 +59,11 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     )
     app.state.nurture = WebContext.build(engine, settings)
     app.include_router(api.router)
+    app.include_router(handoff_api.router)
     app.include_router(webhooks.router)
     app.include_router(tracking.router)
     app.include_router(pages.router)
+    app.include_router(sales.router)
 
     @app.get(
         "/healthz",

@@ -61,6 +61,16 @@ class WebContext:
     contacts: ContactParser
     templates: TemplateLibrary
     mailgun_tokens: SeenTokens = field(default_factory=lambda: SeenTokens(ttl=600.0))
+    _sales_signer: Signer | None = field(default=None, repr=False)
+
+    def sales_signer(self) -> Signer:
+        """Signs the sales inbox's session cookies and CSRF tokens (NURTURE_SECRET_KEY).
+
+        Built on first use: an app that never serves `/sales` never needs the key.
+        """
+        if self._sales_signer is None:
+            self._sales_signer = Signer(self.settings.signing_key())
+        return self._sales_signer
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings) -> WebContext:

@@ -1,0 +1,220 @@
+"""A project with a sales handoff, driven through the real engine, behind the web app.
+
+Anne (a lead) is pushed over the `sql` threshold by ingested events, which
+opens a handoff assigned to alice@example.com with a 24 h SLA; a rejection
+sends her back to `lead` with half her score and into the `recycle`
+workflow (enrolled on the `handoff.rejected` event).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions.loader import load_project
+from nurture.engine.service import Engine, EngineOptions
+from nurture.importer import import_contacts
+from nurture.ingest import Ingestor, parse_event
+from nurture.settings import Settings
+from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
+from nurture.tokens import Signer
+from nurture.transports import CaptureTransport
+from nurture.web import create_app
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
+API_KEY = "sales-test-key-0123456789"
+SIGNING_KEY = "s" * 32
+
+CONFIG = """\
+stages: [subscriber, lead, mql, sql, customer]
+prospect_stage: sql
+scoring:
+  rules:
+    - {event: content.downloaded, points: 30}
+    - {event: page.visited, when: "'/pricing' in (event.url or '')", points: 20}
+    - {event: demo.requested, points: 40}
+  thresholds: {lead: 20, mql: 60, sql: 100}
+handoff:
+  at: sql
+  assign: {round_robin: [alice@example.com]}
+  sla: {accept_within: 24h}
+  on_reject: {stage: lead, score: halve, workflow: recycle}
+sending:
+  default_timezone: Europe/Paris
+"""
+LEAD = """\
+name: lead-nurture
+enroll: {stage: lead}
+steps:
+  - send: lead/welcome
+"""
+RECYCLE = """\
+name: recycle
+enroll: {event: handoff.rejected}
+steps:
+  - send: recycle/check-in
+"""
+TEMPLATE = (
+    '---\nsubject: "{subject}"\n---\n<mjml><mj-body><mj-section><mj-column>'
+    "<mj-text>Bonjour {{{{ contact.first_name }}}}</mj-text>"
+    "</mj-column></mj-section></mj-body></mjml>\n"
+)
+CONTACTS = (
+    "email,first_name,last_name,company,stage\n"
+    "anne@example.com,Anne,Martin,Atelier Martin,lead\n"
+    "bob@example.com,Bob,Durand,Batipro,lead\n"
+)
+
+
+def write_project(root: Path) -> Path:
+    (root / "workflows").mkdir(parents=True)
+    (root / "templates" / "lead").mkdir(parents=True)
+    (root / "templates" / "recycle").mkdir(parents=True)
+    (root / "templates" / "sales").mkdir(parents=True)
+    (root / "nurture.yaml").write_text(CONFIG)
+    (root / "workflows" / "lead-nurture.yaml").write_text(LEAD)
+    (root / "workflows" / "recycle.yaml").write_text(RECYCLE)
+    (root / "templates" / "lead" / "welcome.mjml").write_text(TEMPLATE.format(subject="Bienvenue"))
+    (root / "templates" / "recycle" / "check-in.mjml").write_text(
+        TEMPLATE.format(subject="Des nouvelles")
+    )
+    for name in ("handoff", "reminder", "escalation"):  # what the SLA needs to exist
+        (root / "templates" / "sales" / f"{name}.mjml").write_text(
+            TEMPLATE.format(subject=f"{name} #{{{{ handoff.id }}}}")
+        )
+    return root
+
+
+class SalesWorld:
+    """The engine, its app and helpers to push contacts and read the database."""
+
+    def __init__(
+        self,
+        root: Path,
+        sessions: sessionmaker[Session],
+        tmp: Path,
+        start: datetime,
+        base_url: str = "https://nurture.example.com",
+    ) -> None:
+        self.clock = clock.VirtualClock(start)
+        self.transport = CaptureTransport()
+        self.sessions = sessions
+        self.engine = Engine(
+            load_project(root),
+            sessions,
+            self.transport,
+            Signer(SIGNING_KEY),
+            EngineOptions(base_url=base_url),
+        )
+        self.settings = Settings(
+            _env_file=None, api_keys=API_KEY, secret_key=SIGNING_KEY, base_url=base_url
+        )
+        self.app = create_app(self.engine, self.settings)
+        self.ingestor = Ingestor(self.engine)
+        self._tmp = tmp
+        self._n = 0
+
+    def import_csv(self, text: str) -> None:
+        self._n += 1
+        path = self._tmp / f"contacts-{self._n}.csv"
+        path.write_text(text)
+        config = self.engine.project.config
+        import_contacts(
+            self.sessions,
+            path,
+            stages=config.stages,
+            properties=config.properties,
+            on_batch=self.engine.on_import,
+        )
+
+    def event(self, kind: str, email: str = "anne@example.com", **properties: Any) -> str:
+        self._n += 1
+        data = {
+            "id": f"e{self._n}",
+            "type": kind,
+            "at": clock.now().isoformat(),
+            "contact": {"email": email},
+            "properties": properties,
+        }
+        with self.sessions.begin() as session:
+            return self.ingestor.ingest(session, parse_event(data, now=clock.now()), "test").status
+
+    def run(self) -> None:
+        while ids := self.engine.claim_due():
+            self.engine.advance(ids)
+        self.engine.deliver()
+
+    def later(self, **delta: float) -> None:
+        self.clock.advance_to(self.clock.now() + timedelta(**delta))
+
+    def push_to_sales(self, email: str = "anne@example.com") -> Handoff:
+        """Engagement events until the contact crosses the sql threshold (120 points)."""
+        self.event(
+            "content.downloaded", email, title="Livre blanc BTP", url="https://example.com/livre"
+        )
+        self.later(hours=1)
+        self.event("page.visited", email, url="https://example.com/pricing")
+        self.later(hours=1)
+        self.event("demo.requested", email)
+        self.later(minutes=30)
+        self.event(
+            "content.downloaded", email, title="Étude de cas Batipro", url="https://example.com/cas"
+        )
+        handoff = self.handoff(email)
+        assert handoff is not None and handoff.status == "open"
+        return handoff
+
+    def contact(self, email: str = "anne@example.com") -> Contact:
+        with self.sessions() as session:
+            return session.scalars(select(Contact).where(Contact.email == email)).one()
+
+    def handoff(self, email: str = "anne@example.com") -> Handoff | None:
+        with self.sessions() as session:
+            return session.scalars(
+                select(Handoff)
+                .join(Contact, Contact.id == Handoff.contact_id)
+                .where(Contact.email == email)
+                .order_by(Handoff.id.desc())
+            ).first()
+
+    def history(self, email: str = "anne@example.com") -> list[StageHistory]:
+        contact = self.contact(email)
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(StageHistory)
+                    .where(StageHistory.contact_id == contact.id)
+                    .order_by(StageHistory.at, StageHistory.id)
+                )
+            )
+
+    def enrollments(self, email: str = "anne@example.com") -> dict[str, str]:
+        contact = self.contact(email)
+        with self.sessions() as session:
+            return {
+                e.workflow: e.status
+                for e in session.scalars(
+                    select(Enrollment).where(Enrollment.contact_id == contact.id)
+                )
+            }
+
+
+def build(
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    start: datetime = START,
+    base_url: str = "https://nurture.example.com",
+) -> SalesWorld:
+    """The world, no contact yet: run `populate` under `clock.using(world.clock)`."""
+    return SalesWorld(write_project(tmp_path / "project"), sessions, tmp_path, start, base_url)
+
+
+def populate(world: SalesWorld) -> None:
+    """Anne and Bob imported as leads, their welcome email sent."""
+    world.import_csv(CONTACTS)
+    world.run()

@@ -35,7 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
-contacts_app = typer.Typer(help="Contacts: import.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Contacts: import; export and erase (GDPR).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(contacts_app, name="contacts")
 
@@ -906,6 +906,8 @@ def main() -> None:
         sys.exit(78)
 
 
+from nurture.privacy_commands import register as _register_privacy  # noqa: E402
 from nurture.web.commands import register as _register_web  # noqa: E402
 
 _register_web(app)
+_register_privacy(app, contacts_app)

@@ -15,6 +15,7 @@ EXTERNAL_EVENT_TYPES: tuple[str, ...] = (
     "email.bounced",
     "email.complained",
     "email.unsubscribed",
+    "email.paused",  # extension: the contact paused nurture email (properties.days)
     "page.visited",
     "form.submitted",
     "content.downloaded",

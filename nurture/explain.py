@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nurture.consent import contact_block, paused_until
 from nurture.definitions import model as m
-from nurture.engine.delivery import contact_block
 from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
 from nurture.lifecycle import at_or_beyond
@@ -62,7 +62,13 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
             "owner": contact.owner,
             "timezone": contact.timezone or config.sending.default_timezone,
             "consent": contact.consent_status,
+            "consent_basis": contact.consent_basis,
+            "consent_source": contact.consent_source,
+            "consent_at": _iso(contact.consent_at),
+            "consent_proof": contact.consent_proof,
             "suppressed": contact.suppression_reason if contact.suppressed_at else None,
+            "paused_until": _iso(paused_until(contact, now)),
+            "soft_bounces": contact.soft_bounces,
             "source": contact.source,
             "created_at": _iso(contact.created_at),
             "properties": dict(contact.properties),
@@ -102,7 +108,7 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
             }
             for s in sends
         ],
-        "not_emailed_because": _why_not(contact, enrollments, config),
+        "not_emailed_because": _why_not(contact, enrollments, config, now),
     }
 
 
@@ -148,17 +154,26 @@ def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: 
     if isinstance(step, m.WaitStep):
         return f"waiting until{when or ' its time'}, then {then}"
     if isinstance(step, m.SendStep):
-        because = {"window": " (outside the send window)", "cap": " (frequency cap reached)"}
+        because = {
+            "window": " (outside the send window)",
+            "cap": " (frequency cap reached)",
+            "paused": " (the contact paused nurture email until then)",
+        }
         return f"send {step.template}{when}{because.get(deferred or '', '')}"
     return f"run step {step.id} ({step.kind}){when}"
 
 
 def _why_not(
-    contact: Contact, enrollments: list[Enrollment] | Any, config: m.ProjectConfig
+    contact: Contact, enrollments: list[Enrollment] | Any, config: m.ProjectConfig, now: datetime
 ) -> str | None:
-    blocked = contact_block(contact)
+    blocked = contact_block(contact, config.sending)
+    if blocked == "no-consent":
+        return "no-consent: consent unknown and sending.require_consent is true"
     if blocked:
         return blocked
+    pause = paused_until(contact, now)
+    if pause is not None:
+        return f"paused until {pause.isoformat()}: the contact asked for a break; sends wait"
     if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
         return f"prospect (stage {contact.stage}): automated nurture email has stopped"
     if not any(e.status in ("active", "waiting") for e in enrollments):

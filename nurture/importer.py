@@ -61,7 +61,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nurture import clock
+from nurture import clock, suppression
+from nurture.consent import normalise_basis
 from nurture.errors import NurtureError, Problem
 from nurture.store import queries
 
@@ -327,8 +328,10 @@ class ContactParser:
                     self._consent_status(value, fields, errors)
             elif key == "consent_at":
                 self._consent_at(value, fields, errors)
-            elif key in ("consent_source", "consent_basis"):
+            elif key == "consent_source":
                 fields[key] = _text(value)
+            elif key == "consent_basis":
+                fields[key] = normalise_basis(_text(value))
             elif key == "consent_proof":
                 fields[key] = value
             elif key == "tags":
@@ -372,8 +375,10 @@ class ContactParser:
                 self._consent_status(item, fields, errors)
             elif name == "at":
                 self._consent_at(item, fields, errors)
-            elif name in ("source", "basis"):
-                fields[f"consent_{name}"] = _text(item)
+            elif name == "source":
+                fields["consent_source"] = _text(item)
+            elif name == "basis":
+                fields["consent_basis"] = normalise_basis(_text(item))
             elif name == "proof":
                 fields["consent_proof"] = item
             else:
@@ -671,6 +676,7 @@ class _BatchWriter:
             if email not in new:
                 dirty.setdefault(email, set()).update(changes)
 
+        self._mark_suppressed(session, new, now, outcome)
         queries.insert_contacts(session, list(new.values()))
         ids = queries.contact_ids_by_email(session, set(new))
         queries.update_contacts(
@@ -702,6 +708,18 @@ class _BatchWriter:
                 self._on_batch(session, ImportedBatch(changed, list(outcome.stage_changes)))
         return outcome
 
+    def _mark_suppressed(
+        self, session: Session, new: Mapping[str, dict[str, Any]], now: datetime, outcome: _Outcome
+    ) -> None:
+        """New contacts whose address is on the suppression list (an erased person
+        imported again, an address suppressed in advance) go in suppressed."""
+        for email, reason in suppression.reasons_for(session, new).items():
+            row = new[email]
+            row["suppressed_at"], row["suppression_reason"] = now, reason
+            line = int(row["source"].rpartition(":")[2])
+            message = f"{email} is on the suppression list ({reason}): imported, never emailed"
+            outcome.warnings.append(Problem(self._label, line, message))
+
     def _new_row(self, contact: ContactInput, line: int, now: datetime) -> dict[str, Any]:
         fields = contact.fields
         origin = f"{self._source}:{line}"
@@ -724,6 +742,7 @@ class _BatchWriter:
             "source": origin,
             "suppressed_at": None,
             "suppression_reason": None,
+            "soft_bounces": 0,
             "created_at": now,
             "updated_at": now,
         }

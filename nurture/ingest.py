@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import clock
+from nurture import clock, consent, suppression
 from nurture.definitions.base import parse_duration
 from nurture.engagement import StageMove, end_nurture
 from nurture.engine.enrollment import Trigger
@@ -87,6 +87,15 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
         raise InvalidEvent("'properties' must be an object")
     if kind == "email.bounced" and properties.get("bounce") not in ("hard", "soft"):
         raise InvalidEvent("email.bounced needs properties.bounce: hard or soft")
+    problem = (
+        consent.check_form_consent(properties)
+        if kind == "form.submitted"
+        else consent.check_pause(properties)
+        if kind == "email.paused"
+        else None
+    )
+    if problem is not None:
+        raise InvalidEvent(problem)
     return IncomingEvent(
         event_id.strip(), kind, at, email, contact_id, dict(properties), dict(data)
     )
@@ -234,6 +243,12 @@ class Ingestor:
         outcomes: list[Outcome | None] = []
         created: list[Contact] = []
         config = self._engine.project.config
+        # An address on the suppression list (an erased person, say) may come back
+        # as a new contact, but suppressed: it is never emailed.
+        new_emails = {
+            e.email for e in events if e.email is not None and f"e:{e.email}" not in found
+        }
+        listed = suppression.reasons_for(session, new_emails)
         for event in events:
             key = _key(event)
             if key in found:
@@ -260,7 +275,11 @@ class Ingestor:
                     fit_score=0.0,
                     engagement_score=0.0,
                     consent_status="unknown",
+                    soft_bounces=0,
                 )
+                if event.email in listed:
+                    contact.suppressed_at = now
+                    contact.suppression_reason = listed[event.email]
                 found[key] = contact
                 created.append(contact)
                 outcomes.append(None)
@@ -277,24 +296,74 @@ class Ingestor:
             engagement.refit(session, created, now)
         return found, outcomes
 
-    @staticmethod
     def _consequences(
+        self, session: Session, contact: Contact, event: IncomingEvent, now: datetime
+    ) -> None:
+        """What an event changes about whether the contact may be emailed.
+
+        Unsubscribes, complaints, hard bounces and too many soft bounces stop
+        all email at once; a pause defers it; a form may give or withdraw
+        consent (with its proof).
+        """
+        source = f"event:{event.id}"
+        kind = event.type
+        if kind == "email.unsubscribed":
+            if contact.consent_status != "withdrawn":
+                contact.consent_status = "withdrawn"
+                contact.consent_at = event.at
+                contact.consent_source = source
+            suppression.add(session, contact.email, "unsubscribed", now, source=source)
+            end_nurture(session, [contact.id], "unsubscribed", now)
+        elif kind == "email.complained" or (
+            kind == "email.bounced" and event.properties.get("bounce") == "hard"
+        ):
+            reason = kind.removeprefix("email.")
+            self._suppress(session, contact, reason, now, source)
+        elif kind == "email.bounced":
+            contact.soft_bounces = (contact.soft_bounces or 0) + 1
+            if contact.soft_bounces >= self._engine.project.config.sending.soft_bounce_limit:
+                self._suppress(session, contact, "soft-bounced", now, source)
+        elif kind in _MAILBOX_WORKS:
+            contact.soft_bounces = 0
+        elif kind == "email.paused":
+            until = event.at + timedelta(days=int(event.properties["days"]))
+            if contact.paused_until is None or until > contact.paused_until:
+                contact.paused_until = until
+        elif kind == "form.submitted":
+            self._form_consent(session, contact, event, now)
+
+    @staticmethod
+    def _suppress(
+        session: Session, contact: Contact, reason: str, now: datetime, source: str
+    ) -> None:
+        suppression.add(session, contact.email, reason, now, source=source)
+        if contact.suppressed_at is None:
+            contact.suppressed_at = now
+            contact.suppression_reason = reason
+        end_nurture(session, [contact.id], f"suppressed:{reason}", now)
+
+    @staticmethod
+    def _form_consent(
         session: Session, contact: Contact, event: IncomingEvent, now: datetime
     ) -> None:
-        """Email feedback that must stop all email at once."""
-        reason = None
-        if event.type == "email.unsubscribed":
-            contact.consent_status = "withdrawn"
-            contact.consent_at = event.at
-            reason = "unsubscribed"
-        elif event.type == "email.complained" or (
-            event.type == "email.bounced" and event.properties.get("bounce") == "hard"
-        ):
-            contact.suppressed_at = now
-            contact.suppression_reason = event.type.removeprefix("email.")
-            reason = f"suppressed:{contact.suppression_reason}"
-        if reason is not None:
-            end_nurture(session, [contact.id], reason, now)
+        """A form's consent, given or withdrawn by the person: it may lift an
+        unsubscribe (only the contact can), never a bounce, complaint or erasure."""
+        changes = consent.form_consent(event.properties, event.id, event.at)
+        if changes is None:
+            return
+        if contact.consent_at is not None and event.at < contact.consent_at:
+            return  # an older form arriving late does not undo a newer choice
+        for column, value in changes.items():
+            setattr(contact, column, value)
+        if changes["consent_status"] == "granted":
+            suppression.lift(session, contact.email, reasons=("unsubscribed",))
+        else:
+            suppression.add(session, contact.email, "unsubscribed", now, source=f"event:{event.id}")
+            end_nurture(session, [contact.id], "unsubscribed", now)
+
+
+#: Signs that the mailbox works: they reset the soft-bounce count.
+_MAILBOX_WORKS = frozenset({"email.delivered", "email.opened", "email.clicked"})
 
 
 def _key(event: IncomingEvent) -> str:

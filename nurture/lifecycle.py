@@ -17,17 +17,6 @@ def at_or_beyond(stage: str | None, target: str, stages: Sequence[str]) -> bool:
     return stages.index(stage) >= stages.index(target)
 
 
-def suppression_reason(
-    suppressed: bool, suppression_reason: str | None, consent_status: str | None
-) -> str | None:
-    """Why a contact must get no email at all, or None: suppression, or consent withdrawn."""
-    if suppressed:
-        return f"suppressed:{suppression_reason or 'manual'}"
-    if consent_status == "withdrawn":
-        return "unsubscribed"
-    return None
-
-
 def stage_for_score(
     score: float,
     current: str,

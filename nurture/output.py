@@ -106,6 +106,9 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
         f"(fit {score['fit']:g} + engagement {score['engagement']:g}) · {score['temperature']}"
         + (f" · owner {contact['owner']}" if contact["owner"] else "")
     )
+    consent = contact.get("consent") or "unknown"
+    basis = ", ".join(x for x in (contact.get("consent_basis"), contact.get("consent_source")) if x)
+    console.print(f"consent {consent}" + (f" ({basis})" if basis else ""), markup=False)
     why = data["not_emailed_because"]
     console.print(
         f"[yellow]not being emailed: {why}[/yellow]" if why else "[green]being nurtured[/green]"

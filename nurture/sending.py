@@ -19,7 +19,7 @@ from nurture.definitions import model as m
 @dataclass(frozen=True)
 class Deferral:
     until: datetime
-    reason: str  # "window" or "cap"
+    reason: str  # "window", "cap" or "paused"
 
 
 def next_window_opening(window: m.SendWindow, now: datetime, timezone: str) -> datetime | None:
@@ -50,10 +50,20 @@ def cap_release(cap: m.FrequencyCap, recent: Sequence[datetime], now: datetime) 
 
 
 def may_send(
-    sending: m.Sending, timezone: str, recent: Sequence[datetime], now: datetime
+    sending: m.Sending,
+    timezone: str,
+    recent: Sequence[datetime],
+    now: datetime,
+    paused_until: datetime | None = None,
 ) -> Deferral | None:
-    """None when an email may leave now, else the first moment it may, and why."""
+    """None when an email may leave now, else the first moment it may, and why.
+
+    `paused_until` is the end of a pause the contact asked for: nothing leaves
+    before it, and after it the window and the cap apply as usual.
+    """
     moment, reason = now, None
+    if paused_until is not None and paused_until > now:
+        moment, reason = paused_until, "paused"
     for _ in range(16):  # a cap release may land outside the window and vice versa
         changed = False
         if sending.frequency_cap is not None:

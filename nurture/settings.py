@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     project_dir: Path = Path(".")
     #: How long a worker holds claimed work before another may take it over.
     lease_seconds: float = Field(default=120.0, gt=0)
+    #: DKIM signing (all three or none): selector, signing domain (d=), and the
+    #: RSA private key as PEM text or the path of a PEM file.
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: str | None = Field(default=None, repr=False)
 
     @field_validator("database_url")
     @classmethod
@@ -136,7 +141,14 @@ class Settings(BaseSettings):
         return key
 
 
-_SECRET_FIELDS = {"secret_key", "api_keys", "smtp_url", "webhook_secret", "mailgun_signing_key"}
+_SECRET_FIELDS = {
+    "secret_key",
+    "api_keys",
+    "smtp_url",
+    "webhook_secret",
+    "mailgun_signing_key",
+    "dkim_private_key",
+}
 
 
 def load_settings(**overrides: Any) -> Settings:

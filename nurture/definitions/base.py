@@ -60,7 +60,16 @@ WEBHOOK_TOPICS = (
 )
 ON_REJECT_KEYS = ("stage", "score", "workflow")
 ON_REJECT_SCORES = ("keep", "halve", "reset")
-SENDING_KEYS = ("from", "reply_to", "window", "default_timezone", "frequency_cap")
+SENDING_KEYS = (
+    "from",
+    "reply_to",
+    "window",
+    "default_timezone",
+    "frequency_cap",
+    "require_consent",
+    "soft_bounce_limit",
+    "unsubscribe_mailto",
+)
 WINDOW_KEYS = ("days", "hours")
 CAP_KEYS = ("max", "per")
 WORKFLOW_KEYS = ("name", "description", "enroll", "reenroll", "exit", "steps")

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import time
 from email.utils import parseaddr
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions import model as m
 from nurture.definitions.base import (
     ASSIGN_KEYS,
     ASSIGN_RULE_KEYS,
-    CAP_KEYS,
     CONFIG_KEYS,
     DECAY_KEYS,
     FIT_KEYS,
     HANDOFF_KEYS,
-    HOURS_PATTERN,
     NAME_PATTERN,
     NOTIFY_KEYS,
     ON_ACCEPT_KEYS,
@@ -27,11 +23,9 @@ from nurture.definitions.base import (
     ON_REJECT_SCORES,
     RULE_KEYS,
     SCORING_KEYS,
-    SENDING_KEYS,
     SLA_KEYS,
     WEBHOOK_KEYS,
     WEBHOOK_TOPICS,
-    WINDOW_KEYS,
     Context,
     ExpressionScope,
     did_you_mean,
@@ -40,6 +34,7 @@ from nurture.definitions.base import (
     known_stage,
 )
 from nurture.definitions.reader import LineDict, LineList, load_yaml
+from nurture.definitions.sending import parse_sending
 from nurture.errors import Problem
 
 # --- nurture.yaml -------------------------------------------------------------
@@ -76,7 +71,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     scope = ExpressionScope(stages, properties)
     scoring = _scoring(ctx, root.get("scoring"), root.line_of("scoring"), stages, scope)
     handoff = _handoff(ctx, root.get("handoff"), root.line_of("handoff"), stages, scope)
-    sending = _sending(ctx, root.get("sending"), root.line_of("sending"))
+    sending = parse_sending(ctx, root.get("sending"), root.line_of("sending"))
     webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
     if ctx.problems:
         return None, ctx.problems
@@ -409,97 +404,3 @@ def _webhooks(ctx: Context, value: Any, line: int | None) -> tuple[m.OutboundWeb
         if url and events:
             found.append(m.OutboundWebhook(ctx.file, item.line, url=url, events=tuple(events)))
     return tuple(found)
-
-
-def _sending(ctx: Context, value: Any, line: int | None) -> m.Sending:
-    if value is None:
-        return m.Sending()
-    data = ctx.mapping(value, line, "sending")
-    if data is None:
-        return m.Sending()
-    ctx.keys(data, SENDING_KEYS, "sending")
-    defaults = m.Sending()
-    from_address = ctx.string(data, "from", "sending") or defaults.from_address
-    if "@" not in parseaddr(from_address)[1]:
-        ctx.error(
-            data.line_of("from"),
-            f"sending.from: not an email address: {from_address!r}",
-            "sending.from",
-        )
-    reply_to = ctx.string(data, "reply_to", "sending")
-    if reply_to and "@" not in parseaddr(reply_to)[1]:
-        ctx.error(
-            data.line_of("reply_to"),
-            f"sending.reply_to: not an email address: {reply_to!r}",
-            "sending.reply_to",
-        )
-    timezone = ctx.string(data, "default_timezone", "sending") or defaults.default_timezone
-    if not valid_timezone(timezone):
-        ctx.error(
-            data.line_of("default_timezone"),
-            f"sending.default_timezone: unknown timezone {timezone!r} (an IANA name such as "
-            "Europe/Paris)",
-            "sending.default_timezone",
-        )
-    window = None
-    if "window" in data and (
-        w := ctx.mapping(data["window"], data.line_of("window"), "sending.window")
-    ):
-        window = _window(ctx, w)
-    cap = None
-    if "frequency_cap" in data and (
-        c := ctx.mapping(
-            data["frequency_cap"], data.line_of("frequency_cap"), "sending.frequency_cap"
-        )
-    ):
-        ctx.keys(c, CAP_KEYS, "sending.frequency_cap", required=("max", "per"))
-        most = ctx.number(c, "max", "sending.frequency_cap", integer=True, minimum=1)
-        per = ctx.duration(c, "per", "sending.frequency_cap")
-        if most and per:
-            cap = m.FrequencyCap(int(most), per)
-    return m.Sending(from_address, reply_to, window, timezone, cap)
-
-
-def valid_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _window(ctx: Context, data: LineDict) -> m.SendWindow | None:
-    ctx.keys(data, WINDOW_KEYS, "sending.window")
-    days = ctx.strings(data, "days", "sending.window")
-    day_set: set[int] = set()
-    for day in days or m.WEEKDAYS:
-        index = m.WEEKDAY_NAMES.get(day.lower())
-        if index is None:
-            ctx.error(
-                data.line_of("days"),
-                f"sending.window.days: unknown day {day!r}"
-                f"{did_you_mean(day, m.WEEKDAYS)} (mon … sun)",
-                "sending.window.days",
-            )
-        else:
-            day_set.add(index)
-    hours = data.get("hours", "00:00-24:00")
-    match = HOURS_PATTERN.match(str(hours))
-    if not match:
-        ctx.error(
-            data.line_of("hours"),
-            f"sending.window.hours: expected 'HH:MM-HH:MM', got {hours!r}",
-            "sending.window.hours",
-        )
-        return None
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    start = time(h1, m1)
-    end = time.max if (h2, m2) == (24, 0) else time(h2 % 24, m2)
-    if (h2, m2) > (24, 0) or end <= start:
-        ctx.error(
-            data.line_of("hours"),
-            f"sending.window.hours: the window must end after it starts, got {hours!r}",
-            "sending.window.hours",
-        )
-        return None
-    return m.SendWindow(frozenset(day_set), start, end)

@@ -140,6 +140,14 @@ class Sending:
     window: SendWindow | None = None
     default_timezone: str = "UTC"
     frequency_cap: FrequencyCap | None = None
+    #: True: a contact whose consent is `unknown` (no explicit lawful basis) is
+    #: not emailed. False: unknown counts as B2B legitimate interest.
+    require_consent: bool = False
+    #: Soft bounces in a row (no delivery or engagement between) that suppress.
+    soft_bounce_limit: int = 3
+    #: The mailto of List-Unsubscribe: None means unsubscribe@<from domain>;
+    #: "" means no mailto (the HTTPS link only).
+    unsubscribe_mailto: str | None = None
 
 
 @dataclass(frozen=True)

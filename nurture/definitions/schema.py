@@ -127,6 +127,11 @@ def config_schema() -> JSONSchema:
             "frequency_cap": _object(
                 b.CAP_KEYS, {"max": positive, "per": DURATION}, required=["max", "per"]
             ),
+            "require_consent": {"type": "boolean"},
+            "soft_bounce_limit": positive,
+            "unsubscribe_mailto": {
+                "anyOf": [{"type": "string", "format": "email"}, {"const": False}]
+            },
         },
     )
     return {

@@ -15,15 +15,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+from nurture import clock, suppression
+from nurture.consent import MAILTO_SUBJECT_PREFIX, contact_block, paused_until
+from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.engine.records import Record, Recorder
 from nurture.errors import TemplateError
-from nurture.lifecycle import at_or_beyond, suppression_reason
+from nurture.lifecycle import at_or_beyond
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
 from nurture.scoring import view_of
 from nurture.store import work
@@ -42,23 +45,42 @@ SEND_LEASE = timedelta(minutes=5)
 
 
 def block_reason(
-    contact: Contact, enrollment: Enrollment | None, stages: Sequence[str], prospect_stage: str
+    contact: Contact,
+    enrollment: Enrollment | None,
+    config: m.ProjectConfig,
+    listed: str | None = None,
 ) -> str | None:
-    """Why this contact must not get a nurture email now, or None."""
-    reason = contact_block(contact)
+    """Why this contact must not get a nurture email now, or None.
+
+    `listed` is the suppression-list reason for the contact's address, if any:
+    the list is checked as well as the contact's own flag, so an address
+    suppressed before its contact existed is never emailed either.
+    """
+    reason = contact_block(contact, config.sending)
     if reason is not None:
         return reason
-    if at_or_beyond(contact.stage or stages[0], prospect_stage, stages):
+    if listed is not None:
+        return f"suppressed:{listed}"
+    if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
         return "prospect"
     if enrollment is not None and enrollment.status == "exited":
         return f"exited:{enrollment.exit_reason}"
     return None
 
 
-def contact_block(contact: Contact) -> str | None:
-    return suppression_reason(
-        contact.suppressed_at is not None, contact.suppression_reason, contact.consent_status
-    )
+def list_unsubscribe(url: str, token: str, sending: m.Sending) -> str:
+    """The List-Unsubscribe value: the HTTPS link, then a mailto (RFC 2369).
+
+    The mailto's subject is ``unsubscribe-<token>``: an inbound handler maps
+    it to the same one-click `POST /u/<token>` (see `consent.mailto_token`).
+    """
+    address = sending.unsubscribe_mailto
+    if address is None:
+        domain = parseaddr(sending.from_address)[1].rpartition("@")[2]
+        address = f"unsubscribe@{domain}" if domain else ""
+    if not address:
+        return f"<{url}>"
+    return f"<{url}>, <mailto:{address}?subject={MAILTO_SUBJECT_PREFIX}{token}>"
 
 
 @dataclass(frozen=True)
@@ -68,8 +90,11 @@ class Links:
     signer: Signer
     base_url: str
 
+    def unsubscribe_token(self, send_id: int) -> str:
+        return self.signer.sign("unsubscribe", {"s": send_id})
+
     def unsubscribe(self, send_id: int) -> str:
-        return f"{self.base_url}/u/{self.signer.sign('unsubscribe', {'s': send_id})}"
+        return f"{self.base_url}/u/{self.unsubscribe_token(send_id)}"
 
     def view_in_browser(self, send_id: int) -> str:
         return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
@@ -108,6 +133,7 @@ class Deliverer:
                 return 0
             sends = work.load_sends(session, leased)
             contacts = work.contacts_by_id(session, {s.contact_id for s in sends})
+            listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
             enrollments = {
                 e.id: e
                 for e in work.load_enrollments(
@@ -121,10 +147,17 @@ class Deliverer:
         for send in sends:
             contact = contacts[send.contact_id]
             enrollment = enrollments.get(send.enrollment_id) if send.enrollment_id else None
-            reason = block_reason(contact, enrollment, config.stages, config.prospect_stage)
+            reason = block_reason(contact, enrollment, config, listed.get(contact.email))
             if reason is not None:
                 outcomes.append(self._finished(send, "skipped", error=reason))
                 self._emit(now, "skip", send, contact, {"reason": reason})
+                continue
+            pause = paused_until(contact, now)
+            if pause is not None:
+                # Paused since the claim: deferred, not dropped, and not an attempt.
+                outcomes.append(self._deferred(send, pause))
+                details = {"reason": "paused", "until": pause.isoformat()}
+                self._emit(now, "skip", send, contact, details)
                 continue
             try:
                 email = self._compose(send, contact, now)
@@ -160,7 +193,8 @@ class Deliverer:
     def _compose(self, send: Send, contact: Contact, now: datetime) -> OutgoingEmail:
         config = self._project.config
         view = view_of(contact, config, now)
-        unsubscribe = self._links.unsubscribe(send.id)
+        token = self._links.unsubscribe_token(send.id)
+        unsubscribe = f"{self._links.base_url}/u/{token}"
         context = email_context(
             view,
             unsubscribe_url=unsubscribe,
@@ -184,7 +218,7 @@ class Deliverer:
             text=rendered.text,
             reply_to=sending.reply_to,
             headers={
-                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe": list_unsubscribe(unsubscribe, token, sending),
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
                 # Mailgun echoes these in its webhooks: bounces match the send directly.
                 "X-Mailgun-Variables": json.dumps({"nurture_send_id": str(send.id)}),
@@ -223,6 +257,16 @@ class Deliverer:
             }
         self._emit(now, "fail", send, contact, {"reason": "delivery", "error": str(result)})
         return self._finished(send, "failed", error=str(result))
+
+    @staticmethod
+    def _deferred(send: Send, until: datetime) -> dict[str, Any]:
+        return {
+            "send_id": send.id,
+            "status": "claimed",
+            "next_attempt_at": until,
+            "lease_until": None,
+            "attempts": max(send.attempts - 1, 0),
+        }
 
     @staticmethod
     def _finished(send: Send, status: str, error: str | None = None) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
+from nurture.consent import contact_block, paused_until
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.engine import executor as ex
-from nurture.engine.delivery import SEND_LEASE, Deliverer, Links, contact_block
+from nurture.engine.delivery import SEND_LEASE, Deliverer, Links
 from nurture.engine.enrollment import Enroller, Trigger, VersionIds
 from nurture.engine.records import Record, Recorder, discard
 from nurture.errors import ConfigurationError
@@ -261,18 +262,22 @@ class Engine:
             prospect_stage=config.prospect_stage,
             events=[_event_view(e) for e in events.get(contact.id, ())],
             timezone=timezone,
-            suppressed=contact_block(contact),
-            send_gate=self._gate(timezone, recent.get(contact.id, [])),
+            suppressed=contact_block(contact, config.sending),
+            send_gate=self._gate(timezone, recent.get(contact.id, []), paused_until(contact, now)),
         )
         return ex.advance(workflow, state, inputs)
 
-    def _gate(self, timezone: str, recent: list[datetime]) -> ex.SendGate:
+    def _gate(
+        self, timezone: str, recent: list[datetime], paused: datetime | None = None
+    ) -> ex.SendGate:
+        """Window, cap and the contact's pause: a send waits for all three."""
         sending = self.project.config.sending
-        if sending.window is None and sending.frequency_cap is None:
+        if sending.window is None and sending.frequency_cap is None and paused is None:
             return ex.always_open
 
         def gate(now: datetime, sent_in_this_advance: int) -> Deferral | None:
-            return may_send(sending, timezone, [*recent, *[now] * sent_in_this_advance], now)
+            recent_now = [*recent, *[now] * sent_in_this_advance]
+            return may_send(sending, timezone, recent_now, now, paused)
 
         return gate
 

@@ -141,6 +141,14 @@ class Contact(Base):
     source: Mapped[str | None]
     suppressed_at: Mapped[datetime | None]
     suppression_reason: Mapped[str | None]
+    #: Nurture email paused at the contact's request (unsubscribe page): sends
+    #: wait until then, like a suppression that ends (see nurture.consent).
+    paused_until: Mapped[datetime | None]
+    #: Soft bounces since the last sign the mailbox works (delivered, opened,
+    #: clicked); `sending.soft_bounce_limit` of them suppress the contact.
+    soft_bounces: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Set when the person's data was erased (GDPR); the row stays, anonymised.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
@@ -405,3 +413,26 @@ class Notification(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     log: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
+
+
+class Suppression(Base):
+    """The suppression list: addresses never to email, whatever the transport.
+
+    Keyed by `email_hash` (SHA-256 of the normalised address, see
+    `nurture.suppression`), so an entry outlives the contact: once a person
+    is erased, `email` is NULL and only the hash remains, which is enough to
+    create a later import of the same address suppressed. The contact's own
+    `suppressed_at` / `suppression_reason` mirror it for the send-time check.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The address in clear while we may keep it; NULL once erased.
+    email: Mapped[str | None]
+    #: bounced / complained / unsubscribed / soft-bounced / manual / erased
+    reason: Mapped[str]
+    note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None]  # event:<id>, cli, erase…
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

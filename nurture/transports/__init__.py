@@ -19,6 +19,7 @@ from nurture.transports.base import (
     MAX_ATTEMPTS,
     Delivery,
     DeliveryError,
+    MessageSigner,
     OutgoingEmail,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -39,6 +40,7 @@ __all__ = [
     "CapturedEmail",
     "Delivery",
     "DeliveryError",
+    "MessageSigner",
     "OutboxTransport",
     "OutgoingEmail",
     "PermanentDeliveryError",
@@ -53,7 +55,14 @@ __all__ = [
 
 
 def transport_from_settings(settings: Settings) -> Transport:
-    """SMTP when ``NURTURE_SMTP_URL`` is set, else the outbox folder."""
+    """SMTP when ``NURTURE_SMTP_URL`` is set, else the outbox folder; DKIM-signing
+    when ``NURTURE_DKIM_*`` are set."""
+    from nurture.transports.dkim import DkimSigner
+
+    transport: Transport
     if settings.smtp_url:
-        return SMTPTransport.from_url(settings.smtp_url)
-    return OutboxTransport(settings.outbox_dir)
+        transport = SMTPTransport.from_url(settings.smtp_url)
+    else:
+        transport = OutboxTransport(settings.outbox_dir)
+    transport.signer = DkimSigner.from_settings(settings)
+    return transport

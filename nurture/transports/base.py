@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 from nurture import clock
 from nurture.errors import NurtureError
@@ -156,13 +156,22 @@ class PermanentDeliveryError(DeliveryError):
     transient = False
 
 
+class MessageSigner(Protocol):
+    """Adds a signature to built message bytes (DKIM: `transports.dkim.DkimSigner`)."""
+
+    def sign(self, message: BuiltMessage) -> BuiltMessage: ...
+
+
 class Transport(ABC):
-    """Build the message, hand its bytes to `_deliver`, report a `Delivery`.
+    """Build the message, sign it, hand its bytes to `_deliver`, report a `Delivery`.
 
     Subclasses implement `_deliver` (and `close` when they hold a resource);
     `_batch` lets one keep a resource (a connection, a lock) across
-    `send_many`.
+    `send_many`. `signer` (set by `transport_from_settings` when DKIM is
+    configured) signs every message, whatever the transport.
     """
+
+    signer: MessageSigner | None = None
 
     def send(self, email: OutgoingEmail) -> Delivery:
         """Send one email; raise `DeliveryError` when it was not accepted."""
@@ -175,6 +184,17 @@ class Transport(ABC):
             )
             logger.info("%s", error)
             raise error from exc
+        if self.signer is not None:
+            try:
+                message = self.signer.sign(message)
+            except Exception as exc:  # dkimpy raises its own and ValueError-likes
+                error = PermanentDeliveryError(
+                    f"could not sign the message: {type(exc).__name__}: {exc}",
+                    send_id=email.send_id,
+                    recipient=email.to,
+                )
+                logger.warning("%s", error)
+                raise error from exc
         try:
             self._deliver(message, email)
         except DeliveryError as exc:

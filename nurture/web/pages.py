@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import html
 import logging
+import uuid
+from datetime import timedelta
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from nurture import clock
+from nurture.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
 from nurture.rendering import email_context
 from nurture.scoring import view_of
@@ -122,12 +127,24 @@ def unsubscribe_page(token: str, request: Request, context: Context) -> HTMLResp
             f'<button type="submit">{label}</button></form>'
         )
 
+    def pauses(label: str) -> str:
+        return "".join(
+            f'<form method="post" action="{action}/pause" style="display:inline-block;'
+            f'margin:0 .5rem .5rem 0"><input type="hidden" name="days" value="{days}">'
+            f'<button type="submit">{label.format(days=days)}</button></form>'
+            for days in PAUSE_CHOICES
+        )
+
     return page(
         "Se désinscrire / Unsubscribe",
         "<h1>Se désinscrire</h1><p>Vous ne recevrez plus aucun e-mail de notre part.</p>"
-        + form("Me désinscrire"),
+        + form("Me désinscrire")
+        + "<h2>Ou faire une pause</h2><p>Trop d'e-mails en ce moment ? Suspendez-les, "
+        "ils reprendront ensuite d'eux-mêmes.</p>" + pauses("Pause de {days} jours"),
         "<h1>Unsubscribe</h1><p>You will not receive any more emails from us.</p>"
-        + form("Unsubscribe me"),
+        + form("Unsubscribe me")
+        + "<h2>Or take a break</h2><p>Too many emails right now? Pause them; they "
+        "resume by themselves afterwards.</p>" + pauses("Pause for {days} days"),
     )
 
 
@@ -168,6 +185,63 @@ def unsubscribe(token: str, context: Context) -> HTMLResponse:
         log.exception("could not record an unsubscribe for send %s", send_id)
         return _unavailable_page()
     return _unsubscribed_page()
+
+
+@router.post(
+    "/u/{token}/pause",
+    response_class=HTMLResponse,
+    summary="Pause nurture email for 30 or 90 days instead of unsubscribing",
+    responses={
+        400: {"description": "Not a pause on offer", "content": {"text/html": {}}},
+        404: {"description": "Invalid link", "content": {"text/html": {}}},
+        503: {"description": "Could not record it; try again", "content": {"text/html": {}}},
+    },
+)
+async def pause(token: str, request: Request, context: Context) -> HTMLResponse:
+    """Records `email.paused` (``days`` from the form): sends wait until the pause
+    ends, then resume; nothing is dropped. A contact already unsubscribed stays so."""
+    try:
+        payload = context.signer.verify("unsubscribe", token)
+    except InvalidToken:
+        return not_found_page()
+    form = parse_qs((await request.body())[:1000].decode("utf-8", "replace"))
+    choice = (form.get("days") or [""])[0]
+    days = int(choice) if choice.isdigit() else 0
+    if days not in PAUSE_CHOICES:
+        return page(
+            "Choix invalide / Invalid choice",
+            "<h1>Choix invalide</h1><p>Choisissez une pause proposée sur la page.</p>",
+            "<h1>Invalid choice</h1><p>Please pick one of the pauses on the page.</p>",
+            400,
+        )
+    send_id = payload.get("s")
+    try:
+        status = await run_in_threadpool(
+            record_for_send,
+            context,
+            send_id,
+            event_type="email.paused",
+            event_id=f"pause:{send_id}:{uuid.uuid4()}",
+            properties={"days": days, "method": "link"},
+            raw={"via": "pause", "send_id": send_id, "days": days},
+            source="unsubscribe",
+            unless_withdrawn=True,
+        )
+    except Exception:
+        log.exception("could not record a pause for send %s", send_id)
+        return _unavailable_page()
+    if status == "skipped":
+        return _unsubscribed_page()
+    if status == "gone":
+        return not_found_page()
+    until = clock.now() + timedelta(days=days)
+    return page(
+        "Pause enregistrée / Emails paused",
+        f"<h1>C'est noté</h1><p>Vous ne recevrez aucun e-mail de notre part avant le "
+        f"{until:%d/%m/%Y}. Ils reprendront ensuite.</p>",
+        f"<h1>Done</h1><p>You will get no email from us before {until:%Y-%m-%d}. "
+        "They will resume afterwards.</p>",
+    )
 
 
 @router.get(

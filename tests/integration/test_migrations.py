@@ -37,6 +37,7 @@ TABLES = {
     "handoffs",
     "round_robin",
     "notifications",
+    "suppressions",
 }
 
 

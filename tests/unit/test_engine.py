@@ -156,7 +156,10 @@ def test_a_lead_is_enrolled_and_gets_the_first_email_with_every_header(harness: 
     # Links go through signed click tracking, except the unsubscribe link; a pixel tracks opens.
     assert 'href="https://example.com/welcome"' not in html
     assert 'href="https://nurture.example.com/t/c/' in html
-    assert message["List-Unsubscribe"][1:-1] in html
+    url, mailto = (part.strip()[1:-1] for part in message["List-Unsubscribe"].split(","))
+    token = url.rsplit("/", 1)[1]
+    assert mailto == f"mailto:unsubscribe@example.com?subject=unsubscribe-{token}"
+    assert url in html
     assert 'src="https://nurture.example.com/t/o/' in html
     text = message.get_body(("plain",)).get_content()
     assert "Bonjour Anne" in text

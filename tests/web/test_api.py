@@ -272,6 +272,7 @@ def test_openapi_documents_every_route(web: Web) -> None:
         "/t/c/{token}",
         "/t/o/{token}.gif",
         "/u/{token}",
+        "/u/{token}/pause",
         "/v/{token}",
         "/healthz",
     }

@@ -727,6 +727,12 @@ def worker(
     project: ProjectDir = None,
 ) -> None:
     """Dramatiq worker processes on Redis (NURTURE_REDIS_URL)."""
+    import os
+
+    # An idle consumer polls Redis every 100 ms instead of Dramatiq's 1 s, so an event
+    # that wakes a workflow is acted on in well under a second (benchmarks/ingest.py).
+    # Read when dramatiq.worker is first imported, here and in the worker processes.
+    os.environ.setdefault("dramatiq_worker_timeout", "100")
     from dramatiq.cli import main as dramatiq_main
 
     with _reported():

@@ -20,7 +20,8 @@ from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
 from nurture.lifecycle import at_or_beyond
 from nurture.scoring import ScoreState, view_of
-from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
+from nurture.store import queries
+from nurture.store.models import Contact, Enrollment, ScoreEntry, Send
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -34,21 +35,13 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
     config = engine.project.config
     view = view_of(contact, config, now)
     state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
-    history = session.scalars(
-        select(StageHistory)
-        .where(StageHistory.contact_id == contact.id)
-        .order_by(StageHistory.at, StageHistory.id)
-    ).all()
+    history = queries.stage_history_of(session, contact.id)
     ledger = session.scalars(
         select(ScoreEntry)
         .where(ScoreEntry.contact_id == contact.id)
         .order_by(ScoreEntry.at, ScoreEntry.id)
     ).all()
-    enrollments = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.contact_id == contact.id)
-        .order_by(Enrollment.started_at, Enrollment.id)
-    ).all()
+    enrollments = queries.enrollments_of(session, contact.id)
     sends = session.scalars(
         select(Send).where(Send.contact_id == contact.id).order_by(Send.claimed_at, Send.id)
     ).all()

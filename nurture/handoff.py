@@ -28,6 +28,7 @@ from nurture.expressions import ExpressionError
 from nurture.lifecycle import at_or_beyond
 from nurture.notifications import queue
 from nurture.scoring import ScoreState, view_of
+from nurture.store import queries
 from nurture.store.models import (
     Contact,
     Event,
@@ -36,7 +37,6 @@ from nurture.store.models import (
     RoundRobin,
     ScoreEntry,
     Send,
-    StageHistory,
 )
 
 if TYPE_CHECKING:
@@ -134,11 +134,7 @@ class Handoffs:
         by_rule: dict[str, float] = {}
         for entry in ledger:
             by_rule[entry.rule] = round(by_rule.get(entry.rule, 0) + entry.points, 2)
-        history = session.scalars(
-            select(StageHistory)
-            .where(StageHistory.contact_id == contact.id)
-            .order_by(StageHistory.at)
-        ).all()
+        history = queries.stage_history_of(session, contact.id)
         sends = session.scalars(
             select(Send)
             .where(Send.contact_id == contact.id, Send.status == "sent")

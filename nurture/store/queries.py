@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from nurture.contacts import ContactView
-from nurture.store.models import Contact, StageHistory
+from nurture.store.models import Contact, Enrollment, StageHistory
 
 _contacts = cast(Table, Contact.__table__)
 _stage_history = cast(Table, StageHistory.__table__)
@@ -127,3 +127,25 @@ def contact_view_by_email(session: Session, email: str, project: ProjectLike) ->
     if contact is None:
         return None
     return contact.view(project.stages, project.properties)
+
+
+def stage_history_of(session: Session, contact_id: int) -> list[StageHistory]:
+    """A contact's stage moves, oldest first (explain, the sales inbox, handoff snapshots)."""
+    return list(
+        session.scalars(
+            select(StageHistory)
+            .where(StageHistory.contact_id == contact_id)
+            .order_by(StageHistory.at, StageHistory.id)
+        )
+    )
+
+
+def enrollments_of(session: Session, contact_id: int) -> list[Enrollment]:
+    """A contact's enrollments, oldest first."""
+    return list(
+        session.scalars(
+            select(Enrollment)
+            .where(Enrollment.contact_id == contact_id)
+            .order_by(Enrollment.started_at, Enrollment.id)
+        )
+    )

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from nurture import clock
 from nurture.engine.service import Engine
 from nurture.scoring import view_of
-from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
+from nurture.store import queries
+from nurture.store.models import Contact, Handoff
 
 Status = Literal["open", "accepted", "rejected"]
 Action = Literal["accept", "reject", "reopen"]
@@ -141,16 +142,8 @@ def detail(session: Session, engine: Engine, handoff: Handoff, now: datetime) ->
     contact = session.get(Contact, handoff.contact_id)
     assert contact is not None  # a handoff goes with its contact (ON DELETE CASCADE)
     view = view_of(contact, engine.project.config, now)
-    history = session.scalars(
-        select(StageHistory)
-        .where(StageHistory.contact_id == contact.id)
-        .order_by(StageHistory.at, StageHistory.id)
-    ).all()
-    enrollments = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.contact_id == contact.id)
-        .order_by(Enrollment.started_at, Enrollment.id)
-    ).all()
+    history = queries.stage_history_of(session, contact.id)
+    enrollments = queries.enrollments_of(session, contact.id)
     return {
         **summary(handoff, contact, now),
         "accepted_at": _iso(handoff.accepted_at),

@@ -78,7 +78,7 @@ def read_project(root: Path | str) -> tuple[Project | None, list[Problem]]:
                 config_name,
                 None,
                 f"not a nurture project: {files.config_file} not "
-                "found (create one with 'nurture init')",
+                "found (a project needs nurture.yaml, workflows/ and templates/; see the README)",
             )
         ]
     problems: list[Problem] = []

@@ -137,5 +137,5 @@ def test_a_directory_without_nurture_yaml_is_not_a_project(tmp_path: Path) -> No
     _, problems = read_project(tmp_path)
     assert [str(p) for p in problems] == [
         f"nurture.yaml: not a nurture project: {tmp_path / 'nurture.yaml'} not found "
-        "(create one with 'nurture init')"
+        "(a project needs nurture.yaml, workflows/ and templates/; see the README)"
     ]

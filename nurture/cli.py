@@ -106,7 +106,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check every file and every template; report each problem as file:line: message."""
-    from nurture.handoff import check_templates
+    from nurture.template_checks import check_templates
 
     with _reported():
         root = _project_dir(directory)

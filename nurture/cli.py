@@ -913,7 +913,11 @@ def main() -> None:
 
 
 from nurture.privacy_commands import register as _register_privacy  # noqa: E402
+from nurture.report_commands import register as _register_report  # noqa: E402
+from nurture.scaffold import register as _register_scaffold  # noqa: E402
 from nurture.web.commands import register as _register_web  # noqa: E402
 
 _register_web(app)
 _register_privacy(app, contacts_app)
+_register_report(app)
+_register_scaffold(app)

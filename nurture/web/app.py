@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.engine.service import Engine
 from nurture.settings import Settings
-from nurture.web import api, handoff_api, pages, sales, tracking, webhooks
+from nurture.web import api, handoff_api, pages, report_page, sales, tracking, webhooks
 from nurture.web.context import WebContext
 from nurture.web.schemas import Health
 
@@ -37,7 +37,8 @@ Email nurturing workflows as code.
 - **`/v1/handoffs`**: the sales handoffs: list, read, accept, reject (with a
   reason), reopen; 404 for an unknown one, 409 when its state forbids the action.
 - **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.
-- **`/sales`**: the sales inbox (HTML pages; log in with an API key and your name).
+- **`/sales`**: the sales inbox (HTML pages; log in with an API key and your name);
+  `/sales/reports` (or `/reports`): the funnel report behind the same login.
 """
 
 
@@ -64,6 +65,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(pages.router)
     app.include_router(sales.router)
+    app.include_router(report_page.router)
 
     @app.get(
         "/healthz",

@@ -791,15 +791,12 @@ def _safe_url(url: str) -> str:
 
 
 def _logging() -> None:
-    import logging
-
+    """Rich lines for people, or one JSON object per line (`NURTURE_LOG_FORMAT=json`)."""
     from rich.logging import RichHandler
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=errors, show_path=False)],
-    )
+    from nurture.logs import configure
+
+    configure(get_settings().log_format, text_handler=RichHandler(console=errors, show_path=False))
 
 
 @app.command()
@@ -912,6 +909,8 @@ def main() -> None:
         sys.exit(78)
 
 
+from nurture.deploy_commands import register as _register_deploy  # noqa: E402
+from nurture.graph_commands import register as _register_graph  # noqa: E402
 from nurture.privacy_commands import register as _register_privacy  # noqa: E402
 from nurture.report_commands import register as _register_report  # noqa: E402
 from nurture.scaffold import register as _register_scaffold  # noqa: E402
@@ -921,3 +920,5 @@ _register_web(app)
 _register_privacy(app, contacts_app)
 _register_report(app)
 _register_scaffold(app)
+_register_graph(app)
+_register_deploy(app)

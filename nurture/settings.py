@@ -12,7 +12,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: str | None = Field(default=None, repr=False)
+    #: `text` (rich, for people) or `json` (one object per line, for log collectors).
+    log_format: Literal["text", "json"] = "text"
+    #: When set, `/metrics` wants `Authorization: Bearer <token>`; open otherwise.
+    metrics_token: str | None = Field(default=None, repr=False)
 
     @field_validator("database_url")
     @classmethod
@@ -148,6 +152,7 @@ _SECRET_FIELDS = {
     "webhook_secret",
     "mailgun_signing_key",
     "dkim_private_key",
+    "metrics_token",
 }
 
 

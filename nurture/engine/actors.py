@@ -15,12 +15,17 @@ import dramatiq.broker
 from nurture.engine.broker import QUEUE, install
 from nurture.engine.service import Engine
 from nurture.errors import ConfigurationError
+from nurture.logs import configure_nurture_json
 from nurture.settings import get_settings
 
 # `nurture run` installs the in-process broker before importing this module;
 # Dramatiq's own worker (`nurture worker`) imports it cold: build from settings.
 if dramatiq.broker.global_broker is None:
     install(get_settings())
+    # Dramatiq's CLI set up its own text logging in this worker process; with
+    # NURTURE_LOG_FORMAT=json our loggers write JSON lines regardless.
+    if get_settings().log_format == "json":
+        configure_nurture_json()
 
 
 @cache

@@ -46,6 +46,9 @@ def database_url(url: str | URL) -> URL:
 def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for `url`, configured the way every nurture process expects."""
     parsed = database_url(url)
+    # Statement parameters hold contact data (addresses, names); an error that
+    # reaches a log (`log.exception`) must show the SQL, never the values.
+    kwargs.setdefault("hide_parameters", True)
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)

@@ -206,6 +206,8 @@ class WorkflowVersion(Base):
 
     Stored by content hash so unchanged files map to one row, and an enrollment
     keeps running the definition it began with after the file is edited.
+    `deployed_at` is set by `nurture apply`: the newest deployed row of a name
+    is what `nurture plan` compares the file with (see `nurture.deploy`).
     """
 
     __tablename__ = "workflow_versions"
@@ -216,6 +218,7 @@ class WorkflowVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of `source`
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    deployed_at: Mapped[datetime | None]
 
 
 class Enrollment(Base):

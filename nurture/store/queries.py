@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nurture.contacts import ContactView
@@ -149,3 +149,21 @@ def enrollments_of(session: Session, contact_id: int) -> list[Enrollment]:
             .order_by(Enrollment.started_at, Enrollment.id)
         )
     )
+
+
+#: Enrollment statuses of a contact still inside its workflow.
+RUNNING_STATUSES: tuple[str, ...] = ("active", "waiting")
+
+
+def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | None, int]:
+    """How many running enrollments of `workflow` stand on each step (`nurture graph`).
+
+    The key is the step id, None for enrollments not yet on their first step.
+    One grouped SELECT: the graph must stay cheap on a database of millions.
+    """
+    statement = (
+        select(Enrollment.step, func.count())
+        .where(Enrollment.workflow == workflow, Enrollment.status.in_(RUNNING_STATUSES))
+        .group_by(Enrollment.step)
+    )
+    return {step: int(count) for step, count in session.execute(statement)}

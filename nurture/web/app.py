@@ -21,7 +21,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.engine.service import Engine
 from nurture.settings import Settings
-from nurture.web import api, handoff_api, pages, report_page, sales, tracking, webhooks
+from nurture.web import (
+    api,
+    handoff_api,
+    metrics,
+    pages,
+    report_page,
+    sales,
+    tracking,
+    webhooks,
+)
 from nurture.web.context import WebContext
 from nurture.web.schemas import Health
 
@@ -39,6 +48,8 @@ Email nurturing workflows as code.
 - **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.
 - **`/sales`**: the sales inbox (HTML pages; log in with an API key and your name);
   `/sales/reports` (or `/reports`): the funnel report behind the same login.
+- **`/healthz`**, **`/metrics`**: operations (Prometheus text format; a bearer
+  token only when NURTURE_METRICS_TOKEN is set).
 """
 
 
@@ -66,6 +77,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(sales.router)
     app.include_router(report_page.router)
+    app.include_router(metrics.router)
 
     @app.get(
         "/healthz",

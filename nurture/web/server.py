@@ -5,11 +5,13 @@ scheduler and workers).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
 
 #: How long `serve_in_thread` waits for the socket to be listening.
 STARTUP_TIMEOUT = 10.0
@@ -19,8 +21,17 @@ def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     # No proxy headers by default: the client address is not used for anything.
     # No access log: tracking and unsubscribe URLs carry tokens that would let
     # whoever reads the log unsubscribe someone; errors are still logged.
+    # When the command configured logging (`nurture.logs`: rich or JSON), uvicorn's
+    # records go through it rather than through uvicorn's own text handlers.
+    configured = bool(logging.getLogger().handlers)
     return uvicorn.Config(
-        app, host=host, port=port, log_level="info", server_header=False, access_log=False
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        access_log=False,
+        log_config=None if configured else LOGGING_CONFIG,
     )
 
 

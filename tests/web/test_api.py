@@ -275,4 +275,5 @@ def test_openapi_documents_every_route(web: Web) -> None:
         "/u/{token}/pause",
         "/v/{token}",
         "/healthz",
+        "/metrics",
     }

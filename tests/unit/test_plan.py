@@ -1,0 +1,187 @@
+"""`nurture plan` / `apply`: versions, the migration rule, and the engine after a migration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions.config import parse_config
+from nurture.definitions.loader import load_project
+from nurture.definitions.model import Workflow
+from nurture.definitions.workflow import parse_workflow
+from nurture.deploy import apply, build_plan, destination, step_changes, stranded
+from nurture.store.models import Contact, Enrollment, WorkflowVersion
+from tests.unit.test_engine import CONFIG, LEAD, START, Harness, project_dir
+
+__all__ = ["project_dir"]  # the fixture, shared with the engine tests
+
+# wait-2 becomes a wait_for (kind changed); wait-for-4 and exit-5 are removed.
+LEAD_V2 = """\
+name: lead-nurture
+enroll: {stage: lead}
+steps:
+  - send: lead/welcome
+  - id: wait-2
+    wait_for: {event: email.clicked, timeout: 1d}
+  - id: guide
+    send: lead/guide
+  - id: thanks
+    send: lead/thanks
+"""
+
+
+def _parse(text: str) -> Workflow:
+    config, _ = parse_config(CONFIG, "nurture.yaml")
+    assert config is not None
+    workflow, problems = parse_workflow(text, "lead-nurture.yaml", config)
+    assert workflow is not None, problems
+    return workflow
+
+
+def test_step_changes_and_the_migration_rule() -> None:
+    old, new = _parse(LEAD), _parse(LEAD_V2)
+    assert old.step_ids == ("welcome", "wait-2", "guide", "wait-for-4", "exit-5", "thanks")
+    assert step_changes(old, new) == ((), ("wait-for-4", "exit-5"), ("wait-2",))
+    assert destination(old, new, "guide") == ("same-step", "guide")
+    assert destination(old, new, "wait-2") == ("restart", "wait-2")
+    assert destination(old, new, "wait-for-4") == ("next-step", "thanks")
+    assert destination(old, new, None) == ("same-step", None)
+    # Nothing after it survives: the enrollment completes rather than being stranded.
+    short = _parse(LEAD_V2.replace("  - id: thanks\n    send: lead/thanks\n", ""))
+    assert destination(old, short, "thanks") == ("completes", None)
+    assert destination(None, new, "gone") == ("completes", None)
+    # Moving a step or its line does not count as a change.
+    assert step_changes(old, _parse("\n\n" + LEAD)) == ((), (), ())
+
+
+@pytest.fixture
+def harness(
+    project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
+) -> Iterator[Harness]:
+    h = Harness(load_project(project_dir), sessions)
+    with clock.using(h.clock):
+        h.import_csv(tmp_path, "email,first_name,company,stage\nanne@example.com,Anne,A,lead\n")
+        yield h
+
+
+def _deploy(h: Harness, project_dir: Path, *, migrate: bool = False) -> None:
+    h.engine.project = project = load_project(project_dir)
+    h.engine.enroller._project = project
+    with h.sessions.begin() as session:
+        apply(session, project, clock.now(), migrate=migrate)
+
+
+def _enrollments(h: Harness) -> dict[str, Enrollment]:
+    with h.sessions() as session:
+        emails = {row.id: row.email for row in session.execute(select(Contact.id, Contact.email))}
+        return {emails[e.contact_id]: e for e in session.scalars(select(Enrollment))}
+
+
+def _mid_flow(h: Harness, project_dir: Path, tmp_path: Path) -> None:
+    """Anne waits on the click (wait-for-4), Carl on the 2-day wait (wait-2), on v1."""
+    _deploy(h, project_dir)
+    h.tick()
+    h.at(START + timedelta(days=2))
+    h.import_csv(tmp_path, "email,first_name,company,stage\ncarl@example.com,Carl,C,lead\n")
+    h.tick()
+    steps = {email: e.step for email, e in _enrollments(h).items()}
+    assert steps == {"anne@example.com": "wait-for-4", "carl@example.com": "wait-2"}
+    (project_dir / "workflows" / "lead-nurture.yaml").write_text(LEAD_V2)
+
+
+def test_plan_says_what_changes_and_what_happens_to_contacts(
+    harness: Harness, project_dir: Path, tmp_path: Path
+) -> None:
+    with harness.sessions() as s:
+        first = build_plan(s, load_project(project_dir))
+    assert [(w.name, w.status, w.groups) for w in first.workflows] == [("lead-nurture", "new", ())]
+    _mid_flow(harness, project_dir, tmp_path)
+    project = load_project(project_dir)
+
+    with harness.sessions() as s:
+        stay = build_plan(s, project)
+        move = build_plan(s, project, migrate=True)
+    [workflow] = stay.workflows
+    assert (workflow.status, workflow.deployed) == ("changed", 1)
+    assert (workflow.removed, workflow.changed) == (("wait-for-4", "exit-5"), ("wait-2",))
+    assert [g.says for g in workflow.groups] == [
+        "stays on version 1 at wait-2",
+        "stays on version 1 at wait-for-4",
+    ]
+    assert [g.says for g in move.workflows[0].groups] == [
+        "moves to step wait-2 of the new version and restarts it (kind changed)",
+        "step wait-for-4 is removed: moves to step thanks, the next that remains",
+    ]
+    assert move.to_json()["workflows"][0]["groups"][1]["target"] == "thanks"
+
+
+def test_apply_without_migrate_leaves_contacts_on_their_version(
+    harness: Harness, project_dir: Path, tmp_path: Path
+) -> None:
+    _mid_flow(harness, project_dir, tmp_path)
+    _deploy(harness, project_dir)
+    with harness.sessions() as session:
+        plan = build_plan(session, harness.engine.project)
+        assert plan.workflows[0].status == "unchanged" and len(plan.workflows[0].groups) == 2
+        deployed = session.scalars(
+            select(WorkflowVersion.id).where(WorkflowVersion.deployed_at.is_not(None))
+        ).all()
+    assert len(deployed) == 2
+    # Carl keeps running version 1: its 2-day wait, then the guide.
+    harness.at(START + timedelta(days=4))
+    harness.tick()
+    assert harness.subjects("carl@example.com")[-1].startswith("Le guide")
+    assert _enrollments(harness)["carl@example.com"].step == "wait-for-4"
+
+
+def test_apply_migrate_strands_no_one_and_the_engine_goes_on(
+    harness: Harness, project_dir: Path, tmp_path: Path
+) -> None:
+    _mid_flow(harness, project_dir, tmp_path)
+    _deploy(harness, project_dir, migrate=True)
+
+    with harness.sessions() as session:
+        assert stranded(session, harness.engine.project) == []
+        [new_id] = session.scalars(
+            select(WorkflowVersion.id).order_by(WorkflowVersion.id.desc()).limit(1)
+        ).all()
+    moved = _enrollments(harness)
+    assert {e.workflow_version_id for e in moved.values()} == {new_id}
+    carl = moved["carl@example.com"]
+    assert (carl.step, carl.status, carl.waiting_for) == ("wait-2", "active", None)
+    assert moved["anne@example.com"].step == "thanks"
+
+    harness.tick()  # Anne goes on at `thanks` at once; Carl restarts wait-2 as a wait_for
+    assert harness.subjects("anne@example.com")[-1].startswith("Merci")
+    assert _enrollments(harness)["anne@example.com"].status == "completed"
+    carl = _enrollments(harness)["carl@example.com"]
+    assert (carl.step, carl.status) == ("wait-2", "waiting")
+    harness.at(START + timedelta(days=3))  # the new 1-day timeout
+    harness.tick()
+    assert [s.split(" ")[0] for s in harness.subjects("carl@example.com")] == [
+        "Bienvenue",
+        "Le",
+        "Merci",
+    ]
+    with harness.sessions() as session:
+        assert stranded(session, harness.engine.project) == []
+        again = build_plan(session, harness.engine.project, migrate=True)
+    assert not again.has_changes
+
+
+def test_a_removed_step_with_nothing_after_it_completes(
+    harness: Harness, project_dir: Path, tmp_path: Path
+) -> None:
+    _mid_flow(harness, project_dir, tmp_path)
+    (project_dir / "workflows" / "lead-nurture.yaml").write_text(LEAD.split("  - wait_for")[0])
+    _deploy(harness, project_dir, migrate=True)
+    anne = _enrollments(harness)["anne@example.com"]
+    assert (anne.status, anne.exit_reason, anne.next_run_at) == ("completed", "step-removed", None)
+    with harness.sessions() as session:
+        assert stranded(session, harness.engine.project) == []

@@ -352,7 +352,12 @@ def migrate_group(
         Enrollment.status.in_(RUNNING),
         Enrollment.step.is_(None) if group.step is None else Enrollment.step == group.step,
     )
-    values: dict[str, Any] = {"workflow_version_id": new_version_id}
+    # Bumping `visit` makes a worker that loaded the enrollment before the move fail its
+    # optimistic write (`WHERE visit = :seen`) instead of writing the old version back.
+    values: dict[str, Any] = {
+        "workflow_version_id": new_version_id,
+        "visit": Enrollment.visit + 1,
+    }
     if group.outcome == "completes":
         values |= {
             "status": "completed",

@@ -185,3 +185,23 @@ def test_a_removed_step_with_nothing_after_it_completes(
     assert (anne.status, anne.exit_reason, anne.next_run_at) == ("completed", "step-removed", None)
     with harness.sessions() as session:
         assert stranded(session, harness.engine.project) == []
+
+
+def test_a_worker_holding_the_old_state_cannot_write_it_back_after_a_migration(
+    harness: Harness, project_dir: Path, tmp_path: Path
+) -> None:
+    from nurture.store import work
+
+    _mid_flow(harness, project_dir, tmp_path)
+    seen = _enrollments(harness)["carl@example.com"]  # what a racing worker loaded
+    _deploy(harness, project_dir, migrate=True)
+    with harness.sessions.begin() as session:
+        written = work.save_enrollment(
+            session,
+            seen.id,
+            expected_visit=seen.visit,
+            expected_step=seen.step,
+            values={"workflow_version_id": seen.workflow_version_id},
+        )
+    assert written is False
+    assert _enrollments(harness)["carl@example.com"].workflow_version_id != seen.workflow_version_id

@@ -25,20 +25,16 @@ import argparse
 import random
 import statistics
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from _db import temporary_database  # benchmarks/ is on sys.path when run
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 from nurture.store import work
-from nurture.store.db import create_engine_for, session_factory, upgrade
+from nurture.store.db import create_engine_for, session_factory
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEASE = timedelta(minutes=2)
@@ -55,23 +51,6 @@ class Result:
     table_mb: float = 0.0
     index_mb: float = 0.0
     plan: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def temporary_database(admin_url: str) -> Iterator[str]:
-    """A fresh database, migrated to head; dropped on the way out whatever happens."""
-    name = f"nurture_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def load(url: str, waiting: int, due: int, now: datetime, seed: int = 7) -> None:

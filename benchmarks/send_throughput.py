@@ -41,16 +41,15 @@ import socket
 import tempfile
 import time
 import traceback
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from _db import temporary_database  # benchmarks/ is on sys.path when run
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -160,27 +159,6 @@ def write_project(root: Path) -> None:
 
 
 # --- the database -----------------------------------------------------------------
-
-
-@contextmanager
-def temporary_database(admin_url: str) -> Iterator[str]:
-    """A fresh database, migrated to head; dropped on the way out whatever happens."""
-    from sqlalchemy.engine import make_url
-
-    from nurture.store.db import upgrade
-
-    name = f"nurture_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def load(url: str, project_dir: Path, count: int) -> None:

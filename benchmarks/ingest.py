@@ -533,14 +533,56 @@ STAGES = (
     ("apply", "Engagement.apply itself: ledger INSERT, climb, loop"),
     ("moves", "after_moves itself: stage history INSERT, records"),
     ("exits", "end_nurture: UPDATE enrollments → exited"),
-    ("handoff", "Handoffs.open, inclusive: owner, snapshot, notifications, event"),
-    ("sysevent", "Engagement.system_event, inclusive: stage.changed rows, enroll"),
+    ("handoff", "Handoffs.open_many, inclusive: owners, snapshots, handoffs, notifications"),
+    ("sysevent", "Engagement.system_events, inclusive: stage.changed/handoff.* rows, enroll"),
     ("enroll", "Enroller.enroll: candidates, past enrollments, INSERT"),
     ("wake", "work.wake_contacts: UPDATE enrollments due now"),
-    ("flush", "Session.flush: contact UPDATEs (autoflush, handoffs' flush)"),
+    ("save", "save_contacts: the batch's contact changes, one UPDATE per column set"),
+    ("flush", "Session.flush: new contacts, what the ORM still writes"),
     ("commit", "SessionTransaction.commit (COMMIT, WAL flush)"),
     ("ingest", "ingest_batch itself: rows, outcomes, records, glue"),
 )
+
+
+class Statements:
+    """SQL statements the database sees, by kind (first words, table), counted per execute.
+
+    An executemany (or an "insertmanyvalues" batch) counts once: it is one round
+    trip in psycopg 3's pipeline, which is what the statement count is a proxy for.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.engine = engine
+        self.by_kind: dict[str, int] = defaultdict(int)
+        self.total = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(
+        self, conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, many: Any
+    ) -> None:
+        words = statement.split()
+        head = " ".join(words[:1]).upper()
+        table = ""
+        for keyword in ("INTO", "UPDATE", "FROM"):
+            if keyword in (w.upper() for w in words[:8]):
+                index = [w.upper() for w in words].index(keyword)
+                table = words[index + 1] if index + 1 < len(words) else ""
+                break
+        self.by_kind[f"{head} {table}".strip()] += 1
+        self.total += 1
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def report(self, batches: int) -> str:
+        lines = [f"SQL statements per batch: {self.total / max(batches, 1):.1f}"]
+        for kind, count in sorted(self.by_kind.items(), key=lambda item: -item[1]):
+            lines.append(f"  {count / max(batches, 1):>7.1f}  {kind}")
+        return "\n".join(lines)
 
 
 def instrument() -> Timers:
@@ -560,13 +602,17 @@ def instrument() -> Timers:
     timers.wrap(engagement.Engagement, "_usage", "usage")
     timers.wrap(engagement.Engagement, "_score_event", "score")
     timers.wrap(engagement.Engagement, "after_moves", "moves")
-    timers.wrap(engagement.Engagement, "system_event", "sysevent", inclusive=True)
+    timers.wrap(engagement.Engagement, "system_events", "sysevent", inclusive=True)
     timers.wrap(engagement, "end_nurture", "exits")
     timers.wrap(ingest, "end_nurture", "exits")
     with contextlib.suppress(ImportError):
         from nurture.handoff import Handoffs
 
-        timers.wrap(Handoffs, "open", "handoff", inclusive=True)
+        timers.wrap(Handoffs, "open_many", "handoff", inclusive=True)
+    with contextlib.suppress(ImportError):
+        from nurture.store import ingest_queries
+
+        timers.wrap(ingest_queries, "save_contacts", "save")
     timers.wrap(Enroller, "enroll", "enroll")
     timers.wrap(Session, "flush", "flush", always=True)
     timers.wrap(SessionTransaction, "commit", "commit")
@@ -1128,13 +1174,16 @@ def main() -> None:
             ingest_all(engine, warm_up, 200, None)
             before = counts(url)
             timers = instrument()
+            statements = Statements(engine.sessions.kw["bind"])
             try:
                 bulk = ingest_all(engine, bulk_events, args.batch_size, timers)
             finally:
                 timers.unwrap()
+                statements.close()
             bulk_delta = diff(counts(url), before)
             print_phase("bulk ingest (Ingestor.ingest_batch)", bulk, bulk_delta, args.batch_size)
             print_breakdown(bulk, timers)
+            print(statements.report(-(-len(bulk_events) // args.batch_size)))
             if args.profile or bulk["events"] / bulk["seconds"] < TARGET_RATE:
                 profile_text = profile_slice(engine, profile_events, args.batch_size)
             engine.sessions.kw["bind"].dispose()

@@ -26,7 +26,7 @@ from nurture.engine.executor import EventView
 from nurture.engine.records import Record
 from nurture.handoff import crosses
 from nurture.lifecycle import at_or_beyond, stage_for_score
-from nurture.notifications import queue
+from nurture.notifications import notification, queue_many
 from nurture.scoring import (
     ScoreState,
     decay_factor,
@@ -36,14 +36,13 @@ from nurture.scoring import (
     view_of,
     within_caps,
 )
-from nurture.store import work
-from nurture.store.models import Contact, Enrollment, ScoreEntry, StageHistory
+from nurture.store import ingest_queries, work
+from nurture.store.models import Contact, Enrollment, ScoreEntry
 
 if TYPE_CHECKING:
     from nurture.engine.service import Engine
 
 _ledger = cast(Table, ScoreEntry.__table__)
-_history = cast(Table, StageHistory.__table__)
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,24 @@ class StageMove:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SystemEvent:
+    """An event nurture emits itself (stage.changed, handoff.*), waiting to be recorded."""
+
+    contact: Contact
+    event_id: str
+    kind: str
+    properties: Mapping[str, Any]
+
+
 class Engagement:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.config = engine.project.config
+        # The rules each event type may earn, in file order: most events match none.
+        self._rules: dict[str, list[m.ScoringRule]] = defaultdict(list)
+        for rule in self.config.scoring.rules:
+            self._rules[rule.event].append(rule)
 
     # -- events ----------------------------------------------------------------------
 
@@ -70,45 +83,48 @@ class Engagement:
         now: datetime,
     ) -> list[StageMove]:
         """Score each contact's new events (in time order) and move stages accordingly."""
-        scoring = self.config.scoring
-        capped = [r for r in scoring.rules if r.max_per_day or r.max_total]
-        usage = self._usage(session, list(events), capped) if capped else {}
+        capped = [r for r in self.config.scoring.rules if r.max_per_day or r.max_total]
+        usage = self._usage(session, events, capped) if capped else {}
         ledger: list[dict[str, Any]] = []
         moves: list[StageMove] = []
         for contact_id, contact_events in events.items():
             contact = contacts[contact_id]
+            last_engaged = contact.last_engaged_at
             for event in sorted(contact_events, key=lambda e: e.at):
-                ledger += self._score_event(contact, event, usage)
-                if is_engagement(event.type) and (
-                    contact.last_engaged_at is None or event.at > contact.last_engaged_at
-                ):
-                    contact.last_engaged_at = event.at
+                if event.type in self._rules:
+                    ledger += self._score_event(contact, event, usage)
+                if is_engagement(event.type) and (last_engaged is None or event.at > last_engaged):
+                    last_engaged = event.at
+            if last_engaged != contact.last_engaged_at:
+                contact.last_engaged_at = last_engaged
             move = self._climb(contact, now, cause="score")
             if move:
                 moves.append(move)
-        if ledger:
-            session.execute(insert(_ledger), ledger)
+        ingest_queries.insert_ledger(session, ledger)
         self.after_moves(session, contacts, moves, now)
         return moves
 
     def _score_event(
         self, contact: Contact, event: EventView, usage: dict[tuple[int, str], list[datetime]]
     ) -> list[dict[str, Any]]:
-        scoring = self.config.scoring
-        now_view = view_of(contact, self.config, event.at)
-        context = {
-            "contact": now_view,
-            "event": event,
-            "now": event.at,
-            "stage_index": self.config.stage_index,
-        }
+        rules = self._rules[event.type]
+        if any(rule.when is not None for rule in rules):
+            context = {
+                "contact": view_of(contact, self.config, event.at),
+                "event": event,
+                "now": event.at,
+                "stage_index": self.config.stage_index,
+            }
+            rules = matching_rules(rules, event.type, context)
         rows: list[dict[str, Any]] = []
-        for rule in matching_rules(scoring.rules, event.type, context):
-            used = usage.setdefault((contact.id, rule.key), [])
-            today = sum(1 for at in used if at.date() == event.at.date())
-            if not within_caps(rule, today, len(used)):
-                continue
-            used.append(event.at)
+        day = event.at.date()
+        for rule in rules:
+            if rule.max_per_day or rule.max_total:
+                used = usage.setdefault((contact.id, rule.key), [])
+                today = sum(1 for at in used if at.date() == day)
+                if not within_caps(rule, today, len(used)):
+                    continue
+                used.append(event.at)
             rows += self._add(
                 contact,
                 rule.points,
@@ -121,18 +137,27 @@ class Engagement:
         return rows
 
     def _usage(
-        self, session: Session, contact_ids: list[int], rules: Sequence[m.ScoringRule]
+        self,
+        session: Session,
+        events: Mapping[int, Sequence[EventView]],
+        rules: Sequence[m.ScoringRule],
     ) -> dict[tuple[int, str], list[datetime]]:
-        """When each capped rule already scored for these contacts (for the caps)."""
+        """When each capped rule already scored for these contacts (for the caps).
+
+        Only daily caps: the uses before the earliest day of these events cannot count.
+        """
         found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
-        rows = session.execute(
-            select(ScoreEntry.contact_id, ScoreEntry.rule, ScoreEntry.at).where(
-                ScoreEntry.contact_id.in_(contact_ids),
-                ScoreEntry.rule.in_([r.key for r in rules]),
-                ScoreEntry.kind == "engagement",
-            )
+        query = select(_ledger.c.contact_id, _ledger.c.rule, _ledger.c.at).where(
+            _ledger.c.contact_id.in_(list(events)),
+            _ledger.c.rule.in_([r.key for r in rules]),
+            _ledger.c.kind == "engagement",
         )
-        for contact_id, rule, at in rows:
+        if all(rule.max_total is None for rule in rules):
+            first = min(e.at for views in events.values() for e in views)
+            query = query.where(
+                _ledger.c.at >= first.replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+        for contact_id, rule, at in session.execute(query):
             found[(contact_id, rule)].append(at)
         return found
 
@@ -314,21 +339,37 @@ class Engagement:
     ) -> None:
         """An event nurture itself emits (stage.changed, handoff.*): logged, and workflows
         that `enroll: {event: ...}` on it start; it earns no points."""
-        row = {
-            "event_id": event_id,
-            "type": kind,
-            "at": now,
-            "contact_id": contact.id,
-            "properties": dict(properties),
-            "raw": None,
-            "source": "nurture",
-            "received_at": now,
-        }
-        if work.record_events(session, [row]):
-            view = EventView(event_id, kind, now, dict(properties))
-            self.engine.enroller.enroll(
-                session, {contact.id: [Trigger(event=view)]}, {contact.id: contact}, now
-            )
+        self.system_events(session, [SystemEvent(contact, event_id, kind, properties)], now)
+
+    def system_events(self, session: Session, events: Sequence[SystemEvent], now: datetime) -> None:
+        """`system_event` for many: one insert, one enrollment pass."""
+        if not events:
+            return
+        rows = [
+            {
+                "event_id": event.event_id,
+                "type": event.kind,
+                "at": now,
+                "contact_id": event.contact.id,
+                "properties": dict(event.properties),
+                "raw": None,
+                "source": "nurture",
+                "received_at": now,
+            }
+            for event in events
+        ]
+        new = work.record_events(session, rows)
+        triggers: dict[int, list[Trigger]] = {}
+        contacts: dict[int, Contact] = {}
+        for event in events:
+            if event.event_id not in new:
+                continue
+            new.discard(event.event_id)  # a second copy is a duplicate
+            view = EventView(event.event_id, event.kind, now, dict(event.properties))
+            triggers.setdefault(event.contact.id, []).append(Trigger(event=view))
+            contacts[event.contact.id] = event.contact
+        if triggers:
+            self.engine.enroller.enroll(session, triggers, contacts, now)
 
     def after_moves(
         self,
@@ -340,11 +381,12 @@ class Engagement:
         open_handoff: bool = True,
     ) -> None:
         """History, exits at the prospect stage, handoff to sales, enrollment into the new
-        stage's workflows, stage.changed events and webhooks."""
+        stage's workflows, stage.changed events and webhooks: each one statement for all
+        the moves."""
         if not moves:
             return
-        session.execute(
-            insert(_history),
+        ingest_queries.insert_history(
+            session,
             [
                 {
                     "contact_id": mv.contact_id,
@@ -365,12 +407,23 @@ class Engagement:
         ]
         if prospects:
             end_nurture(session, prospects, "prospect", now)
+        events: list[SystemEvent] = []
         if config.handoff is not None and open_handoff:
-            for mv in moves:
-                if crosses(mv.from_stage, mv.to_stage, config.handoff.at, config.stages):
-                    self.engine.handoffs.open(session, contacts[mv.contact_id], now, mv.cause)
+            at = config.handoff.at
+            opening = [
+                (contacts[mv.contact_id], mv.cause)
+                for mv in moves
+                if crosses(mv.from_stage, mv.to_stage, at, config.stages)
+            ]
+            events += self.engine.handoffs.open_many(session, opening, now)
         triggers = {mv.contact_id: [Trigger(stage=mv.to_stage, changed=True)] for mv in moves}
         self.engine.enroller.enroll(session, triggers, contacts, now)
+        hooks = [
+            (number, hook)
+            for number, hook in enumerate(config.webhooks)
+            if "stage.changed" in hook.events
+        ]
+        notifications = []
         for number, mv in enumerate(moves):
             contact = contacts[mv.contact_id]
             change = {
@@ -380,11 +433,10 @@ class Engagement:
                 "score": contact.score,
             }
             stamp = f"{contact.id}:{now.isoformat()}:{number}:{mv.to_stage}"
-            self.system_event(session, contact, f"stage:{stamp}", "stage.changed", change, now)
-            for hook_number, hook in enumerate(config.webhooks):
-                if "stage.changed" in hook.events:
-                    queue(
-                        session,
+            events.append(SystemEvent(contact, f"stage:{stamp}", "stage.changed", change))
+            for hook_number, hook in hooks:
+                notifications.append(
+                    notification(
                         f"stage.changed:{stamp}:{hook_number}",
                         "webhook",
                         "stage.changed",
@@ -392,8 +444,12 @@ class Engagement:
                         {"contact": {"id": contact.id, "email": contact.email}, **change},
                         now,
                         contact_id=contact.id,
+                        plain=True,
                     )
+                )
             self.engine.record(Record(now, "stage", contact.id, contact.email, details=change))
+        self.system_events(session, events, now)
+        queue_many(session, notifications)
 
 
 def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: datetime) -> int:

@@ -16,34 +16,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
+from nurture.engine.records import Record
 from nurture.errors import NurtureError
-from nurture.expressions import ExpressionError
+from nurture.handoff_opening import next_turns, open_handoffs, snapshots
 from nurture.lifecycle import at_or_beyond
 from nurture.notifications import queue
-from nurture.scoring import ScoreState, view_of
-from nurture.store import queries
-from nurture.store.models import (
-    Contact,
-    Event,
-    Handoff,
-    Notification,
-    RoundRobin,
-    ScoreEntry,
-    Send,
-)
+from nurture.store.models import Contact, Handoff, Notification
 
 if TYPE_CHECKING:
+    from nurture.engagement import SystemEvent
     from nurture.engine.service import Engine
 
 DIGEST_TEMPLATE = "sales/digest"
-CONTENT_EVENTS = ("content.downloaded", "page.visited", "email.clicked", "webinar.registered")
 
 
 class HandoffNotFound(NurtureError):
@@ -72,122 +63,22 @@ class Handoffs:
 
     def open(self, session: Session, contact: Contact, now: datetime, cause: str) -> Handoff | None:
         """Open a handoff for `contact` unless one is already open."""
-        rules = self.config.handoff
-        if rules is None:
+        opened = self.open_many(session, [(contact, cause)], now)
+        self.engine.engagement.system_events(session, opened, now)
+        if not opened:
             return None
-        existing = session.scalar(
-            select(Handoff).where(Handoff.contact_id == contact.id, Handoff.status == "open")
-        )
-        if existing is not None:
-            return None
-        owner = self._owner(session, contact, now)
-        contact.owner = owner
-        handoff = Handoff(
-            contact_id=contact.id,
-            status="open",
-            owner=owner,
-            created_at=now,
-            sla_due_at=now + rules.sla.accept_within if rules.sla.accept_within else None,
-            snapshot=self.snapshot(session, contact, now),
-            actions=[{"at": now.isoformat(), "action": "opened", "by": "nurture", "reason": cause}],
-        )
-        session.add(handoff)
-        session.flush()
-        self._notify_created(session, handoff, contact, now)
-        self._emit(session, contact, handoff, "handoff.created", now)
-        return handoff
+        return session.get(Handoff, opened[0].properties["handoff"])
 
-    def _owner(self, session: Session, contact: Contact, now: datetime) -> str | None:
-        assign = self.config.handoff.assign if self.config.handoff else m.Assign()
-        if contact.owner:
-            return contact.owner
-        context = {
-            "contact": view_of(contact, self.config, now),
-            "now": now,
-            "stage_index": self.config.stage_index,
-        }
-        for rule in assign.rules:
-            try:
-                if rule.when is None or rule.when.test(context):
-                    return rule.owner
-            except ExpressionError:
-                continue
-        if assign.round_robin:
-            turn = next_turn(session, "handoff", len(assign.round_robin))
-            return assign.round_robin[turn]
-        return None
+    def open_many(
+        self, session: Session, opening: Sequence[tuple[Contact, str]], now: datetime
+    ) -> list[SystemEvent]:
+        """Open a handoff for each (contact, cause) unless one is open: owner, snapshot,
+        notifications. Returns the `handoff.created` events, for the caller to record."""
+        return open_handoffs(self.engine, session, opening, now)
 
     def snapshot(self, session: Session, contact: Contact, now: datetime) -> dict[str, Any]:
         """What sales sees, frozen at handoff time."""
-        config = self.config
-        view = view_of(contact, config, now)
-        state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
-        events = session.scalars(
-            select(Event).where(Event.contact_id == contact.id).order_by(Event.at.desc()).limit(50)
-        ).all()
-        content = next((e for e in events if e.type in CONTENT_EVENTS), None)
-        ledger = session.scalars(
-            select(ScoreEntry).where(
-                ScoreEntry.contact_id == contact.id, ScoreEntry.kind != "decay"
-            )
-        ).all()
-        by_rule: dict[str, float] = {}
-        for entry in ledger:
-            by_rule[entry.rule] = round(by_rule.get(entry.rule, 0) + entry.points, 2)
-        history = queries.stage_history_of(session, contact.id)
-        sends = session.scalars(
-            select(Send)
-            .where(Send.contact_id == contact.id, Send.status == "sent")
-            .order_by(Send.sent_at)
-        ).all()
-        return {
-            "contact": {
-                "email": contact.email,
-                "name": " ".join(p for p in (contact.first_name, contact.last_name) if p) or None,
-                "company": contact.company,
-                "stage": view.stage,
-                "properties": dict(contact.properties),
-            },
-            "score": {
-                "total": view.score,
-                "fit": state.fit,
-                "engagement": round(state.engagement_at(now, config.scoring.half_life), 2),
-                "by_rule": by_rule,
-            },
-            "temperature": view.temperature,
-            "stage_history": [
-                {"at": h.at.isoformat(), "from": h.from_stage, "to": h.to_stage, "cause": h.cause}
-                for h in history
-            ],
-            "timeline": [
-                {
-                    "at": e.at.isoformat(),
-                    "type": e.type,
-                    **{
-                        k: v
-                        for k, v in e.properties.items()
-                        if k in ("url", "title", "content", "template", "step")
-                    },
-                }
-                for e in events
-            ],
-            "last_content": None
-            if content is None
-            else {
-                "at": content.at.isoformat(),
-                "type": content.type,
-                "title": content.properties.get("title") or content.properties.get("content"),
-                "url": content.properties.get("url"),
-            },
-            "emails": [
-                {
-                    "at": s.sent_at.isoformat() if s.sent_at else None,
-                    "template": s.template,
-                    "subject": s.subject,
-                }
-                for s in sends
-            ],
-        }
+        return snapshots(self.engine, session, {contact.id: contact}, now)[contact.id]
 
     # -- sales actions -----------------------------------------------------------------------
 
@@ -407,41 +298,6 @@ class Handoffs:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _notify_created(
-        self, session: Session, handoff: Handoff, contact: Contact, now: datetime
-    ) -> None:
-        rules = self.config.handoff
-        assert rules is not None
-        payload = self._payload(handoff, contact)
-        for number, notify in enumerate(rules.notify):
-            if notify.kind == "webhook":
-                queue(
-                    session,
-                    f"handoff:{handoff.id}:created:webhook:{number}",
-                    "webhook",
-                    "handoff.created",
-                    notify.target,
-                    payload,
-                    now,
-                    handoff_id=handoff.id,
-                    contact_id=contact.id,
-                )
-            else:
-                target = handoff.owner if notify.target == "owner" else notify.target
-                if target:
-                    queue(
-                        session,
-                        f"handoff:{handoff.id}:created:email:{number}",
-                        "email",
-                        "handoff.created",
-                        target,
-                        payload,
-                        now,
-                        template=notify.template or "sales/handoff",
-                        handoff_id=handoff.id,
-                        contact_id=contact.id,
-                    )
-
     @staticmethod
     def _payload(handoff: Handoff, contact: Contact) -> dict[str, Any]:
         return {
@@ -483,8 +339,6 @@ class Handoffs:
             {"handoff": handoff.id, "owner": handoff.owner, "reason": handoff.reason},
             now,
         )
-        from nurture.engine.records import Record
-
         self.engine.record(
             Record(
                 now,
@@ -509,21 +363,4 @@ def is_overdue(handoff: Handoff, now: datetime) -> bool:
 
 def next_turn(session: Session, name: str, size: int) -> int:
     """The next position of a round-robin, advanced atomically (safe across workers)."""
-    result = session.execute(
-        update(RoundRobin)
-        .where(RoundRobin.name == name)
-        .values(position=RoundRobin.position + 1)
-        .returning(RoundRobin.position)
-    ).scalar()
-    if result is None:
-        from nurture.store.work import insert_ignore
-
-        table = cast(Table, RoundRobin.__table__)
-        session.execute(insert_ignore(session, table, {"name": name, "position": 0}, ["name"]))
-        result = session.execute(
-            update(RoundRobin)
-            .where(RoundRobin.name == name)
-            .values(position=RoundRobin.position + 1)
-            .returning(RoundRobin.position)
-        ).scalar_one()
-    return int(result - 1) % size
+    return next_turns(session, name, size, 1)[0]

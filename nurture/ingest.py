@@ -25,12 +25,12 @@ from nurture.definitions.base import parse_duration
 from nurture.engagement import StageMove, end_nurture
 from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
-from nurture.engine.records import Record
+from nurture.engine.records import Record, discard
 from nurture.engine.service import Engine
 from nurture.errors import NurtureError
 from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
 from nurture.importer import is_valid_email
-from nurture.store import work
+from nurture.store import ingest_queries, work
 from nurture.store.models import Contact
 
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
@@ -156,8 +156,19 @@ class Ingestor:
 
         Every check that could refuse an event happens before anything is
         written, so a refused event leaves no trace while its neighbours go in.
+
+        The batch's contacts change in memory and are written together at the
+        end (`save_contacts`): no autoflush writes them one by one on the way.
         """
         now = clock.now()
+        with session.no_autoflush:
+            contacts, outcomes = self._ingest(session, events, source, now)
+            ingest_queries.save_contacts(session, contacts.values(), now)
+        return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
+
+    def _ingest(
+        self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
+    ) -> tuple[dict[str, Contact], list[Outcome | None]]:
         contacts, outcomes = self._resolve(session, events, source, now)
         seen: set[str] = set()
         rows = []
@@ -207,25 +218,33 @@ class Ingestor:
                 for cid, views in fresh.items()
             }
             self._engine.enroller.enroll(session, triggers, by_id, now)
-            for contact_id, views in fresh.items():
-                for view in views:
-                    self._engine.record(
-                        Record(
-                            view.at,
-                            "event",
-                            contact_id,
-                            by_id[contact_id].email,
-                            details={
-                                "event": view.type,
-                                **{
-                                    k: v
-                                    for k, v in view.properties.items()
-                                    if k in ("step", "url", "template")
-                                },
+            self._record(fresh, by_id)
+        return contacts, outcomes
+
+    def _record(
+        self, fresh: Mapping[int, Sequence[EventView]], by_id: Mapping[int, Contact]
+    ) -> None:
+        """Each event for `simulate` and the demo's timelines (nothing when nobody listens)."""
+        if self._engine.record is discard:
+            return
+        for contact_id, views in fresh.items():
+            for view in views:
+                self._engine.record(
+                    Record(
+                        view.at,
+                        "event",
+                        contact_id,
+                        by_id[contact_id].email,
+                        details={
+                            "event": view.type,
+                            **{
+                                k: v
+                                for k, v in view.properties.items()
+                                if k in ("step", "url", "template")
                             },
-                        )
+                        },
                     )
-        return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
+                )
 
     def _resolve(
         self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
@@ -324,7 +343,8 @@ class Ingestor:
             if contact.soft_bounces >= self._engine.project.config.sending.soft_bounce_limit:
                 self._suppress(session, contact, "soft-bounced", now, source)
         elif kind in _MAILBOX_WORKS:
-            contact.soft_bounces = 0
+            if contact.soft_bounces:
+                contact.soft_bounces = 0
         elif kind == "email.paused":
             until = event.at + timedelta(days=int(event.properties["days"]))
             if contact.paused_until is None or until > contact.paused_until:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from nurture import clock
@@ -31,7 +31,7 @@ from nurture.contacts import ContactView
 from nurture.errors import TemplateError
 from nurture.rendering import TemplateLibrary, email_context
 from nurture.scoring import view_of
-from nurture.store import work
+from nurture.store import ingest_queries
 from nurture.store.models import Contact, Notification
 from nurture.transports import MAX_ATTEMPTS, Delivery, OutgoingEmail, retry_delay
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
-_table = cast(Table, Notification.__table__)
 
 
 def queue(
@@ -57,7 +56,39 @@ def queue(
     contact_id: int | None = None,
 ) -> None:
     """Queue one notification unless one with this key exists (each is sent once)."""
-    row = {
+    row = notification(
+        dedupe_key,
+        kind,
+        topic,
+        target,
+        payload,
+        now,
+        template=template,
+        handoff_id=handoff_id,
+        contact_id=contact_id,
+    )
+    ingest_queries.insert_notifications(session, [row])
+
+
+def notification(
+    dedupe_key: str,
+    kind: str,
+    topic: str,
+    target: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    *,
+    template: str | None = None,
+    handoff_id: int | None = None,
+    contact_id: int | None = None,
+    plain: bool = False,
+) -> dict[str, Any]:
+    """The row `queue` inserts, for callers queueing many at once (`queue_many`).
+
+    The payload is made JSON-safe (dates as text) unless `plain` says it already
+    is: a handoff's snapshot is normalised once, not once per target.
+    """
+    return {
         "dedupe_key": dedupe_key,
         "kind": kind,
         "topic": topic,
@@ -65,14 +96,23 @@ def queue(
         "template": template,
         "handoff_id": handoff_id,
         "contact_id": contact_id,
-        "payload": json.loads(json.dumps(payload, default=str)),
+        "payload": payload if plain else json_safe(payload),
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
         "log": [],
     }
-    session.execute(work.insert_ignore(session, _table, row, ["dedupe_key"]))
+
+
+def queue_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue `notification` rows in one statement, each unless its dedupe key exists."""
+    ingest_queries.insert_notifications(session, rows)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as it reads back from a JSON column (dates and other objects as text)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def signature(secret: str, body: bytes) -> str:

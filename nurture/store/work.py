@@ -12,13 +12,14 @@ Nothing here commits; the caller owns the transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -155,6 +156,104 @@ def save_enrollment(
     return bool(cast(Any, result).rowcount)
 
 
+@dataclass(frozen=True)
+class EnrollmentWrite:
+    """A decision's new state for one enrollment, and the state it was decided from."""
+
+    id: int
+    expected_visit: int
+    expected_step: str | None
+    step: str | None
+    visit: int
+    status: str
+    waiting_for: dict[str, Any] | None
+    next_run_at: datetime | None
+    ended: bool = False
+    ended_at: datetime | None = None
+    exit_reason: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "step": self.step,
+            "visit": self.visit,
+            "status": self.status,
+            "waiting_for": self.waiting_for,
+            "next_run_at": self.next_run_at,
+            "lease_until": None,
+        }
+        if self.ended:
+            values |= {"ended_at": self.ended_at, "exit_reason": self.exit_reason}
+        return values
+
+
+def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set[int]:
+    """Write a batch of decisions; returns the ids written (the rest lost a race).
+
+    Each row is written only if it is still at the visit and step it was decided
+    from, and still running: another worker may have advanced it, or an event
+    may have ended it (`end_nurture`) since it was loaded.
+
+    On PostgreSQL one ``UPDATE … FROM unnest(…)`` writes the whole batch: one
+    statement per row cost more than the rest of the advance
+    (`benchmarks/send_throughput.py`). SQLite, in-process, runs one per row.
+    """
+    if not writes:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return {
+            write.id
+            for write in writes
+            if save_enrollment(
+                session,
+                write.id,
+                expected_visit=write.expected_visit,
+                expected_step=write.expected_step,
+                values=write.values(),
+            )
+        }
+    parameters = {
+        "ids": [w.id for w in writes],
+        "b_visits": [w.expected_visit for w in writes],
+        "b_steps": [w.expected_step for w in writes],
+        "steps": [w.step for w in writes],
+        "visits": [w.visit for w in writes],
+        "statuses": [w.status for w in writes],
+        "waiting": [None if w.waiting_for is None else json.dumps(w.waiting_for) for w in writes],
+        "next_runs": [w.next_run_at for w in writes],
+        "ended": [w.ended for w in writes],
+        "ended_ats": [w.ended_at for w in writes],
+        "exit_reasons": [w.exit_reason for w in writes],
+    }
+    return set(session.scalars(_SAVE_MANY, parameters))
+
+
+_SAVE_MANY = text(
+    """
+    UPDATE enrollments AS e SET
+        step = v.step,
+        visit = v.visit,
+        status = v.status,
+        waiting_for = v.waiting_for::jsonb,
+        next_run_at = v.next_run_at,
+        lease_until = NULL,
+        ended_at = CASE WHEN v.ended THEN v.ended_at ELSE e.ended_at END,
+        exit_reason = CASE WHEN v.ended THEN v.exit_reason ELSE e.exit_reason END
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:b_visits AS integer[]), CAST(:b_steps AS text[]),
+        CAST(:steps AS text[]), CAST(:visits AS integer[]), CAST(:statuses AS text[]),
+        CAST(:waiting AS text[]), CAST(:next_runs AS timestamptz[]), CAST(:ended AS boolean[]),
+        CAST(:ended_ats AS timestamptz[]), CAST(:exit_reasons AS text[])
+    ) AS v(id, b_visit, b_step, step, visit, status, waiting_for, next_run_at, ended,
+           ended_at, exit_reason)
+    WHERE e.id = v.id
+      AND e.visit = v.b_visit
+      AND e.step IS NOT DISTINCT FROM v.b_step
+      AND e.status IN ('active', 'waiting')
+    RETURNING e.id
+    """
+)
+
+
 @lru_cache(maxsize=32)
 def _save_statement(columns: tuple[str, ...], step_is_null: bool) -> Any:
     """One Core UPDATE per shape, values as bound parameters: built and compiled once.
@@ -166,7 +265,12 @@ def _save_statement(columns: tuple[str, ...], step_is_null: bool) -> Any:
     step = table.c.step.is_(None) if step_is_null else table.c.step == bindparam("b_step")
     return (
         update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.visit == bindparam("b_visit"), step)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.visit == bindparam("b_visit"),
+            step,
+            table.c.status.in_(("active", "waiting")),
+        )
         .values({column: bindparam(column) for column in columns})
     )
 
@@ -289,7 +393,9 @@ def lease_sends(
     return list(session.scalars(statement))
 
 
-def renew_send_leases(session: Session, sends: Sequence[tuple[int, int]], until: datetime) -> None:
+def renew_send_leases(
+    session: Session | Connection, sends: Sequence[tuple[int, int]], until: datetime
+) -> None:
     """Extend leases still held: (send id, the `attempts` value this worker leased it at)."""
     if sends:
         session.execute(
@@ -315,12 +421,46 @@ def finish_sends(session: Session, outcomes: Sequence[Mapping[str, Any]]) -> Non
         columns = tuple(sorted(k for k in outcome if k != "send_id"))
         by_columns.setdefault(columns, []).append(outcome)
     for columns, group in by_columns.items():
-        statement = (
-            update(_sends)
-            .where(_sends.c.id == bindparam("send_id"))
-            .values({column: bindparam(column) for column in columns})
+        session.execute(finish_statement(columns), [dict(row) for row in group])
+
+
+@lru_cache(maxsize=32)
+def finish_statement(columns: tuple[str, ...]) -> Any:
+    """The outcome UPDATE for one set of columns, built once: delivery runs it per email."""
+    return (
+        update(_sends)
+        .where(_sends.c.id == bindparam("send_id"))
+        .values({column: bindparam(column) for column in columns})
+    )
+
+
+#: What `delivery.block_reason` reads of a contact, re-read just before sending.
+STANDING_COLUMNS = (
+    "stage",
+    "suppressed_at",
+    "suppression_reason",
+    "consent_status",
+    "consent_basis",
+    "paused_until",
+)
+
+
+def contact_standing(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Each contact's stage, suppression, consent and pause as committed now."""
+    table = cast(Table, Contact.__table__)
+    columns = [table.c[name] for name in STANDING_COLUMNS]
+    rows = session.execute(select(table.c.id, *columns).where(table.c.id.in_(set(ids))))
+    return {row.id: {name: row._mapping[name] for name in STANDING_COLUMNS} for row in rows}
+
+
+def enrollment_endings(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+    """Each enrollment's status and exit reason as committed now."""
+    rows = session.execute(
+        select(Enrollment.id, Enrollment.status, Enrollment.exit_reason).where(
+            Enrollment.id.in_(set(ids))
         )
-        session.execute(statement, [dict(row) for row in group])
+    )
+    return {row.id: (row.status, row.exit_reason) for row in rows}
 
 
 def recent_send_times(
@@ -344,6 +484,12 @@ def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
     """Insert events whose id was never seen; returns the ids actually inserted."""
     if not rows:
         return set()
+    from nurture.store import ingest_queries
+
+    # PostgreSQL: one array per column, one statement whatever the batch size.
+    inserted = ingest_queries.insert_events(session, rows)
+    if inserted is not None:
+        return inserted
     table = cast(Table, Event.__table__)
     # Rows as executemany parameters, as in `claim_sends`: inlined with `.values(rows)`
     # the statement was compiled afresh for every batch (`benchmarks/ingest.py`).

@@ -536,7 +536,7 @@ STAGES = (
     ("handoff", "Handoffs.open_many, inclusive: owners, snapshots, handoffs, notifications"),
     ("sysevent", "Engagement.system_events, inclusive: stage.changed/handoff.* rows, enroll"),
     ("enroll", "Enroller.enroll: candidates, past enrollments, INSERT"),
-    ("wake", "work.wake_contacts: UPDATE enrollments due now"),
+    ("wake", "wake_contacts: UPDATE enrollments due now"),
     ("save", "save_contacts: the batch's contact changes, one UPDATE per column set"),
     ("flush", "Session.flush: new contacts, what the ORM still writes"),
     ("commit", "SessionTransaction.commit (COMMIT, WAL flush)"),
@@ -545,10 +545,12 @@ STAGES = (
 
 
 class Statements:
-    """SQL statements the database sees, by kind (first words, table), counted per execute.
+    """SQL statements the database sees, by kind (first words, table), and their time.
 
-    An executemany (or an "insertmanyvalues" batch) counts once: it is one round
-    trip in psycopg 3's pipeline, which is what the statement count is a proxy for.
+    An executemany counts once: it is one round trip in psycopg 3's pipeline,
+    which is what the statement count is a proxy for. The time is from the
+    driver call to its return (the round trip and the server's work; for a
+    SELECT not the rows' fetching by the ORM).
     """
 
     def __init__(self, engine: Any) -> None:
@@ -556,32 +558,47 @@ class Statements:
 
         self.engine = engine
         self.by_kind: dict[str, int] = defaultdict(int)
+        self.seconds: dict[str, float] = defaultdict(float)
         self.total = 0
-        event.listen(engine, "before_cursor_execute", self._count)
+        self._started: list[tuple[str, float]] = []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
 
-    def _count(
-        self, conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, many: Any
-    ) -> None:
-        words = statement.split()
-        head = " ".join(words[:1]).upper()
-        table = ""
+    @staticmethod
+    def kind(statement: str) -> str:
+        words = statement.split(None, 12)
+        upper = [w.upper() for w in words]
         for keyword in ("INTO", "UPDATE", "FROM"):
-            if keyword in (w.upper() for w in words[:8]):
-                index = [w.upper() for w in words].index(keyword)
+            if keyword in upper[:8]:
+                index = upper.index(keyword)
                 table = words[index + 1] if index + 1 < len(words) else ""
-                break
-        self.by_kind[f"{head} {table}".strip()] += 1
+                return f"{upper[0]} {table}"
+        return upper[0] if upper else ""
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._started.append((self.kind(statement), time.perf_counter()))
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        kind, started = self._started.pop()
+        self.seconds[kind] += time.perf_counter() - started
+        self.by_kind[kind] += 1
         self.total += 1
 
     def close(self) -> None:
         from sqlalchemy import event
 
-        event.remove(self.engine, "before_cursor_execute", self._count)
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
 
     def report(self, batches: int) -> str:
-        lines = [f"SQL statements per batch: {self.total / max(batches, 1):.1f}"]
-        for kind, count in sorted(self.by_kind.items(), key=lambda item: -item[1]):
-            lines.append(f"  {count / max(batches, 1):>7.1f}  {kind}")
+        per = max(batches, 1)
+        lines = [
+            f"SQL statements per batch: {self.total / per:.1f},"
+            f" {sum(self.seconds.values()) / per * 1e3:.1f} ms in the driver;"
+            " per batch: statements, ms, kind"
+        ]
+        for kind, count in sorted(self.by_kind.items(), key=lambda item: -self.seconds[item[0]]):
+            lines.append(f"  {count / per:>7.1f} {self.seconds[kind] / per * 1e3:>7.2f}  {kind}")
         return "\n".join(lines)
 
 
@@ -613,6 +630,7 @@ def instrument() -> Timers:
         from nurture.store import ingest_queries
 
         timers.wrap(ingest_queries, "save_contacts", "save")
+        timers.wrap(ingest_queries, "wake_contacts", "wake")
     timers.wrap(Enroller, "enroll", "enroll")
     timers.wrap(Session, "flush", "flush", always=True)
     timers.wrap(SessionTransaction, "commit", "commit")

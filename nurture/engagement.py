@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from nurture.engine.service import Engine
 
 _ledger = cast(Table, ScoreEntry.__table__)
+_enrollments = cast(Table, Enrollment.__table__)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class Engagement:
         """
         found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
         query = select(_ledger.c.contact_id, _ledger.c.rule, _ledger.c.at).where(
-            _ledger.c.contact_id.in_(list(events)),
+            ingest_queries.among(session, _ledger.c.contact_id, events),
             _ledger.c.rule.in_([r.key for r in rules]),
             _ledger.c.kind == "engagement",
         )
@@ -456,7 +457,10 @@ def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: 
     """End every running enrollment of these contacts at once (prospect, suppression)."""
     result = session.execute(
         update(Enrollment)
-        .where(Enrollment.contact_id.in_(contact_ids), Enrollment.status.in_(("active", "waiting")))
+        .where(
+            ingest_queries.among(session, _enrollments.c.contact_id, contact_ids),
+            Enrollment.status.in_(("active", "waiting")),
+        )
         .values(
             status="exited",
             exit_reason=reason,

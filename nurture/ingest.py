@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture import clock, consent, suppression
@@ -211,15 +210,40 @@ class Ingestor:
             self._consequences(session, contact, event, now)
         if fresh:
             self._engine.engagement.apply(session, by_id, fresh, now)
-            work.wake_contacts(session, list(fresh), now)
-            # The events themselves, and the changed score (`enroll: {when: ...}`).
-            triggers = {
-                cid: [*(Trigger(event=view) for view in views), Trigger(changed=True)]
-                for cid, views in fresh.items()
-            }
-            self._engine.enroller.enroll(session, triggers, by_id, now)
+            ingest_queries.wake_contacts(session, fresh, now)
+            self._enroll(session, fresh, by_id, now)
             self._record(fresh, by_id)
         return contacts, outcomes
+
+    def _enroll(
+        self,
+        session: Session,
+        fresh: Mapping[int, Sequence[EventView]],
+        by_id: Mapping[int, Contact],
+        now: datetime,
+    ) -> None:
+        """Workflows that start on these events (`enroll: {event: ...}`), and the ones whose
+        `enroll: {when: ...}` the changed score may have made true.
+
+        Only the triggers some workflow can take: most projects enroll by stage
+        alone, and a thousand triggers nobody takes cost more than the rest of
+        enrollment.
+        """
+        workflows = self._engine.project.workflows.values()
+        on_events = {w.enroll.event for w in workflows if w.enroll.event is not None}
+        on_change = any(
+            w.enroll.stage is None and w.enroll.event is None and w.enroll.when is not None
+            for w in workflows
+        )
+        triggers: dict[int, list[Trigger]] = {}
+        for contact_id, views in fresh.items():
+            wanted = [Trigger(event=view) for view in views if view.type in on_events]
+            if on_change:
+                wanted.append(Trigger(changed=True))
+            if wanted:
+                triggers[contact_id] = wanted
+        if triggers:
+            self._engine.enroller.enroll(session, triggers, by_id, now)
 
     def _record(
         self, fresh: Mapping[int, Sequence[EventView]], by_id: Mapping[int, Contact]
@@ -254,10 +278,10 @@ class Ingestor:
         ids = {e.contact_id for e in events if e.contact_id is not None}
         found: dict[str, Contact] = {}
         if emails:
-            for contact in session.scalars(select(Contact).where(Contact.email.in_(emails))):
+            for contact in ingest_queries.contacts_by_email(session, emails):
                 found[f"e:{contact.email}"] = contact
         if ids:
-            for contact in session.scalars(select(Contact).where(Contact.id.in_(ids))):
+            for contact in ingest_queries.contacts_by_id(session, ids):
                 found[f"i:{contact.id}"] = contact
         outcomes: list[Outcome | None] = []
         created: list[Contact] = []

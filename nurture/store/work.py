@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from nurture import clock
 from nurture.store.models import Contact, Enrollment, Event, Send, WorkflowVersion
 
 _enrollments = cast(Table, Enrollment.__table__)
@@ -219,12 +220,17 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
         "visits": [w.visit for w in writes],
         "statuses": [w.status for w in writes],
         "waiting": [None if w.waiting_for is None else json.dumps(w.waiting_for) for w in writes],
-        "next_runs": [w.next_run_at for w in writes],
+        "next_runs": [_utc(w.next_run_at) for w in writes],
         "ended": [w.ended for w in writes],
-        "ended_ats": [w.ended_at for w in writes],
+        "ended_ats": [_utc(w.ended_at) for w in writes],
         "exit_reasons": [w.exit_reason for w in writes],
     }
     return set(session.scalars(_SAVE_MANY, parameters))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """As `UTCDateTime` binds it: raw array parameters bypass the column type."""
+    return None if moment is None else clock.as_utc(moment)
 
 
 _SAVE_MANY = text(
@@ -393,9 +399,7 @@ def lease_sends(
     return list(session.scalars(statement))
 
 
-def renew_send_leases(
-    session: Session | Connection, sends: Sequence[tuple[int, int]], until: datetime
-) -> None:
+def renew_send_leases(session: Session, sends: Sequence[tuple[int, int]], until: datetime) -> None:
     """Extend leases still held: (send id, the `attempts` value this worker leased it at)."""
     if sends:
         session.execute(

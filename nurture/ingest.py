@@ -277,12 +277,11 @@ class Ingestor:
         emails = {e.email for e in events if e.email is not None}
         ids = {e.contact_id for e in events if e.contact_id is not None}
         found: dict[str, Contact] = {}
-        if emails:
-            for contact in ingest_queries.contacts_by_email(session, emails):
-                found[f"e:{contact.email}"] = contact
-        if ids:
-            for contact in ingest_queries.contacts_by_id(session, ids):
-                found[f"i:{contact.id}"] = contact
+        by_email, by_id = ingest_queries.loose_contacts(session, emails, ids)
+        for contact in by_email:
+            found[f"e:{contact.email}"] = contact
+        for contact in by_id:
+            found[f"i:{contact.id}"] = contact
         outcomes: list[Outcome | None] = []
         created: list[Contact] = []
         config = self._engine.project.config

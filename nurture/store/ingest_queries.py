@@ -26,7 +26,21 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Float,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
@@ -40,6 +54,7 @@ from nurture.store.models import (
     ScoreEntry,
     Send,
     StageHistory,
+    UTCDateTime,
 )
 
 _contacts = cast(Table, Contact.__table__)
@@ -140,34 +155,36 @@ def insert_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 
 # --- contacts: the batch's changes in a few statements ---------------------------------
 
-#: Contact columns ingest writes itself, with their PostgreSQL types; whatever else
-#: changed on a contact (a form's consent proof, say) is left to the ORM's flush.
+
+def _pg_type(column: Any) -> str:
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "jsonb"
+    if isinstance(kind, UTCDateTime):
+        return "timestamptz"
+    if isinstance(kind, Float):
+        return "float8"
+    if isinstance(kind, Integer | BigInteger):
+        return "int8"
+    return "text"
+
+
+#: Every contact column a batch may change, with its type in `jsonb_to_recordset`.
 _WRITTEN: dict[str, str] = {
-    "score": "float8",
-    "fit_score": "float8",
-    "engagement_score": "float8",
-    "score_updated_at": "timestamptz",
-    "last_engaged_at": "timestamptz",
-    "stage": "text",
-    "owner": "text",
-    "soft_bounces": "int4",
-    "paused_until": "timestamptz",
-    "consent_status": "text",
-    "consent_basis": "text",
-    "consent_source": "text",
-    "consent_at": "timestamptz",
-    "suppressed_at": "timestamptz",
-    "suppression_reason": "text",
+    column.key: _pg_type(column)
+    for column in _contacts.columns
+    if column.key not in ("id", "created_at", "updated_at")
 }
 _WRITTEN_KEYS = frozenset(_WRITTEN)
 
 
 def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) -> int:
-    """Write what changed on these (session-attached) contacts, one statement per set of
-    changed columns, and tell the ORM those values are stored so no flush repeats them.
+    """Write what changed on these contacts, one statement per set of changed columns.
 
     The ORM would write them too, but one UPDATE per contact at every autoflush:
-    half of a batch's statements. Returns how many contacts were written.
+    half of a batch's statements. Contacts still in the session are told their
+    values are stored, so no flush repeats them; detached ones (`loose_contacts`)
+    need not be. Returns how many contacts were written.
     """
     groups: dict[tuple[str, ...], list[Contact]] = {}
     for contact in contacts:
@@ -192,6 +209,8 @@ def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) 
                 ],
             )
         for contact, row in zip(group, rows, strict=True):
+            if attributes.instance_state(contact).session_id is None:
+                continue
             for name in columns:
                 attributes.set_committed_value(contact, name, row[name])
             attributes.set_committed_value(contact, "updated_at", now)
@@ -373,9 +392,26 @@ def wake_contacts(session: Session, contact_ids: Iterable[int], now: datetime) -
     )
 
 
-def contacts_by_email(session: Session, emails: Iterable[str]) -> list[Contact]:
-    return list(session.scalars(select(Contact).where(among(session, _contacts.c.email, emails))))
+def loose_contacts(
+    session: Session, emails: Iterable[str], ids: Iterable[int]
+) -> tuple[list[Contact], list[Contact]]:
+    """The contacts with these addresses, and with these ids, outside the session (unless
+    it held them already: a caller's own object stays the caller's).
 
-
-def contacts_by_id(session: Session, ids: Iterable[int]) -> list[Contact]:
-    return list(session.scalars(select(Contact).where(among(session, _contacts.c.id, ids))))
+    A batch changes hundreds of contacts and writes them itself (`save_contacts`):
+    in the session, each would cost the ORM's bookkeeping again at every flush
+    until the transaction ends. They are read on the session's connection (same
+    transaction) by a session of their own, closed at once, which leaves them
+    detached; expunging them one by one costs more than loading them.
+    """
+    held = {obj.id: obj for obj in session.identity_map.values() if isinstance(obj, Contact)}
+    loader = Session(bind=session.connection(), autoflush=False)
+    try:
+        found: list[list[Contact]] = []
+        for column, values in ((_contacts.c.email, list(emails)), (_contacts.c.id, list(ids))):
+            query = select(Contact).where(among(session, column, values))
+            found.append(list(loader.scalars(query)) if values else [])
+    finally:
+        loader.close()
+    by_email, by_id = ([held.get(c.id, c) for c in contacts] for contacts in found)
+    return by_email, by_id

@@ -105,6 +105,7 @@ def batch() -> list[dict[str, Any]]:
         event(14, "email.opened", 999_999, 10),  # refused: unknown id
         event(15, "email.unsubscribed", "eve@example.com", 5),
         event(16, "email.bounced", "carl@example.com", 4, bounce="hard"),
+        event(17, "form.submitted", "dora@example.com", 3, form_id="f2", consent="granted"),
     ]
 
 
@@ -171,7 +172,7 @@ def test_a_batch_keeps_every_behaviour(world: World) -> None:
     )
     assert statuses[11] == ("duplicate", "the same id appears earlier in this batch")
     assert statuses[14] == ("rejected", "no contact with id 999999")
-    assert sum(s == "recorded" for s, _ in statuses) == 14
+    assert sum(s == "recorded" for s, _ in statuses) == 15
 
     anne, bob = world.contact("anne@example.com"), world.contact("bob@example.com")
     assert (anne.stage, bob.stage) == ("sql", "sql")
@@ -183,6 +184,9 @@ def test_a_batch_keeps_every_behaviour(world: World) -> None:
     assert (new.stage, new.source) == ("subscriber", "test:e13")
     eve = world.contact("eve@example.com")
     assert carl.suppression_reason == "bounced" and eve.consent_status == "withdrawn"
+    dora = world.contact("dora@example.com")
+    assert (dora.consent_status, dora.consent_source) == ("granted", "form:f2")
+    assert dora.consent_proof is not None and dora.consent_proof["source"] == "event:e17"
     assert anne.updated_at == START
 
     # the ledger explains each stored score, and the cap held
@@ -247,7 +251,8 @@ def test_the_same_batch_twice_counts_once(world: World) -> None:
 
 DUMPED = {
     "contacts": "SELECT email, stage, score, fit_score, engagement_score, owner,"
-    " consent_status, suppression_reason, soft_bounces FROM contacts ORDER BY email",
+    " consent_status, consent_source, suppression_reason, soft_bounces"
+    " FROM contacts ORDER BY email",
     "ledger": "SELECT ledger_key, rule, kind, points, score_after FROM score_ledger"
     " ORDER BY ledger_key",
     "history": "SELECT from_stage, to_stage, cause FROM stage_history ORDER BY id",

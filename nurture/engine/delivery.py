@@ -12,18 +12,20 @@ to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from sqlalchemy import Engine as SAEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock, suppression
 from nurture.consent import MAILTO_SUBJECT_PREFIX, contact_block, paused_until
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
+from nurture.engine.outcomes import OutcomeLog, outcome_log
 from nurture.engine.records import Record, Recorder
 from nurture.errors import TemplateError
 from nurture.lifecycle import at_or_beyond
@@ -124,6 +126,10 @@ class Deliverer:
         self._links = links
         self._record = record
         self._templates = TemplateLibrary(project.templates_dir)
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, SAEngine):
+            raise TypeError("the Deliverer's sessions must be bound to one engine")
+        self._bind = bind
 
     def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
         """Deliver the given sends (or the oldest due ones); returns how many left."""
@@ -141,8 +147,50 @@ class Deliverer:
                 )
             }
             session.expunge_all()
+        self._send(sends, contacts, enrollments, listed, now)
+        return len(leased)
+
+    def deliver_claimed(
+        self,
+        sends: Sequence[Send],
+        contacts: Mapping[int, Contact],
+        enrollments: Mapping[int, Enrollment],
+        now: datetime,
+    ) -> None:
+        """Sends the caller claimed, already leased, a moment ago (`Engine.advance`).
+
+        Their contacts come from the advance, not reloaded. What may have
+        changed since the advance read them (an unsubscribe, a bounce, a stage
+        move, an exit) is read again, a few columns, just before sending.
+        """
+        with self._sessions.begin() as session:
+            standing = work.contact_standing(session, {s.contact_id for s in sends})
+            endings = work.enrollment_endings(
+                session, {s.enrollment_id for s in sends if s.enrollment_id is not None}
+            )
+            listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
+        fresh: dict[int, Contact] = {}
+        for contact_id, columns in standing.items():
+            contact = contacts[contact_id]
+            for name, value in columns.items():
+                setattr(contact, name, value)
+            fresh[contact_id] = contact
+        for enrollment_id, (status, exit_reason) in endings.items():
+            enrollment = enrollments[enrollment_id]
+            enrollment.status, enrollment.exit_reason = status, exit_reason
+        # A contact erased meanwhile has no row left to send to (nor a send row).
+        self._send([s for s in sends if s.contact_id in fresh], fresh, enrollments, listed, now)
+
+    def _send(
+        self,
+        sends: Sequence[Send],
+        contacts: Mapping[int, Contact],
+        enrollments: Mapping[int, Enrollment],
+        listed: Mapping[str, str],
+        now: datetime,
+    ) -> None:
         outcomes: list[dict[str, Any]] = []
-        outgoing: list[tuple[Send, Contact, OutgoingEmail]] = []
+        sendable: list[tuple[Send, Contact]] = []
         config = self._project.config
         for send in sends:
             contact = contacts[send.contact_id]
@@ -159,36 +207,54 @@ class Deliverer:
                 details = {"reason": "paused", "until": pause.isoformat()}
                 self._emit(now, "skip", send, contact, details)
                 continue
-            try:
-                email = self._compose(send, contact, now)
-            except TemplateError as exc:
-                outcomes.append(self._finished(send, "failed", error=str(exc)))
-                self._emit(now, "fail", send, contact, {"reason": "template", "error": str(exc)})
-                continue
-            outgoing.append((send, contact, email))
+            sendable.append((send, contact))
         if outcomes:
             with self._sessions.begin() as session:
                 work.finish_sends(session, outcomes)
+        if sendable:
+            log = outcome_log(self._bind)
+            try:
+                self._send_all(sendable, log, now)
+            finally:
+                log.close()
 
+    def _send_all(
+        self, sendable: Sequence[tuple[Send, Contact]], log: OutcomeLog, now: datetime
+    ) -> None:
+        composed: list[tuple[Send, Contact, OutgoingEmail]] = []
         renewed = clock.now()
+
+        def emails() -> Iterator[OutgoingEmail]:
+            # Composed one at a time, while the previous outcome commits.
+            for send, contact in sendable:
+                try:
+                    email = self._compose(send, contact, now)
+                except TemplateError as exc:
+                    log.record(self._finished(send, "failed", error=str(exc)))
+                    details = {"reason": "template", "error": str(exc)}
+                    self._emit(now, "fail", send, contact, details)
+                    continue
+                composed.append((send, contact, email))
+                yield email
 
         def record(index: int, result: Delivery | DeliveryError) -> None:
             # One by one, as the server answers: a crash mid-batch leaves at most
             # the message in flight to be sent again, never the whole batch.
             nonlocal renewed
-            send, contact, email = outgoing[index]
-            with self._sessions.begin() as session:
-                work.finish_sends(session, [self._outcome(send, contact, email, result, now)])
-                moment = clock.now()
-                if moment - renewed > self._lease / 2 and index + 1 < len(outgoing):
-                    # A slow relay must not let the lease on the rest of the batch
-                    # expire: another worker would take those sends and send them too.
-                    rest = [(s.id, s.attempts) for s, _, _ in outgoing[index + 1 :]]
+            send, contact, email = composed[index]
+            outcome = self._outcome(send, contact, email, result, now)
+            moment = clock.now()
+            log.record(outcome)
+            if moment - renewed > self._lease / 2:
+                # A slow relay must not let the lease on the rest of the batch
+                # expire: another worker would take those sends and send them too.
+                done = {s.id for s, _, _ in composed[: index + 1]}
+                rest = [(s.id, s.attempts) for s, _ in sendable if s.id not in done]
+                with self._sessions.begin() as session:
                     work.renew_send_leases(session, rest, moment + self._lease)
-                    renewed = moment
+                renewed = moment
 
-        self._transport.send_many([email for _, _, email in outgoing], on_result=record)
-        return len(leased)
+        self._transport.send_many(emails(), on_result=record, before_deliver=log.ready)
 
     def _compose(self, send: Send, contact: Contact, now: datetime) -> OutgoingEmail:
         config = self._project.config

@@ -33,7 +33,7 @@ from nurture.notifications import Notifier, queue
 from nurture.scoring import view_of
 from nurture.sending import Deferral, may_send
 from nurture.store import work
-from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.models import Contact, Enrollment, Event, Send
 from nurture.tokens import Signer
 from nurture.transports import Transport
 
@@ -185,7 +185,14 @@ class Engine:
     # -- advancing ------------------------------------------------------------------
 
     def advance(self, enrollment_ids: Sequence[int], deliver: bool = True) -> AdvanceReport:
-        """Advance these enrollments as far as they go now; deliver what they send."""
+        """Advance these enrollments as far as they go now; deliver what they send.
+
+        Decisions are written a round at a time, one statement per round
+        (`work.save_enrollments`). A contact with several enrollments in the
+        batch has them in successive rounds, so each decision sees what the
+        previous one did to the contact (fields set, points added, emails
+        counted against the cap).
+        """
         now = clock.now()
         report = AdvanceReport()
         with self.sessions.begin() as session:
@@ -193,24 +200,50 @@ class Engine:
             contacts = work.contacts_by_id(session, {e.contact_id for e in enrollments})
             events = work.events_since(session, _waiting_since(enrollments))
             recent = self._recent_sends(session, contacts, now)
+            running = [
+                e
+                for e in enrollments
+                if e.contact_id in contacts and e.status not in ("completed", "exited")
+            ]
             claims: list[dict[str, Any]] = []
-            for enrollment in enrollments:
-                contact = contacts.get(enrollment.contact_id)
-                if contact is None or enrollment.status in ("completed", "exited"):
-                    continue
-                decision = self._decide(session, enrollment, contact, events, recent, now)
-                if not self._save(session, enrollment, decision):
-                    report.conflicts += 1
-                    continue
-                report.advanced += 1
-                recent.setdefault(contact.id, []).extend(
-                    now for e in decision.effects if isinstance(e, ex.SendEmail)
-                )
-                claims += self._apply(session, enrollment, contact, decision, now)
+            for round_ in _rounds(running):
+                decided = [
+                    (
+                        e,
+                        contacts[e.contact_id],
+                        self._decide(session, e, contacts[e.contact_id], events, recent, now),
+                    )
+                    for e in round_
+                ]
+                saved = work.save_enrollments(session, [self._write(e, d) for e, _, d in decided])
+                for enrollment, contact, decision in decided:
+                    if enrollment.id not in saved:
+                        report.conflicts += 1
+                        continue
+                    report.advanced += 1
+                    recent.setdefault(contact.id, []).extend(
+                        now for e in decision.effects if isinstance(e, ex.SendEmail)
+                    )
+                    claims += self._apply(session, enrollment, contact, decision, now)
+            if deliver and claims:
+                # Leased to this worker from the start: it delivers them right after
+                # commit, and nobody else takes them unless it dies first.
+                lease_until = clock.now() + self.options.send_lease
+                for claim in claims:
+                    claim |= {"lease_until": lease_until, "attempts": 1}
             claimed = work.claim_sends(session, claims)
             report.sends = list(claimed.values())
+            if deliver and claimed:
+                session.flush()
+                session.expunge_all()  # handed to delivery as they are now
         if deliver and report.sends:
-            self.deliverer.deliver(report.sends, now)
+            sends = [
+                Send(id=claimed[claim["claim_key"]], **claim)
+                for claim in claims
+                if claim["claim_key"] in claimed
+            ]
+            by_id = {e.id: e for e in enrollments}
+            self.deliverer.deliver_claimed(sends, contacts, by_id, now)
         return report
 
     def deliver(self, send_ids: Sequence[int] | None = None) -> int:
@@ -332,7 +365,8 @@ class Engine:
             )
         )
 
-    def _save(self, session: Session, enrollment: Enrollment, decision: ex.Decision) -> bool:
+    @staticmethod
+    def _write(enrollment: Enrollment, decision: ex.Decision) -> work.EnrollmentWrite:
         state = decision.state
         waiting = (
             {
@@ -343,22 +377,18 @@ class Engine:
             if state.status == "waiting"
             else None
         )
-        values: dict[str, Any] = {
-            "step": state.step,
-            "visit": state.visit,
-            "status": state.status,
-            "waiting_for": waiting,
-            "next_run_at": decision.next_run_at,
-            "lease_until": None,
-        }
-        if state.ended:
-            values |= {"ended_at": clock.now(), "exit_reason": state.exit_reason}
-        return work.save_enrollment(
-            session,
-            enrollment.id,
+        return work.EnrollmentWrite(
+            id=enrollment.id,
             expected_visit=enrollment.visit,
             expected_step=enrollment.step,
-            values=values,
+            step=state.step,
+            visit=state.visit,
+            status=state.status,
+            waiting_for=waiting,
+            next_run_at=decision.next_run_at,
+            ended=state.ended,
+            ended_at=clock.now() if state.ended else None,
+            exit_reason=state.exit_reason if state.ended else None,
         )
 
     def _apply(
@@ -457,6 +487,19 @@ def state_of(enrollment: Enrollment) -> ex.EnrollmentState:
 
 def _parse(value: str | None) -> datetime | None:
     return clock.as_utc(datetime.fromisoformat(value)) if value else None
+
+
+def _rounds(enrollments: Sequence[Enrollment]) -> list[list[Enrollment]]:
+    """The batch in rounds where each contact appears at most once, in batch order."""
+    rounds: list[list[Enrollment]] = []
+    seen: dict[int, int] = {}
+    for enrollment in enrollments:
+        index = seen.get(enrollment.contact_id, 0)
+        seen[enrollment.contact_id] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(enrollment)
+    return rounds
 
 
 def _waiting_since(enrollments: Sequence[Enrollment]) -> dict[int, datetime]:

@@ -356,6 +356,13 @@ def claim_sends(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str
     """
     if not rows:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays: executemany's RETURNING took ~0.1 ms a row.
+        parameters = {
+            column: [_utc(r[column]) if kind == "timestamptz" else r[column] for r in rows]
+            for column, kind in _CLAIM_COLUMNS
+        }
+        return {row.claim_key: row.id for row in session.execute(_CLAIM_MANY, parameters)}
     # The rows as executemany parameters (SQLAlchemy's "insertmanyvalues"), not
     # inlined with `.values(rows)`: that statement was compiled afresh for every
     # batch, ~0.5 ms a row (`benchmarks/send_throughput.py`).
@@ -363,6 +370,29 @@ def claim_sends(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str
         _sends.c.claim_key, _sends.c.id
     )
     return {row.claim_key: row.id for row in session.execute(statement, [dict(r) for r in rows])}
+
+
+_CLAIM_COLUMNS = (
+    ("claim_key", "text"),
+    ("enrollment_id", "bigint"),
+    ("contact_id", "bigint"),
+    ("workflow", "text"),
+    ("step", "text"),
+    ("template", "text"),
+    ("status", "text"),
+    ("claimed_at", "timestamptz"),
+    ("attempts", "integer"),
+    ("next_attempt_at", "timestamptz"),
+    ("lease_until", "timestamptz"),
+)
+_CLAIM_MANY = text(
+    f"""
+    INSERT INTO sends ({", ".join(c for c, _ in _CLAIM_COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"CAST(:{c} AS {k}[])" for c, k in _CLAIM_COLUMNS)})
+    ON CONFLICT (claim_key) DO NOTHING
+    RETURNING claim_key, id
+    """
+)
 
 
 def lease_sends(

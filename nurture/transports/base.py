@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -173,8 +173,14 @@ class Transport(ABC):
 
     signer: MessageSigner | None = None
 
-    def send(self, email: OutgoingEmail) -> Delivery:
-        """Send one email; raise `DeliveryError` when it was not accepted."""
+    def send(
+        self, email: OutgoingEmail, before_deliver: Callable[[], None] | None = None
+    ) -> Delivery:
+        """Send one email; raise `DeliveryError` when it was not accepted.
+
+        `before_deliver` runs once the message is built and signed, just before
+        it leaves: the engine waits there for the previous outcome's commit.
+        """
         now = clock.now()
         try:
             message = build_message(email, now=now)
@@ -195,6 +201,8 @@ class Transport(ABC):
                 )
                 logger.warning("%s", error)
                 raise error from exc
+        if before_deliver is not None:
+            before_deliver()
         try:
             self._deliver(message, email)
         except DeliveryError as exc:
@@ -206,21 +214,24 @@ class Transport(ABC):
 
     def send_many(
         self,
-        emails: Sequence[OutgoingEmail],
+        emails: Iterable[OutgoingEmail],
         on_result: Callable[[int, Delivery | DeliveryError], None] | None = None,
+        before_deliver: Callable[[], None] | None = None,
     ) -> list[Delivery | DeliveryError]:
         """One result per email, in order; a refused email never stops the batch.
 
         `on_result(index, result)` runs as soon as each email's fate is known,
         before the next is sent: the engine records it then, so a crash
         mid-batch cannot make it send again what the server already accepted.
+        `emails` may be a generator: the engine composes each email while the
+        previous outcome commits (see `send`'s `before_deliver`).
         """
         results: list[Delivery | DeliveryError] = []
         with self._batch():
             for index, email in enumerate(emails):
                 result: Delivery | DeliveryError
                 try:
-                    result = self.send(email)
+                    result = self.send(email, before_deliver)
                 except DeliveryError as exc:
                     result = exc
                 results.append(result)

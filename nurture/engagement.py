@@ -65,6 +65,60 @@ class SystemEvent:
     properties: Mapping[str, Any]
 
 
+@dataclass(slots=True)
+class _Parts:
+    """A contact's score parts as plain attributes while a batch scores its events:
+    the contact's own (instrumented) attributes are read once and written back once."""
+
+    contact_id: int
+    fit: float
+    engagement: float
+    updated: datetime | None
+    score: float
+
+    @classmethod
+    def of(cls, contact: Contact) -> _Parts:
+        return cls(
+            contact.id,
+            contact.fit_score,
+            contact.engagement_score,
+            contact.score_updated_at,
+            contact.score,
+        )
+
+    def store(self, contact: Contact) -> None:
+        if contact.fit_score != self.fit:
+            contact.fit_score = self.fit
+        if contact.engagement_score != self.engagement:
+            contact.engagement_score = self.engagement
+        if contact.score_updated_at != self.updated:
+            contact.score_updated_at = self.updated
+        if contact.score != self.score:
+            contact.score = self.score
+
+
+def _row(
+    contact_id: int,
+    key: str,
+    rule: str,
+    kind: str,
+    points: float,
+    after: float,
+    at: datetime,
+    event_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "contact_id": contact_id,
+        "ledger_key": key,
+        "rule": rule,
+        "kind": kind,
+        "points": round(points, 4),
+        "score_after": round(after, 4),
+        "at": at,
+        "event_id": event_id,
+    }
+
+
 class Engagement:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -90,12 +144,14 @@ class Engagement:
         moves: list[StageMove] = []
         for contact_id, contact_events in events.items():
             contact = contacts[contact_id]
+            parts = _Parts.of(contact)
             last_engaged = contact.last_engaged_at
             for event in sorted(contact_events, key=lambda e: e.at):
                 if event.type in self._rules:
-                    ledger += self._score_event(contact, event, usage)
+                    ledger += self._score_event(contact, parts, event, usage)
                 if is_engagement(event.type) and (last_engaged is None or event.at > last_engaged):
                     last_engaged = event.at
+            parts.store(contact)
             if last_engaged != contact.last_engaged_at:
                 contact.last_engaged_at = last_engaged
             move = self._climb(contact, now, cause="score")
@@ -106,10 +162,15 @@ class Engagement:
         return moves
 
     def _score_event(
-        self, contact: Contact, event: EventView, usage: dict[tuple[int, str], list[datetime]]
+        self,
+        contact: Contact,
+        parts: _Parts,
+        event: EventView,
+        usage: dict[tuple[int, str], list[datetime]],
     ) -> list[dict[str, Any]]:
         rules = self._rules[event.type]
         if any(rule.when is not None for rule in rules):
+            parts.store(contact)  # `when` sees the score as of this event
             context = {
                 "contact": view_of(contact, self.config, event.at),
                 "event": event,
@@ -126,8 +187,8 @@ class Engagement:
                 if not within_caps(rule, today, len(used)):
                     continue
                 used.append(event.at)
-            rows += self._add(
-                contact,
+            rows += self._add_to(
+                parts,
                 rule.points,
                 event.at,
                 kind="engagement",
@@ -174,17 +235,34 @@ class Engagement:
         event_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Move the contact's score parts to `at`, add `points`; the ledger rows saying so."""
+        parts = _Parts.of(contact)
+        rows = self._add_to(parts, points, at, kind=kind, key=key, rule=rule, event_id=event_id)
+        parts.store(contact)
+        return rows
+
+    def _add_to(
+        self,
+        parts: _Parts,
+        points: float,
+        at: datetime,
+        *,
+        kind: str,
+        key: str,
+        rule: str,
+        event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """`_add` on score parts held apart from the contact (a batch writes them back once)."""
         half_life = self.config.scoring.half_life
         rows = []
-        updated = contact.score_updated_at
-        engagement = contact.engagement_score
+        updated = parts.updated
+        engagement = parts.engagement
         if updated is not None and at > updated:
             decayed = engagement * decay_factor(at - updated, half_life)
             if abs(engagement - decayed) >= 0.005:
-                total = contact.fit_score + decayed
+                total = parts.fit + decayed
                 rows.append(
-                    self._row(
-                        contact,
+                    _row(
+                        parts.contact_id,
                         f"decay:{key}",
                         "decay",
                         "decay",
@@ -199,36 +277,14 @@ class Engagement:
             points *= decay_factor(updated - at, half_life)  # a late event has faded already
             at = updated
         if kind == "fit":
-            contact.fit_score += points
+            parts.fit += points
         else:
             engagement += points
-        contact.engagement_score = engagement
-        contact.score_updated_at = at if updated is None or at >= updated else updated
-        contact.score = round(contact.fit_score + contact.engagement_score, 4)
-        rows.append(self._row(contact, key, rule, kind, points, contact.score, at, event_id))
+        parts.engagement = engagement
+        parts.updated = at if updated is None or at >= updated else updated
+        parts.score = round(parts.fit + parts.engagement, 4)
+        rows.append(_row(parts.contact_id, key, rule, kind, points, parts.score, at, event_id))
         return rows
-
-    @staticmethod
-    def _row(
-        contact: Contact,
-        key: str,
-        rule: str,
-        kind: str,
-        points: float,
-        after: float,
-        at: datetime,
-        event_id: str | None,
-    ) -> dict[str, Any]:
-        return {
-            "contact_id": contact.id,
-            "ledger_key": key,
-            "rule": rule,
-            "kind": kind,
-            "points": round(points, 4),
-            "score_after": round(after, 4),
-            "at": at,
-            "event_id": event_id,
-        }
 
     # -- profile (fit) and manual points -------------------------------------------------
 

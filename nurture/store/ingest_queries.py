@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import InstanceState, Session, attributes
 
 from nurture.store.models import (
     Contact,
@@ -186,17 +186,18 @@ def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) 
     values are stored, so no flush repeats them; detached ones (`loose_contacts`)
     need not be. Returns how many contacts were written.
     """
-    groups: dict[tuple[str, ...], list[Contact]] = {}
+    groups: dict[tuple[str, ...], list[InstanceState[Contact]]] = {}
     for contact in contacts:
         state = attributes.instance_state(contact)
         if not state.modified or state.key is None:
             continue  # unchanged, or not yet inserted (the flush will insert it whole)
         changed = _WRITTEN_KEYS.difference(state.unmodified_intersection(_WRITTEN_KEYS))
         if changed:
-            groups.setdefault(tuple(sorted(changed)), []).append(contact)
+            groups.setdefault(tuple(sorted(changed)), []).append(state)
     written = 0
-    for columns, group in groups.items():
-        rows = [{"id": c.id, **{name: getattr(c, name) for name in columns}} for c in group]
+    for columns, states in groups.items():
+        # The instance dicts, not the attributes: no instrumentation per value read.
+        rows = [{"id": s.dict["id"], **{name: s.dict[name] for name in columns}} for s in states]
         if _on_postgresql(session):
             parameters = {"rows": _document(rows), "updated_at": now}
             session.execute(_update_contacts_statement(columns), parameters)
@@ -208,13 +209,13 @@ def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) 
                     for row in rows
                 ],
             )
-        for contact, row in zip(group, rows, strict=True):
-            if attributes.instance_state(contact).session_id is None:
-                continue
-            for name in columns:
-                attributes.set_committed_value(contact, name, row[name])
-            attributes.set_committed_value(contact, "updated_at", now)
-        written += len(group)
+        for state, row in zip(states, rows, strict=True):
+            if state.session_id is not None:
+                contact = cast(Contact, state.obj())
+                for name in columns:
+                    attributes.set_committed_value(contact, name, row[name])
+                attributes.set_committed_value(contact, "updated_at", now)
+        written += len(states)
     return written
 
 
@@ -354,20 +355,49 @@ def snapshot_data(
     return found
 
 
+_INSERT_HANDOFFS = text(
+    "INSERT INTO handoffs (contact_id, status, owner, created_at, sla_due_at, snapshot, actions)"
+    " SELECT r.contact_id, r.status, r.owner, r.created_at, r.sla_due_at, r.snapshot, r.actions"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(contact_id bigint,"
+    " status text, owner text, created_at timestamptz, sla_due_at timestamptz, snapshot jsonb,"
+    " actions jsonb)"
+    " RETURNING id, contact_id"
+)
+
+
 def insert_handoffs(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert handoffs; their ids, in the order of `rows`."""
+    """Insert handoffs (at most one per contact); their ids, in the order of `rows`."""
     if not rows:
         return []
+    if _on_postgresql(session):
+        inserted = session.execute(_INSERT_HANDOFFS, {"rows": _document(rows)})
+        by_contact = {int(contact_id): int(handoff_id) for handoff_id, contact_id in inserted}
+        return [by_contact[row["contact_id"]] for row in rows]
     statement = insert(_handoffs).returning(_handoffs.c.id, sort_by_parameter_order=True)
     return [int(i) for i in session.execute(statement, [dict(r) for r in rows]).scalars()]
+
+
+_INSERT_NOTIFICATIONS = text(
+    "INSERT INTO notifications (dedupe_key, kind, topic, target, template, handoff_id,"
+    " contact_id, payload, status, attempts, next_attempt_at, created_at, log)"
+    " SELECT r.dedupe_key, r.kind, r.topic, r.target, r.template, r.handoff_id, r.contact_id,"
+    " r.payload, r.status, r.attempts, r.next_attempt_at, r.created_at, r.log"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(dedupe_key text,"
+    " kind text, topic text, target text, template text, handoff_id bigint, contact_id bigint,"
+    " payload jsonb, status text, attempts int, next_attempt_at timestamptz,"
+    " created_at timestamptz, log jsonb)"
+    " ON CONFLICT (dedupe_key) DO NOTHING"
+)
 
 
 def insert_notifications(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queue notifications, each unless one with its dedupe key exists."""
     if not rows:
         return
-    module: Any = postgresql if _on_postgresql(session) else sqlite
-    statement = module.insert(_notifications).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    if _on_postgresql(session):
+        session.execute(_INSERT_NOTIFICATIONS, {"rows": _document(rows)})
+        return
+    statement = sqlite.insert(_notifications).on_conflict_do_nothing(index_elements=["dedupe_key"])
     session.execute(statement, [dict(r) for r in rows])
 
 

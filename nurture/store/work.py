@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,22 @@ from nurture.store.models import Contact, Enrollment, Event, Send, WorkflowVersi
 
 _enrollments = cast(Table, Enrollment.__table__)
 _sends = cast(Table, Send.__table__)
+
+
+def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL ``= ANY(array)``, one parameter however many values.
+
+    An IN list is as many parameters: SQLAlchemy renders, and psycopg parses
+    again, a new statement for each length (~2 ms for a list of 200), where
+    the array form is one statement, prepared once.
+    """
+    wanted = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(
+            ColumnElement[bool],
+            column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(column.type))),
+        )
+    return cast(ColumnElement[bool], column.in_(wanted))
 
 
 # --- workflow versions ----------------------------------------------------------
@@ -101,7 +117,8 @@ def enrollments_for(
             Enrollment.started_at,
             Enrollment.ended_at,
         ).where(
-            Enrollment.contact_id.in_(set(contact_ids)), Enrollment.workflow.in_(set(workflows))
+            among(session, Enrollment.contact_id, set(contact_ids)),
+            Enrollment.workflow.in_(set(workflows)),
         )
     )
     return [PastEnrollment(*row) for row in rows]
@@ -137,7 +154,7 @@ def claim_due_enrollments(
 
 
 def load_enrollments(session: Session, ids: Iterable[int]) -> list[Enrollment]:
-    return list(session.scalars(select(Enrollment).where(Enrollment.id.in_(set(ids)))))
+    return list(session.scalars(select(Enrollment).where(among(session, Enrollment.id, set(ids)))))
 
 
 def save_enrollment(
@@ -290,7 +307,7 @@ def wake_contacts(session: Session, contact_ids: Sequence[int], now: datetime) -
     result = session.execute(
         update(Enrollment)
         .where(
-            Enrollment.contact_id.in_(contact_ids),
+            among(session, Enrollment.contact_id, contact_ids),
             Enrollment.next_run_at.is_not(None),
             Enrollment.next_run_at > now,
         )
@@ -322,7 +339,10 @@ def next_due_at(session: Session) -> datetime | None:
 
 
 def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
-    return {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(set(ids))))}
+    return {
+        c.id: c
+        for c in session.scalars(select(Contact).where(among(session, Contact.id, set(ids))))
+    }
 
 
 def events_since(
@@ -334,7 +354,7 @@ def events_since(
     earliest = min(since_by_contact.values())
     rows = session.scalars(
         select(Event)
-        .where(Event.contact_id.in_(set(since_by_contact)), Event.at >= earliest)
+        .where(among(session, Event.contact_id, set(since_by_contact)), Event.at >= earliest)
         .order_by(Event.at)
     )
     found: dict[int, list[Event]] = {}
@@ -409,7 +429,7 @@ def lease_sends(
         or_(Send.lease_until.is_(None), Send.lease_until < now),
     )
     if ids is not None:
-        target = Send.id.in_(set(ids))
+        target = among(session, Send.id, set(ids))
     else:
         target = Send.id.in_(
             select(Send.id)
@@ -445,7 +465,9 @@ def renew_send_leases(session: Session, sends: Sequence[tuple[int, int]], until:
 
 
 def load_sends(session: Session, ids: Iterable[int]) -> list[Send]:
-    return list(session.scalars(select(Send).where(Send.id.in_(set(ids))).order_by(Send.id)))
+    return list(
+        session.scalars(select(Send).where(among(session, Send.id, set(ids))).order_by(Send.id))
+    )
 
 
 def finish_sends(session: Session, outcomes: Sequence[Mapping[str, Any]]) -> None:
@@ -483,7 +505,7 @@ def contact_standing(session: Session, ids: Iterable[int]) -> dict[int, dict[str
     """Each contact's stage, suppression, consent and pause as committed now."""
     table = cast(Table, Contact.__table__)
     columns = [table.c[name] for name in STANDING_COLUMNS]
-    rows = session.execute(select(table.c.id, *columns).where(table.c.id.in_(set(ids))))
+    rows = session.execute(select(table.c.id, *columns).where(among(session, table.c.id, set(ids))))
     return {row.id: {name: row._mapping[name] for name in STANDING_COLUMNS} for row in rows}
 
 
@@ -491,7 +513,7 @@ def enrollment_endings(session: Session, ids: Iterable[int]) -> dict[int, tuple[
     """Each enrollment's status and exit reason as committed now."""
     rows = session.execute(
         select(Enrollment.id, Enrollment.status, Enrollment.exit_reason).where(
-            Enrollment.id.in_(set(ids))
+            among(session, Enrollment.id, set(ids))
         )
     )
     return {row.id: (row.status, row.exit_reason) for row in rows}
@@ -503,7 +525,7 @@ def recent_send_times(
     """When each contact was last emailed (claimed or sent), for frequency caps."""
     rows = session.execute(
         select(Send.contact_id, Send.claimed_at).where(
-            Send.contact_id.in_(set(contact_ids)),
+            among(session, Send.contact_id, set(contact_ids)),
             Send.claimed_at >= since,
             Send.status.in_(("claimed", "sent")),
         )

@@ -1,0 +1,235 @@
+"""The batched send path on both databases: what a worker relies on when it
+writes a batch's decisions in one statement, inserts its claims already
+leased, delivers without reloading, and commits each outcome while the next
+email is being composed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock
+from nurture.definitions.loader import load_project
+from nurture.engagement import end_nurture
+from nurture.engine import outcomes
+from nurture.engine.outcomes import OutcomeNotRecorded
+from nurture.store import work
+from nurture.store.db import create_engine_for, session_factory, upgrade
+from nurture.store.models import Enrollment, Send
+from nurture.transports import CaptureTransport
+from nurture.transports.mime import BuiltMessage
+from tests.unit.test_engine import START, Harness, project_dir  # noqa: F401 - a fixture
+
+EXTRA = """\
+name: lead-extra
+enroll: {stage: lead}
+steps:
+  - send: lead/guide
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nurture.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def harness_for(project: Path, sessions: sessionmaker[Session], tmp: Path, rows: str) -> Harness:
+    harness = Harness(load_project(project), sessions)
+    harness.import_csv(tmp, "email,first_name,company,stage\n" + rows)
+    return harness
+
+
+def test_a_contacts_enrollments_in_one_batch_see_each_other_under_a_frequency_cap(
+    project_dir: Path,  # noqa: F811
+    db_sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Two workflows want to email Anne in the same batch; the cap allows one."""
+    config = project_dir / "nurture.yaml"
+    config.write_text(config.read_text() + "  frequency_cap: {max: 1, per: 1d}\n")
+    (project_dir / "workflows" / "lead-extra.yaml").write_text(EXTRA)
+    virtual = clock.VirtualClock(START)
+    with clock.using(virtual):
+        h = harness_for(project_dir, db_sessions, tmp_path, "anne@example.com,Anne,A,lead\n")
+        ids = h.engine.claim_due()
+        assert len(ids) == 2  # one batch, both enrollments
+        report = h.engine.advance(ids)
+        assert (report.advanced, len(report.sends)) == (2, 1)
+        assert len(h.transport.messages) == 1
+        virtual.advance_to(START + timedelta(days=1, minutes=1))
+        h.tick()
+    assert sorted(h.subjects("anne@example.com")) == ["Bienvenue pour A", "Le guide pour A"]
+
+
+def test_a_stale_or_ended_enrollment_is_not_overwritten(db_sessions: sessionmaker[Session]) -> None:
+    """Another worker advanced one; an event ended the other: neither write lands."""
+    with db_sessions.begin() as session:
+        from nurture.store.models import Contact, WorkflowVersion
+
+        session.add(Contact(email="a@example.com", stage="lead"))
+        session.add(WorkflowVersion(name="w", content_hash="h", source=""))
+        session.flush()
+        contact = session.scalars(select(Contact)).one()
+        version = session.scalars(select(WorkflowVersion)).one()
+        rows = [
+            Enrollment(contact_id=contact.id, workflow="w", workflow_version_id=version.id)
+            for _ in range(3)
+        ]
+        session.add_all(rows)
+        session.flush()
+        fresh, stale, ended = (row.id for row in rows)
+        session.execute(
+            Enrollment.__table__.update()
+            .where(Enrollment.id == stale)
+            .values(visit=1, step="b")  # advanced elsewhere since it was loaded
+        )
+        end_nurture(session, [contact.id], "prospect", clock.now())
+        session.execute(
+            Enrollment.__table__.update()
+            .where(Enrollment.id.in_([fresh, stale]))
+            .values(status="waiting", exit_reason=None, ended_at=None)
+        )
+
+    def write(enrollment_id: int) -> work.EnrollmentWrite:
+        return work.EnrollmentWrite(
+            id=enrollment_id,
+            expected_visit=0,
+            expected_step=None,
+            step="a",
+            visit=1,
+            status="waiting",
+            waiting_for={"since": None, "until": None, "deferred": None},
+            next_run_at=START,
+        )
+
+    with db_sessions.begin() as session:
+        written = work.save_enrollments(session, [write(i) for i in (fresh, stale, ended)])
+    assert written == {fresh}
+    with db_sessions() as session:
+        states = {e.id: (e.status, e.step) for e in session.scalars(select(Enrollment))}
+    assert states == {fresh: ("waiting", "a"), stale: ("waiting", "b"), ended: ("exited", None)}
+
+
+def test_an_unsubscribe_between_the_claim_and_the_delivery_stops_the_email(
+    project_dir: Path,  # noqa: F811
+    db_sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """The advance read Anne before she unsubscribed; delivery reads her again."""
+    with clock.using(clock.VirtualClock(START)):
+        h = harness_for(
+            project_dir,
+            db_sessions,
+            tmp_path,
+            "anne@example.com,Anne,A,lead\nbob@example.com,Bob,B,lead\n",
+        )
+        deliver_claimed = h.engine.deliverer.deliver_claimed
+
+        def unsubscribe_first(*args: object, **kwargs: object) -> None:
+            h.event(
+                {
+                    "id": "u1",
+                    "type": "email.unsubscribed",
+                    "at": clock.now().isoformat(),
+                    "contact": {"email": "anne@example.com"},
+                }
+            )
+            deliver_claimed(*args, **kwargs)  # type: ignore[arg-type]
+
+        h.engine.deliverer.deliver_claimed = unsubscribe_first  # type: ignore[method-assign]
+        h.tick()
+    assert [m.email.to for m in h.transport.messages] == ["bob@example.com"]
+    with db_sessions() as session:
+        statuses = {s.contact_id: (s.status, s.error) for s in session.scalars(select(Send))}
+    assert sorted(statuses.values()) == [("sent", None), ("skipped", "unsubscribed")]
+
+
+def test_no_email_leaves_once_an_outcome_could_not_be_recorded(
+    project_dir: Path,  # noqa: F811
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    """The database connection recording outcomes dies after the first email.
+
+    Delivery stops before the second message is handed over (it would leave
+    with nothing to record it) and the worker's call fails (Dramatiq retries
+    it). Once the leases expire the two unsent emails go out; the first, whose
+    outcome died with the connection, goes out again: the one-message window
+    no sender can close, never wider.
+    """
+    upgrade(postgres_url)
+    bind = create_engine_for(postgres_url)
+    sessions = session_factory(bind)
+
+    class DroppingRelay(CaptureTransport):
+        delivered = 0
+
+        def _deliver(self, message: BuiltMessage, email: object) -> None:
+            super()._deliver(message, email)  # type: ignore[arg-type]
+            self.delivered += 1
+            if self.delivered == 1:
+                with psycopg.connect(postgres_url, autocommit=True) as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+
+    virtual = clock.VirtualClock(START)
+    try:
+        with clock.using(virtual):
+            h = harness_for(
+                project_dir,
+                sessions,
+                tmp_path,
+                "".join(f"p{i}@example.com,P,C,lead\n" for i in range(3)),
+            )
+            relay = DroppingRelay()
+            h.engine.transport = relay
+            with pytest.raises(OutcomeNotRecorded):
+                h.engine.advance(h.engine.claim_due())
+            assert len(relay.messages) == 1
+            relay.clear()
+            h.tick()  # the leases still hold: nothing is taken over yet
+            assert relay.messages == []
+            virtual.advance_to(START + timedelta(minutes=6))
+            h.engine.deliver()
+        # The first email's outcome was lost with the connection: it is the one
+        # message a crash can send twice. The other two go out exactly once.
+        assert sorted(m.email.to for m in relay.messages) == [
+            "p0@example.com",
+            "p1@example.com",
+            "p2@example.com",
+        ]
+        with sessions() as session:
+            assert {s.status for s in session.scalars(select(Send))} == {"sent"}
+    finally:
+        bind.dispose()
+
+
+def test_outcome_parameters_are_sent_as_postgresql_text() -> None:
+    """A naive datetime is UTC (as the column type binds it), booleans are SQL's."""
+    from datetime import datetime
+
+    assert outcomes._text(datetime(2026, 1, 1, 12)) == b"2026-01-01T12:00:00+00:00"
+    assert outcomes._text(True) == b"true"
+    assert outcomes._text(None) is None
+    assert outcomes._update_sql(("error", "status")) == (
+        b"UPDATE sends SET error = $2, status = $3 WHERE id = $1"
+    )

@@ -542,7 +542,7 @@ def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
         return set()
     from nurture.store import ingest_queries
 
-    # PostgreSQL: one array per column, one statement whatever the batch size.
+    # PostgreSQL: the rows as one JSON document, one statement whatever the batch size.
     inserted = ingest_queries.insert_events(session, rows)
     if inserted is not None:
         return inserted

@@ -24,7 +24,8 @@ that its peak RSS is its own:
 Between runs the enrollments are made due again and the sends deleted
 (VACUUM ANALYZE, CHECKPOINT). The inline runs are instrumented from the
 outside (functions wrapped with timers) for a per-stage breakdown: claim,
-load, state writes, render, MIME, ledger, transport, commit, other.
+load, state writes, render, MIME, ledger, outcome records, transport, commit,
+other.
 Numbers are for one machine; compare runs, not absolutes.
 """
 
@@ -266,8 +267,27 @@ def discarding_capture() -> Any:
     return DiscardingCapture()
 
 
-STAGES = ("claim", "load", "state", "render", "MIME", "ledger", "transport", "commit")
-LOAD = ("load_enrollments", "contacts_by_id", "events_since", "recent_send_times", "load_sends")
+STAGES = (
+    "claim",
+    "load",
+    "state",
+    "render",
+    "MIME",
+    "ledger",
+    "outcome",
+    "transport",
+    "commit",
+)
+LOAD = (
+    "load_enrollments",
+    "contacts_by_id",
+    "events_since",
+    "recent_send_times",
+    "load_sends",
+    "contact_standing",
+    "enrollment_endings",
+)
+OUTCOME = ("PipelinedOutcomeLog.record", "PipelinedOutcomeLog.ready", "InlineOutcomeLog.record")
 LEDGER = ("claim_sends", "lease_sends", "renew_send_leases", "finish_sends")
 
 
@@ -275,6 +295,7 @@ def instrument(transport: Any) -> dict[str, float]:
     """Wrap the send path's functions with timers; returns the stage → seconds totals."""
     from sqlalchemy.orm.session import SessionTransaction
 
+    from nurture.engine import outcomes
     from nurture.rendering import TemplateLibrary
     from nurture.store import work
     from nurture.transports import base
@@ -300,9 +321,12 @@ def instrument(transport: Any) -> dict[str, float]:
     wrap(work, "claim_due_enrollments", "claim")
     for name in LOAD:
         wrap(work, name, "load")
-    wrap(work, "save_enrollment", "state")
+    wrap(work, "save_enrollments", "state")
     for name in LEDGER:
         wrap(work, name, "ledger")
+    for qualified in OUTCOME:
+        owner, name = qualified.split(".")
+        wrap(getattr(outcomes, owner), name, "outcome")
     wrap(TemplateLibrary, "render", "render")
     wrap(base, "build_message", "MIME")
     wrap(type(transport), "_deliver", "transport")
@@ -735,7 +759,8 @@ def report(
         print(f"  {stage:<11}" + "".join(f"{cell:>22}" for cell in cells))
     print(
         f"  claim = claim_due_enrollments; load = {'/'.join(LOAD)};\n"
-        f"  state = save_enrollment; ledger = {'/'.join(LEDGER)};\n"
+        f"  state = save_enrollments; ledger = {'/'.join(LEDGER)};\n"
+        f"  outcome = {'/'.join(OUTCOME)} (sending each outcome, and waiting for its commit);\n"
         "  render = TemplateLibrary.render; MIME = build_message; transport = _deliver;\n"
         "  commit = SessionTransaction.commit; other = the rest (executor, links, ORM, glue)"
     )

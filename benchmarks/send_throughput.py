@@ -297,7 +297,7 @@ def instrument(transport: Any) -> dict[str, float]:
 
     from nurture.engine import outcomes
     from nurture.rendering import TemplateLibrary
-    from nurture.store import work
+    from nurture.store import ledger, work
     from nurture.transports import base
 
     totals: dict[str, float] = defaultdict(float)
@@ -320,10 +320,10 @@ def instrument(transport: Any) -> dict[str, float]:
 
     wrap(work, "claim_due_enrollments", "claim")
     for name in LOAD:
-        wrap(work, name, "load")
+        wrap(work if hasattr(work, name) else ledger, name, "load")
     wrap(work, "save_enrollments", "state")
     for name in LEDGER:
-        wrap(work, name, "ledger")
+        wrap(ledger, name, "ledger")
     for qualified in OUTCOME:
         owner, name = qualified.split(".")
         wrap(getattr(outcomes, owner), name, "outcome")

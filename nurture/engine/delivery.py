@@ -1,6 +1,6 @@
 """Delivering claimed sends: last checks, render, transport, record the outcome.
 
-A send row is claimed before any mail leaves (see `store.work.claim_sends`).
+A send row is claimed before any mail leaves (see `store.ledger.claim_sends`).
 Delivery leases the row, checks once more that this person may still be
 emailed — they may have unsubscribed, bounced or become a prospect since the
 claim — renders with the contact's current data, hands the message to the
@@ -31,7 +31,7 @@ from nurture.errors import TemplateError
 from nurture.lifecycle import at_or_beyond
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
 from nurture.scoring import view_of
-from nurture.store import work
+from nurture.store import ledger, work
 from nurture.store.models import Contact, Enrollment, Send
 from nurture.tokens import Signer
 from nurture.transports import (
@@ -134,10 +134,10 @@ class Deliverer:
     def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
         """Deliver the given sends (or the oldest due ones); returns how many left."""
         with self._sessions.begin() as session:
-            leased = work.lease_sends(session, clock.now(), self._lease, send_ids, limit=limit)
+            leased = ledger.lease_sends(session, clock.now(), self._lease, send_ids, limit=limit)
             if not leased:
                 return 0
-            sends = work.load_sends(session, leased)
+            sends = ledger.load_sends(session, leased)
             contacts = work.contacts_by_id(session, {s.contact_id for s in sends})
             listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
             enrollments = {
@@ -164,8 +164,8 @@ class Deliverer:
         move, an exit) is read again, a few columns, just before sending.
         """
         with self._sessions.begin() as session:
-            standing = work.contact_standing(session, {s.contact_id for s in sends})
-            endings = work.enrollment_endings(
+            standing = ledger.contact_standing(session, {s.contact_id for s in sends})
+            endings = ledger.enrollment_endings(
                 session, {s.enrollment_id for s in sends if s.enrollment_id is not None}
             )
             listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
@@ -210,7 +210,7 @@ class Deliverer:
             sendable.append((send, contact))
         if outcomes:
             with self._sessions.begin() as session:
-                work.finish_sends(session, outcomes)
+                ledger.finish_sends(session, outcomes)
         if sendable:
             log = outcome_log(self._bind)
             try:
@@ -251,7 +251,7 @@ class Deliverer:
                 done = {s.id for s, _, _ in composed[: index + 1]}
                 rest = [(s.id, s.attempts) for s, _ in sendable if s.id not in done]
                 with self._sessions.begin() as session:
-                    work.renew_send_leases(session, rest, moment + self._lease)
+                    ledger.renew_send_leases(session, rest, moment + self._lease)
                 renewed = moment
 
         self._transport.send_many(emails(), on_result=record, before_deliver=log.ready)

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from nurture import clock
-from nurture.store import work
+from nurture.store import ledger
 
 
 class OutcomeLog(Protocol):
@@ -56,7 +56,7 @@ class InlineOutcomeLog:
         if self._connection is None:
             self._connection = self._bind.connect()
         columns = tuple(sorted(key for key in outcome if key != "send_id"))
-        self._connection.execute(work.finish_statement(columns), dict(outcome))
+        self._connection.execute(ledger.finish_statement(columns), dict(outcome))
         self._connection.commit()
 
     def ready(self) -> None:

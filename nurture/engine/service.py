@@ -32,7 +32,7 @@ from nurture.lifecycle import at_or_beyond
 from nurture.notifications import Notifier, queue
 from nurture.scoring import view_of
 from nurture.sending import Deferral, may_send
-from nurture.store import work
+from nurture.store import ledger, work
 from nurture.store.models import Contact, Enrollment, Event, Send
 from nurture.tokens import Signer
 from nurture.transports import Transport
@@ -231,7 +231,7 @@ class Engine:
                 lease_until = clock.now() + self.options.send_lease
                 for claim in claims:
                     claim |= {"lease_until": lease_until, "attempts": 1}
-            claimed = work.claim_sends(session, claims)
+            claimed = ledger.claim_sends(session, claims)
             report.sends = list(claimed.values())
             if deliver and claimed:
                 session.flush()
@@ -320,7 +320,7 @@ class Engine:
         cap = self.project.config.sending.frequency_cap
         if cap is None or not contacts:
             return {}
-        return work.recent_send_times(session, contacts, now - cap.per)
+        return ledger.recent_send_times(session, contacts, now - cap.per)
 
     def _notify(
         self,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from nurture import clock
 from nurture.ingest import IncomingEvent, Outcome
-from nurture.store import work
+from nurture.store import ledger
 from nurture.store.models import Contact, Send
 from nurture.web.context import WebContext
 
@@ -44,7 +44,7 @@ def load_send(session: Session, send_id: object) -> Send | None:
         send_id = int(send_id)
     if not isinstance(send_id, int) or isinstance(send_id, bool) or not 0 < send_id < 2**63:
         return None
-    found = work.load_sends(session, [send_id])
+    found = ledger.load_sends(session, [send_id])
     return found[0] if found else None
 
 

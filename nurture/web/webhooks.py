@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from nurture.ingest import IncomingEvent
-from nurture.store import work
+from nurture.store import ledger
 from nurture.store.models import Send
 from nurture.web.bodies import is_json, read_body
 from nurture.web.context import WebContext, web_context
@@ -80,7 +80,7 @@ def record(context: WebContext, provider: str, events: list[ProviderEvent]) -> W
     for attempt in range(ATTEMPTS):
         try:
             with context.engine.sessions.begin() as session:
-                by_message_id = work.sends_by_message_id(
+                by_message_id = ledger.sends_by_message_id(
                     session, [m for e in events for m in _message_ids(e.message_id)]
                 )
                 results: list[WebhookResult | None] = [None] * len(events)

@@ -386,7 +386,7 @@ def test_day_scale_waits_on_the_system_clock_with_freezegun(
 def test_a_slow_relay_keeps_its_leases_so_no_other_worker_sends_the_rest(
     project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    from nurture.store import work as queries
+    from nurture.store import ledger as queries
     from nurture.transports.mime import BuiltMessage
 
     virtual = clock.VirtualClock(START)

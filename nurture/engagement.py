@@ -416,12 +416,17 @@ class Engagement:
             for event in events
         ]
         new = work.record_events(session, rows)
+        # Only a workflow that `enroll: {event: ...}` on a kind can take its events.
+        workflows = self.engine.project.workflows.values()
+        wanted = {w.enroll.event for w in workflows if w.enroll.event is not None}
         triggers: dict[int, list[Trigger]] = {}
         contacts: dict[int, Contact] = {}
         for event in events:
             if event.event_id not in new:
                 continue
             new.discard(event.event_id)  # a second copy is a duplicate
+            if event.kind not in wanted:
+                continue
             view = EventView(event.event_id, event.kind, now, dict(event.properties))
             triggers.setdefault(event.contact.id, []).append(Trigger(event=view))
             contacts[event.contact.id] = event.contact

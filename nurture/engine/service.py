@@ -24,12 +24,13 @@ from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.engine import executor as ex
 from nurture.engine.delivery import SEND_LEASE, Deliverer, Links
+from nurture.engine.effects import apply_effects
 from nurture.engine.enrollment import Enroller, Trigger, VersionIds
-from nurture.engine.records import Record, Recorder, discard
+from nurture.engine.records import Recorder, discard
 from nurture.errors import ConfigurationError
 from nurture.importer import ImportedBatch
 from nurture.lifecycle import at_or_beyond
-from nurture.notifications import Notifier, queue
+from nurture.notifications import Notifier
 from nurture.scoring import view_of
 from nurture.sending import Deferral, may_send
 from nurture.store import ledger, work
@@ -224,7 +225,7 @@ class Engine:
                     recent.setdefault(contact.id, []).extend(
                         now for e in decision.effects if isinstance(e, ex.SendEmail)
                     )
-                    claims += self._apply(session, enrollment, contact, decision, now)
+                    claims += apply_effects(self, session, enrollment, contact, decision, now)
             if deliver and claims:
                 # Leased to this worker from the start: it delivers them right after
                 # commit, and nobody else takes them unless it dies first.
@@ -322,49 +323,6 @@ class Engine:
             return {}
         return ledger.recent_send_times(session, contacts, now - cap.per)
 
-    def _notify(
-        self,
-        session: Session,
-        enrollment: Enrollment,
-        contact: Contact,
-        effect: ex.SendNotification,
-        now: datetime,
-    ) -> None:
-        """A workflow's `notify` step: queued once (keyed by enrollment, step and visit)."""
-        notify = effect.notify
-        target = _notify_target(notify, contact)
-        details: dict[str, Any] = {"kind": notify.kind, "to": target}
-        if target is None:
-            details["skipped"] = "the contact has no owner"
-        else:
-            payload = {
-                "contact": {
-                    "id": contact.id,
-                    "email": contact.email,
-                    "stage": contact.stage,
-                    "score": contact.score,
-                    "owner": contact.owner,
-                },
-                "workflow": enrollment.workflow,
-                "step": effect.step,
-            }
-            queue(
-                session,
-                f"step:{enrollment.id}:{effect.step}:{effect.visit}",
-                notify.kind,
-                "workflow.notify",
-                target,
-                payload,
-                now,
-                template=notify.template,
-                contact_id=contact.id,
-            )
-        self.record(
-            Record(
-                now, "notify", contact.id, contact.email, enrollment.workflow, effect.step, details
-            )
-        )
-
     @staticmethod
     def _write(enrollment: Enrollment, decision: ex.Decision) -> work.EnrollmentWrite:
         state = decision.state
@@ -390,86 +348,6 @@ class Engine:
             ended_at=clock.now() if state.ended else None,
             exit_reason=state.exit_reason if state.ended else None,
         )
-
-    def _apply(
-        self,
-        session: Session,
-        enrollment: Enrollment,
-        contact: Contact,
-        decision: ex.Decision,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        """Write a decision's effects; returns the send claims to insert."""
-        claims = []
-        refit = False
-        for effect in decision.effects:
-            if isinstance(effect, ex.SendEmail):
-                claims.append(
-                    {
-                        "claim_key": f"{enrollment.id}:{effect.step}:{effect.visit}",
-                        "enrollment_id": enrollment.id,
-                        "contact_id": contact.id,
-                        "workflow": enrollment.workflow,
-                        "step": effect.step,
-                        "template": effect.template,
-                        "status": "claimed",
-                        "claimed_at": now,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        # Unleased: whoever leases it first (this worker, just after
-                        # commit, or a scheduler) delivers it; `lease_sends` is atomic.
-                        "lease_until": None,
-                    }
-                )
-            elif isinstance(effect, ex.SetFields):
-                _set_fields(contact, effect)
-                refit = True
-            elif isinstance(effect, ex.AddScore):
-                self.engagement.add_points(
-                    session,
-                    contact,
-                    effect.points,
-                    key=f"step:{enrollment.id}:{effect.step}:{effect.visit}",
-                    rule=f"{enrollment.workflow}/{effect.step}",
-                    now=now,
-                )
-            elif isinstance(effect, ex.SendNotification):
-                self._notify(session, enrollment, contact, effect, now)
-        if refit:
-            self.engagement.refit(session, [contact], now)
-            self.enroller.enroll(
-                session, {contact.id: [Trigger(changed=True)]}, {contact.id: contact}, now
-            )
-        for trace in decision.trace:
-            if trace.kind in _RECORDED_TRACES:
-                kind = _RECORDED_TRACES[trace.kind]
-                self.record(
-                    Record(
-                        now,
-                        kind,
-                        contact.id,
-                        contact.email,
-                        enrollment.workflow,
-                        trace.step,
-                        dict(trace.detail),
-                    )
-                )
-        return claims
-
-
-#: Executor traces that become records (simulate's timeline), under their record kind.
-_RECORDED_TRACES = {
-    "exit": "exit",
-    "defer": "skip",
-    "wait": "wait",
-    "wait_for": "wait_for",
-    "event": "resume",  # a wait_for ended by its event
-    "timeout": "timeout",
-}
-
-
-def _notify_target(notify: m.Notify, contact: Contact) -> str | None:
-    return contact.owner if notify.target == "owner" else notify.target
 
 
 def state_of(enrollment: Enrollment) -> ex.EnrollmentState:
@@ -514,18 +392,3 @@ def _waiting_since(enrollments: Sequence[Enrollment]) -> dict[int, datetime]:
 
 def _event_view(event: Event) -> ex.EventView:
     return ex.EventView(event.event_id, event.type, event.at, event.properties)
-
-
-_CONTACT_FIELDS = ("first_name", "last_name", "company", "timezone", "owner")
-
-
-def _set_fields(contact: Contact, effect: ex.SetFields) -> None:
-    properties = dict(contact.properties)
-    for key, value in effect.properties.items():
-        if key in _CONTACT_FIELDS:
-            setattr(contact, key, value)
-        else:
-            properties[key] = value
-    contact.properties = properties
-    tags = [t for t in contact.tags if t not in effect.remove_tags]
-    contact.tags = tags + [t for t in effect.add_tags if t not in tags]

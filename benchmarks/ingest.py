@@ -643,9 +643,12 @@ def instrument() -> Timers:
 def build_engine(url: str, project_dir: Path) -> Any:
     from nurture.definitions.loader import load_project
     from nurture.engine.service import Engine
+    from nurture.runtime import settle_heap
     from nurture.store.db import create_engine_for, session_factory
 
-    return Engine(load_project(project_dir), session_factory(create_engine_for(url)))
+    engine = Engine(load_project(project_dir), session_factory(create_engine_for(url)))
+    settle_heap()  # as `nurture events import` and `nurture serve` do once started
+    return engine
 
 
 def ingest_all(

@@ -337,16 +337,19 @@ def instrument(transport: Any) -> dict[str, float]:
 def build_engine(url: str, project_dir: Path, transport: Any, batch_size: int) -> Any:
     from nurture.definitions.loader import load_project
     from nurture.engine.service import Engine, EngineOptions
+    from nurture.runtime import settle_heap
     from nurture.store.db import create_engine_for, session_factory
     from nurture.tokens import Signer
 
-    return Engine(
+    engine = Engine(
         load_project(project_dir),
         session_factory(create_engine_for(url)),
         transport,
         Signer(SECRET),
         EngineOptions(base_url=BASE_URL, batch_size=batch_size),
     )
+    settle_heap()  # as `nurture worker` does once its engine is built
+    return engine
 
 
 def warm_up(engine: Any) -> None:

@@ -86,8 +86,11 @@ def _project_dir(project: Path | None) -> Path:
 def _engine(runtime: Any) -> Any:
     """An engine for commands that change contacts but send nothing."""
     from nurture.engine.service import Engine
+    from nurture.runtime import settle_heap
 
-    return Engine(runtime.project, runtime.sessions)
+    engine = Engine(runtime.project, runtime.sessions)
+    settle_heap()  # an import of many rows follows
+    return engine
 
 
 def _runtime(project: Path | None) -> Any:

@@ -32,8 +32,11 @@ if dramatiq.broker.global_broker is None:
 def engine() -> Engine:
     """One engine per worker process, built from the environment on first use."""
     from nurture.engine.factory import build_engine
+    from nurture.runtime import settle_heap
 
-    return build_engine(get_settings())
+    built = build_engine(get_settings())
+    settle_heap()
+    return built
 
 
 #: A broken deployment (bad SMTP credentials, missing secret) is not retried:

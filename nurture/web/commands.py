@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         """HTTP API, click/open tracking, unsubscribe and ESP webhooks (OpenAPI at /docs)."""
         from nurture import cli
         from nurture.engine.factory import build_engine
+        from nurture.runtime import settle_heap
         from nurture.web.app import create_app
         from nurture.web.server import serve as run_server
 
@@ -37,6 +38,7 @@ def register(app: typer.Typer) -> None:
             settings = cli._settings_for(project)
             engine = build_engine(settings)
             app_ = create_app(engine, settings)
+            settle_heap()
             cli._logging()
             if not settings.api_key_list:
                 cli.errors.print(

@@ -159,17 +159,3 @@ def test_migrated_schema_round_trips_an_import(url: str, tmp_path: Path) -> None
             (bob.id, "subscriber"),
         ]
     engine.dispose()
-
-
-def test_enrollment_pages_keep_room_for_lease_updates(postgres_url: str) -> None:
-    """A scheduler's lease is then a HOT update: no index entry per claim (0005)."""
-    upgrade(postgres_url)
-    engine = create_engine_for(postgres_url)
-    try:
-        with engine.connect() as connection:
-            options = connection.exec_driver_sql(
-                "SELECT reloptions FROM pg_class WHERE relname = 'enrollments'"
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    assert options == ["fillfactor=80"]

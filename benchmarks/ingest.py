@@ -534,7 +534,7 @@ STAGES = (
     ("moves", "after_moves itself: stage history INSERT, records"),
     ("exits", "end_nurture: UPDATE enrollments → exited"),
     ("handoff", "Handoffs.open_many, inclusive: owners, snapshots, handoffs, notifications"),
-    ("sysevent", "Engagement.system_events, inclusive: stage.changed/handoff.* rows, enroll"),
+    ("sysevent", "Moves.system_events, inclusive: stage.changed/handoff.* rows, enroll"),
     ("enroll", "Enroller.enroll: candidates, past enrollments, INSERT"),
     ("wake", "wake_contacts: UPDATE enrollments due now"),
     ("save", "save_contacts: the batch's contact changes, one UPDATE per column set"),
@@ -606,7 +606,7 @@ def instrument() -> Timers:
     from sqlalchemy.orm import Session
     from sqlalchemy.orm.session import SessionTransaction
 
-    from nurture import engagement, ingest
+    from nurture import engagement, ingest, moves
     from nurture.engine.enrollment import Enroller
     from nurture.store import work
 
@@ -618,9 +618,9 @@ def instrument() -> Timers:
     timers.wrap(engagement.Engagement, "apply", "apply")
     timers.wrap(engagement.Engagement, "_usage", "usage")
     timers.wrap(engagement.Engagement, "_score_event", "score")
-    timers.wrap(engagement.Engagement, "after_moves", "moves")
-    timers.wrap(engagement.Engagement, "system_events", "sysevent", inclusive=True)
-    timers.wrap(engagement, "end_nurture", "exits")
+    timers.wrap(moves.Moves, "after_moves", "moves")
+    timers.wrap(moves.Moves, "system_events", "sysevent", inclusive=True)
+    timers.wrap(moves, "end_nurture", "exits")
     timers.wrap(ingest, "end_nurture", "exits")
     with contextlib.suppress(ImportError):
         from nurture.handoff import Handoffs

@@ -13,20 +13,17 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
-from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
-from nurture.engine.records import Record
-from nurture.handoff import crosses
-from nurture.lifecycle import at_or_beyond, stage_for_score
-from nurture.notifications import notification, queue_many
+from nurture.lifecycle import stage_for_score
+from nurture.moves import StageMove
 from nurture.scoring import (
     ScoreState,
     decay_factor,
@@ -36,7 +33,7 @@ from nurture.scoring import (
     view_of,
     within_caps,
 )
-from nurture.store import ingest_queries, work
+from nurture.store import ingest_queries
 from nurture.store.models import Contact, Enrollment, ScoreEntry
 
 if TYPE_CHECKING:
@@ -44,25 +41,6 @@ if TYPE_CHECKING:
 
 _ledger = cast(Table, ScoreEntry.__table__)
 _enrollments = cast(Table, Enrollment.__table__)
-
-
-@dataclass(frozen=True)
-class StageMove:
-    contact_id: int
-    from_stage: str | None
-    to_stage: str
-    cause: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SystemEvent:
-    """An event nurture emits itself (stage.changed, handoff.*), waiting to be recorded."""
-
-    contact: Contact
-    event_id: str
-    kind: str
-    properties: Mapping[str, Any]
 
 
 @dataclass(slots=True)
@@ -158,7 +136,7 @@ class Engagement:
             if move:
                 moves.append(move)
         ingest_queries.insert_ledger(session, ledger)
-        self.after_moves(session, contacts, moves, now)
+        self.engine.moves.after_moves(session, contacts, moves, now)
         return moves
 
     def _score_event(
@@ -315,7 +293,7 @@ class Engagement:
                     moves.append(move)
         if rows:
             session.execute(insert(_ledger), rows)
-        self.after_moves(session, {c.id: c for c in contacts}, moves, now)
+        self.engine.moves.after_moves(session, {c.id: c for c in contacts}, moves, now)
         return moves
 
     def add_points(
@@ -331,7 +309,7 @@ class Engagement:
         rows = self._add(contact, points, now, kind="manual", key=key, rule=rule)
         session.execute(insert(_ledger), rows)
         moves = [move] if (move := self._climb(contact, now, cause="score")) else []
-        self.after_moves(session, {contact.id: contact}, moves, now)
+        self.engine.moves.after_moves(session, {contact.id: contact}, moves, now)
         return moves
 
     # -- stages --------------------------------------------------------------------------
@@ -344,26 +322,6 @@ class Engagement:
             return None
         contact.stage = target
         return StageMove(contact.id, current, target, cause)
-
-    def move(
-        self,
-        session: Session,
-        contact: Contact,
-        stage: str,
-        cause: str,
-        now: datetime,
-        *,
-        details: Mapping[str, Any] | None = None,
-        open_handoff: bool = True,
-    ) -> StageMove | None:
-        """An explicit stage change (sales, API, recycling): may go down as well as up."""
-        current = contact.stage or self.config.stages[0]
-        if stage == current:
-            return None
-        contact.stage = stage
-        move = StageMove(contact.id, current, stage, cause, dict(details or {}))
-        self.after_moves(session, {contact.id: contact}, [move], now, open_handoff=open_handoff)
-        return move
 
     def adjust_for_rejection(
         self, session: Session, contact: Contact, rule: str, handoff_id: int, now: datetime
@@ -384,155 +342,6 @@ class Engagement:
                 key=f"handoff:{handoff_id}:rejected:{rule}:{now.isoformat()}",
             )
             session.execute(insert(_ledger), rows)
-
-    def system_event(
-        self,
-        session: Session,
-        contact: Contact,
-        event_id: str,
-        kind: str,
-        properties: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        """An event nurture itself emits (stage.changed, handoff.*): logged, and workflows
-        that `enroll: {event: ...}` on it start; it earns no points."""
-        self.system_events(session, [SystemEvent(contact, event_id, kind, properties)], now)
-
-    def system_events(self, session: Session, events: Sequence[SystemEvent], now: datetime) -> None:
-        """`system_event` for many: one insert, one enrollment pass."""
-        if not events:
-            return
-        rows = [
-            {
-                "event_id": event.event_id,
-                "type": event.kind,
-                "at": now,
-                "contact_id": event.contact.id,
-                "properties": dict(event.properties),
-                "raw": None,
-                "source": "nurture",
-                "received_at": now,
-            }
-            for event in events
-        ]
-        new = work.record_events(session, rows)
-        # Only a workflow that `enroll: {event: ...}` on a kind can take its events.
-        workflows = self.engine.project.workflows.values()
-        wanted = {w.enroll.event for w in workflows if w.enroll.event is not None}
-        triggers: dict[int, list[Trigger]] = {}
-        contacts: dict[int, Contact] = {}
-        for event in events:
-            if event.event_id not in new:
-                continue
-            new.discard(event.event_id)  # a second copy is a duplicate
-            if event.kind not in wanted:
-                continue
-            view = EventView(event.event_id, event.kind, now, dict(event.properties))
-            triggers.setdefault(event.contact.id, []).append(Trigger(event=view))
-            contacts[event.contact.id] = event.contact
-        if triggers:
-            self.engine.enroller.enroll(session, triggers, contacts, now)
-
-    def after_moves(
-        self,
-        session: Session,
-        contacts: Mapping[int, Contact],
-        moves: Sequence[StageMove],
-        now: datetime,
-        *,
-        open_handoff: bool = True,
-    ) -> None:
-        """History, exits at the prospect stage, handoff to sales, enrollment into the new
-        stage's workflows, stage.changed events and webhooks: each one statement for all
-        the moves."""
-        if not moves:
-            return
-        ingest_queries.insert_history(
-            session,
-            [
-                {
-                    "contact_id": mv.contact_id,
-                    "from_stage": mv.from_stage,
-                    "to_stage": mv.to_stage,
-                    "at": now,
-                    "cause": mv.cause,
-                    "details": {"score": contacts[mv.contact_id].score, **mv.details},
-                }
-                for mv in moves
-            ],
-        )
-        config = self.config
-        prospects = [
-            mv.contact_id
-            for mv in moves
-            if at_or_beyond(mv.to_stage, config.prospect_stage, config.stages)
-        ]
-        if prospects:
-            end_nurture(session, prospects, "prospect", now)
-        events: list[SystemEvent] = []
-        if config.handoff is not None and open_handoff:
-            at = config.handoff.at
-            opening = [
-                (contacts[mv.contact_id], mv.cause)
-                for mv in moves
-                if crosses(mv.from_stage, mv.to_stage, at, config.stages)
-            ]
-            events += self.engine.handoffs.open_many(session, opening, now)
-        triggers = {mv.contact_id: [Trigger(stage=mv.to_stage, changed=True)] for mv in moves}
-        self.engine.enroller.enroll(session, triggers, contacts, now)
-        hooks = [
-            (number, hook)
-            for number, hook in enumerate(config.webhooks)
-            if "stage.changed" in hook.events
-        ]
-        notifications = []
-        for number, mv in enumerate(moves):
-            contact = contacts[mv.contact_id]
-            change = {
-                "from": mv.from_stage,
-                "to": mv.to_stage,
-                "cause": mv.cause,
-                "score": contact.score,
-            }
-            stamp = f"{contact.id}:{now.isoformat()}:{number}:{mv.to_stage}"
-            events.append(SystemEvent(contact, f"stage:{stamp}", "stage.changed", change))
-            for hook_number, hook in hooks:
-                notifications.append(
-                    notification(
-                        f"stage.changed:{stamp}:{hook_number}",
-                        "webhook",
-                        "stage.changed",
-                        hook.url,
-                        {"contact": {"id": contact.id, "email": contact.email}, **change},
-                        now,
-                        contact_id=contact.id,
-                        plain=True,
-                    )
-                )
-            self.engine.record(Record(now, "stage", contact.id, contact.email, details=change))
-        self.system_events(session, events, now)
-        queue_many(session, notifications)
-
-
-def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: datetime) -> int:
-    """End every running enrollment of these contacts at once (prospect, suppression)."""
-    result = session.execute(
-        update(Enrollment)
-        .where(
-            ingest_queries.among(session, _enrollments.c.contact_id, contact_ids),
-            Enrollment.status.in_(("active", "waiting")),
-        )
-        .values(
-            status="exited",
-            exit_reason=reason,
-            ended_at=now,
-            next_run_at=None,
-            lease_until=None,
-            waiting_for=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def ledger_of(session: Session, contact_id: int) -> list[ScoreEntry]:

@@ -30,8 +30,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from nurture import suppression
-from nurture.engagement import end_nurture
 from nurture.errors import ContactNotFound
+from nurture.moves import end_nurture
 from nurture.store.models import (
     Contact,
     Enrollment,

@@ -31,8 +31,8 @@ from nurture.notifications import queue
 from nurture.store.models import Contact, Handoff, Notification
 
 if TYPE_CHECKING:
-    from nurture.engagement import SystemEvent
     from nurture.engine.service import Engine
+    from nurture.moves import SystemEvent
 
 DIGEST_TEMPLATE = "sales/digest"
 
@@ -64,7 +64,7 @@ class Handoffs:
     def open(self, session: Session, contact: Contact, now: datetime, cause: str) -> Handoff | None:
         """Open a handoff for `contact` unless one is already open."""
         opened = self.open_many(session, [(contact, cause)], now)
-        self.engine.engagement.system_events(session, opened, now)
+        self.engine.moves.system_events(session, opened, now)
         if not opened:
             return None
         return session.get(Handoff, opened[0].properties["handoff"])
@@ -99,7 +99,7 @@ class Handoffs:
         assert contact is not None and self.config.handoff is not None
         target = self.config.handoff.on_accept.stage
         if target:
-            self.engine.engagement.move(
+            self.engine.moves.move(
                 session,
                 contact,
                 target,
@@ -130,7 +130,9 @@ class Handoffs:
             engagement.adjust_for_rejection(session, contact, rules.score, handoff.id, now)
         details = {"by": by, "reason": handoff.reason, "handoff": handoff.id}
         if rules.stage:
-            engagement.move(session, contact, rules.stage, "handoff.rejected", now, details=details)
+            self.engine.moves.move(
+                session, contact, rules.stage, "handoff.rejected", now, details=details
+            )
         self._emit(session, contact, handoff, "handoff.rejected", now)
         if rules.workflow:
             self.engine.enroller.enroll(
@@ -153,7 +155,7 @@ class Handoffs:
         self._log(handoff, now, "reopened", by, None)
         contact = session.get(Contact, handoff.contact_id)
         assert contact is not None
-        self.engine.engagement.move(
+        self.engine.moves.move(
             session,
             contact,
             rules.at,
@@ -331,7 +333,7 @@ class Handoffs:
                     handoff_id=handoff.id,
                     contact_id=contact.id,
                 )
-        self.engine.engagement.system_event(
+        self.engine.moves.system_event(
             session,
             contact,
             f"{topic}:{handoff.id}:{len(handoff.actions or [])}",

@@ -27,8 +27,8 @@ from nurture.store.ingest_queries import SnapshotData
 from nurture.store.models import Contact
 
 if TYPE_CHECKING:
-    from nurture.engagement import SystemEvent
     from nurture.engine.service import Engine
+    from nurture.moves import SystemEvent
 
 CONTENT_EVENTS = ("content.downloaded", "page.visited", "email.clicked", "webinar.registered")
 TIMELINE_KEYS = ("url", "title", "content", "template", "step")
@@ -45,7 +45,7 @@ def open_handoffs(
 
     Sets each contact's `owner`; the caller writes the contact.
     """
-    from nurture.engagement import SystemEvent
+    from nurture.moves import SystemEvent
 
     config = engine.project.config
     rules = config.handoff

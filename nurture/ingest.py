@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from nurture import clock, consent, suppression
 from nurture.definitions.base import parse_duration
-from nurture.engagement import StageMove, end_nurture
 from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
 from nurture.engine.records import Record, discard
@@ -29,6 +28,7 @@ from nurture.engine.service import Engine
 from nurture.errors import NurtureError
 from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
 from nurture.importer import is_valid_email
+from nurture.moves import StageMove, end_nurture
 from nurture.store import ingest_queries, work
 from nurture.store.models import Contact
 
@@ -328,14 +328,13 @@ class Ingestor:
         if created:
             session.add_all(created)
             session.flush()
-            engagement = self._engine.engagement
-            engagement.after_moves(
+            self._engine.moves.after_moves(
                 session,
                 {c.id: c for c in created},
                 [StageMove(c.id, None, config.stages[0], "event") for c in created],
                 now,
             )
-            engagement.refit(session, created, now)
+            self._engine.engagement.refit(session, created, now)
         return found, outcomes
 
     def _consequences(

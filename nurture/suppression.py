@@ -102,7 +102,7 @@ def suppress(
     workflow ends (reason ``suppressed:<reason>``) and claimed emails are skipped
     at send time. Returns the contact. Unsubscribes go through consent instead
     (they are listed with `add`), so a later opt-in can lift them."""
-    from nurture.engagement import end_nurture
+    from nurture.moves import end_nurture
 
     add(session, email, reason, now, note=note, source=source)
     contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()

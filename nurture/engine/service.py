@@ -81,9 +81,11 @@ class Engine:
         self._deliverer: Deliverer | None = None
         self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
-        from nurture.engagement import Engagement, end_nurture
+        from nurture.engagement import Engagement
+        from nurture.moves import Moves, end_nurture
 
         self.engagement = Engagement(self)
+        self.moves = Moves(self)
         from nurture.handoff import Handoffs
 
         self.handoffs = Handoffs(self)

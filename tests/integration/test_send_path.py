@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
 from nurture.definitions.loader import load_project
-from nurture.engagement import end_nurture
 from nurture.engine import outcomes
 from nurture.engine.outcomes import OutcomeNotRecorded
+from nurture.moves import end_nurture
 from nurture.store import work
 from nurture.store.db import create_engine_for, session_factory, upgrade
 from nurture.store.models import Enrollment, Send

@@ -33,7 +33,7 @@ from nurture.scoring import (
     view_of,
     within_caps,
 )
-from nurture.store import ingest_queries
+from nurture.store import ingest_queries, work
 from nurture.store.models import Contact, Enrollment, ScoreEntry
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class Engagement:
         """
         found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
         query = select(_ledger.c.contact_id, _ledger.c.rule, _ledger.c.at).where(
-            ingest_queries.among(session, _ledger.c.contact_id, events),
+            work.among(session, _ledger.c.contact_id, events),
             _ledger.c.rule.in_([r.key for r in rules]),
             _ledger.c.kind == "engagement",
         )

@@ -211,7 +211,7 @@ def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: 
     result = session.execute(
         update(Enrollment)
         .where(
-            ingest_queries.among(session, _enrollments.c.contact_id, contact_ids),
+            work.among(session, _enrollments.c.contact_id, contact_ids),
             Enrollment.status.in_(("active", "waiting")),
         )
         .values(

@@ -210,7 +210,7 @@ class Ingestor:
             self._consequences(session, contact, event, now)
         if fresh:
             self._engine.engagement.apply(session, by_id, fresh, now)
-            ingest_queries.wake_contacts(session, fresh, now)
+            work.wake_contacts(session, fresh, now)
             self._enroll(session, fresh, by_id, now)
             self._record(fresh, by_id)
         return contacts, outcomes

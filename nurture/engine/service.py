@@ -352,6 +352,7 @@ class Engine:
             ended=state.ended,
             ended_at=clock.now() if state.ended else None,
             exit_reason=state.exit_reason if state.ended else None,
+            loaded_next_run_at=enrollment.next_run_at,
         )
 
 

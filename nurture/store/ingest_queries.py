@@ -44,7 +44,6 @@ from sqlalchemy.orm import InstanceState, Session, attributes
 
 from nurture.store.models import (
     Contact,
-    Enrollment,
     Event,
     Handoff,
     Notification,
@@ -390,20 +389,6 @@ def create_round_robin(session: Session, name: str) -> None:
     module: Any = postgresql if _on_postgresql(session) else sqlite
     statement = module.insert(_round_robin).values(name=name, position=0)
     session.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
-
-
-def wake_contacts(session: Session, contact_ids: Iterable[int], now: datetime) -> None:
-    """`work.wake_contacts` for a batch: these contacts' waiting enrollments due now."""
-    table = cast(Table, Enrollment.__table__)
-    session.execute(
-        update(table)
-        .where(
-            among(session, table.c.contact_id, contact_ids),
-            table.c.next_run_at.is_not(None),
-            table.c.next_run_at > now,
-        )
-        .values(next_run_at=now)
-    )
 
 
 def loose_contacts(

@@ -19,12 +19,30 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nurture import clock
-from nurture.store.models import Contact, Enrollment, Event, Send, WorkflowVersion
+from nurture.store.models import (
+    Contact,
+    Enrollment,
+    Event,
+    Send,
+    UTCDateTime,
+    WorkflowVersion,
+)
 
 _enrollments = cast(Table, Enrollment.__table__)
 _sends = cast(Table, Send.__table__)
@@ -181,6 +199,9 @@ class EnrollmentWrite:
     id: int
     expected_visit: int
     expected_step: str | None
+    #: `next_run_at` as the decision found it: if it differs now, an event woke the
+    #: enrollment meanwhile (`wake_contacts`), and that earlier moment is kept.
+    loaded_next_run_at: datetime | None
     step: str | None
     visit: int
     status: str
@@ -209,7 +230,9 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
 
     Each row is written only if it is still at the visit and step it was decided
     from, and still running: another worker may have advanced it, or an event
-    may have ended it (`end_nurture`) since it was loaded.
+    may have ended it (`end_nurture`) since it was loaded. An event that woke it
+    meanwhile is not lost: the decision did not see that event, so a running
+    enrollment keeps the earlier, woken `next_run_at` and is advanced again.
 
     On PostgreSQL one ``UPDATE … FROM unnest(…)`` writes the whole batch: one
     statement per row cost more than the rest of the advance
@@ -218,17 +241,21 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
     if not writes:
         return set()
     if session.get_bind().dialect.name != "postgresql":
-        return {
-            write.id
-            for write in writes
-            if save_enrollment(
-                session,
-                write.id,
-                expected_visit=write.expected_visit,
-                expected_step=write.expected_step,
-                values=write.values(),
-            )
-        }
+        written = set()
+        for write in writes:
+            parameters = {
+                **write.values(),
+                "b_id": write.id,
+                "b_visit": write.expected_visit,
+                "b_step": write.expected_step,
+                "b_next_run_at": write.loaded_next_run_at,
+                "b_ended": write.ended,
+                "ended_at": write.ended_at,
+                "exit_reason": write.exit_reason,
+            }
+            if cast(Any, session.execute(_save_one(), parameters)).rowcount:
+                written.add(write.id)
+        return written
     parameters = {
         "ids": [w.id for w in writes],
         "b_visits": [w.expected_visit for w in writes],
@@ -241,6 +268,7 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
         "ended": [w.ended for w in writes],
         "ended_ats": [utc_or_none(w.ended_at) for w in writes],
         "exit_reasons": [w.exit_reason for w in writes],
+        "loaded_next_runs": [utc_or_none(w.loaded_next_run_at) for w in writes],
     }
     return set(session.scalars(_SAVE_MANY, parameters))
 
@@ -257,7 +285,10 @@ _SAVE_MANY = text(
         visit = v.visit,
         status = v.status,
         waiting_for = v.waiting_for::jsonb,
-        next_run_at = v.next_run_at,
+        next_run_at = CASE
+            WHEN NOT v.ended AND e.next_run_at IS DISTINCT FROM v.loaded_next_run
+                 AND (v.next_run_at IS NULL OR e.next_run_at < v.next_run_at)
+            THEN e.next_run_at ELSE v.next_run_at END,
         lease_until = NULL,
         ended_at = CASE WHEN v.ended THEN v.ended_at ELSE e.ended_at END,
         exit_reason = CASE WHEN v.ended THEN v.exit_reason ELSE e.exit_reason END
@@ -265,9 +296,10 @@ _SAVE_MANY = text(
         CAST(:ids AS bigint[]), CAST(:b_visits AS integer[]), CAST(:b_steps AS text[]),
         CAST(:steps AS text[]), CAST(:visits AS integer[]), CAST(:statuses AS text[]),
         CAST(:waiting AS text[]), CAST(:next_runs AS timestamptz[]), CAST(:ended AS boolean[]),
-        CAST(:ended_ats AS timestamptz[]), CAST(:exit_reasons AS text[])
+        CAST(:ended_ats AS timestamptz[]), CAST(:exit_reasons AS text[]),
+        CAST(:loaded_next_runs AS timestamptz[])
     ) AS v(id, b_visit, b_step, step, visit, status, waiting_for, next_run_at, ended,
-           ended_at, exit_reason)
+           ended_at, exit_reason, loaded_next_run)
     WHERE e.id = v.id
       AND e.visit = v.b_visit
       AND e.step IS NOT DISTINCT FROM v.b_step
@@ -275,6 +307,42 @@ _SAVE_MANY = text(
     RETURNING e.id
     """
 )
+
+
+@lru_cache(maxsize=1)
+def _save_one() -> Any:
+    """`_SAVE_MANY` for one row, portable (SQLite): the same guards, the same woken time."""
+    table = _enrollments
+    woken = and_(
+        bindparam("b_ended").is_(False),
+        table.c.next_run_at.is_distinct_from(bindparam("b_next_run_at", type_=UTCDateTime())),
+        or_(
+            bindparam("next_run_at", type_=UTCDateTime()).is_(None),
+            table.c.next_run_at < bindparam("next_run_at", type_=UTCDateTime()),
+        ),
+    )
+    columns = ("step", "visit", "status", "waiting_for", "lease_until", "ended_at", "exit_reason")
+    values: dict[str, Any] = {column: bindparam(column) for column in columns}
+    values["next_run_at"] = case(
+        (woken, table.c.next_run_at), else_=bindparam("next_run_at", type_=UTCDateTime())
+    )
+    values["ended_at"] = case(
+        (bindparam("b_ended"), bindparam("ended_at", type_=UTCDateTime())),
+        else_=table.c.ended_at,
+    )
+    values["exit_reason"] = case(
+        (bindparam("b_ended"), bindparam("exit_reason")), else_=table.c.exit_reason
+    )
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.visit == bindparam("b_visit"),
+            table.c.step.is_not_distinct_from(bindparam("b_step")),
+            table.c.status.in_(("active", "waiting")),
+        )
+        .values(values)
+    )
 
 
 @lru_cache(maxsize=32)
@@ -302,14 +370,19 @@ def wake_contact(session: Session, contact_id: int, now: datetime) -> int:
     return wake_contacts(session, [contact_id], now)
 
 
-def wake_contacts(session: Session, contact_ids: Sequence[int], now: datetime) -> int:
-    """Make these contacts' waiting enrollments due now: an event may end a wait or an enrollment."""
+def wake_contacts(session: Session, contact_ids: Iterable[int], now: datetime) -> int:
+    """Make these contacts' waiting enrollments due now: an event may end a wait or an enrollment.
+
+    One being advanced right now (leased) is marked too, though already due: the
+    worker decided without this event, and `save_enrollments` keeps the woken
+    time when it sees `next_run_at` changed under it.
+    """
     result = session.execute(
         update(Enrollment)
         .where(
             among(session, Enrollment.contact_id, contact_ids),
             Enrollment.next_run_at.is_not(None),
-            Enrollment.next_run_at > now,
+            or_(Enrollment.next_run_at > now, Enrollment.lease_until > now),
         )
         .values(next_run_at=now)
         .execution_options(synchronize_session=False)

@@ -112,6 +112,7 @@ def test_a_stale_or_ended_enrollment_is_not_overwritten(db_sessions: sessionmake
             id=enrollment_id,
             expected_visit=0,
             expected_step=None,
+            loaded_next_run_at=None,
             step="a",
             visit=1,
             status="waiting",
@@ -233,3 +234,43 @@ def test_outcome_parameters_are_sent_as_postgresql_text() -> None:
     assert outcomes._update_sql(("error", "status")) == (
         b"UPDATE sends SET error = $2, status = $3 WHERE id = $1"
     )
+
+
+def test_an_event_during_the_advance_that_starts_its_wait_is_not_lost(
+    project_dir: Path,  # noqa: F811
+    db_sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Anne clicks the guide while the worker that sent it is still saving its
+    decision (wait 5 days for a click): the click must end that wait at once."""
+    virtual = clock.VirtualClock(START)
+    with clock.using(virtual):
+        h = harness_for(project_dir, db_sessions, tmp_path, "anne@example.com,Anne,A,lead\n")
+        h.clock = virtual
+        h.tick()  # welcome, then wait 2d
+        virtual.advance_to(START + timedelta(days=2, minutes=1))
+        save_enrollments = work.save_enrollments
+
+        def click_first(session: Session, writes: list[work.EnrollmentWrite]) -> set[int]:
+            h.event(
+                {
+                    "id": "c1",
+                    "type": "email.clicked",
+                    "at": clock.now().isoformat(),
+                    "contact": {"email": "anne@example.com"},
+                    "properties": {"step": "guide"},
+                }
+            )
+            return save_enrollments(session, writes)
+
+        work.save_enrollments = click_first  # type: ignore[assignment]
+        try:
+            h.engine.advance(h.engine.claim_due())  # sends the guide, decides "wait 5d"
+        finally:
+            work.save_enrollments = save_enrollments  # type: ignore[assignment]
+        h.tick()  # no time has passed: only a woken enrollment is due
+    assert h.subjects("anne@example.com") == [
+        "Bienvenue pour A",
+        "Le guide pour A",
+        "Merci pour A",
+    ]

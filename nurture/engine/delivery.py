@@ -214,6 +214,7 @@ class Deliverer:
         if sendable:
             log = outcome_log(self._bind)
             try:
+                log.open()
                 self._send_all(sendable, log, now)
             finally:
                 log.close()

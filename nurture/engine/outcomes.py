@@ -34,6 +34,10 @@ from nurture.store import ledger
 
 
 class OutcomeLog(Protocol):
+    def open(self) -> None:
+        """Take the connection before the first message leaves: a database that
+        is down stops the batch before anything is sent, not after."""
+
     def record(self, outcome: Mapping[str, Any]) -> None:
         """Commit this outcome (a mapping with `send_id` and the columns to set)."""
 
@@ -53,6 +57,10 @@ class InlineOutcomeLog:
     def __init__(self, bind: Engine) -> None:
         self._bind = bind
         self._connection: Connection | None = None
+
+    def open(self) -> None:
+        if self._connection is None:
+            self._connection = self._bind.connect()
 
     def record(self, outcome: Mapping[str, Any]) -> None:
         if self._connection is None:
@@ -80,15 +88,24 @@ class PipelinedOutcomeLog:
         self._raw: DBAPIConnection | None = None
         self._pending = False
 
+    def open(self) -> None:
+        self._pgconn()
+
     def record(self, outcome: Mapping[str, Any]) -> None:
         self.ready()
         pgconn = self._pgconn()
         columns = tuple(sorted(key for key in outcome if key != "send_id"))
         values = [_text(outcome["send_id"]), *(_text(outcome[c]) for c in columns)]
-        pgconn.send_query_prepared(self._prepared(pgconn, columns), values)
-        self._pending = True
-        while pgconn.flush():  # a non-blocking connection may not send it all at once
-            select.select([], [pgconn.socket], [])
+        try:
+            pgconn.send_query_prepared(self._prepared(pgconn, columns), values)
+            self._pending = True
+            while pgconn.flush():  # a non-blocking connection may not send it all at once
+                select.select([], [pgconn.socket], [])
+        except OutcomeNotRecorded:
+            raise
+        except Exception as exc:
+            self._discard()
+            raise OutcomeNotRecorded(f"recording a delivery outcome failed: {exc}") from exc
 
     def ready(self) -> None:
         if not self._pending:

@@ -49,6 +49,10 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     # Statement parameters hold contact data (addresses, names); an error that
     # reaches a log (`log.exception`) must show the SQL, never the values.
     kwargs.setdefault("hide_parameters", True)
+    # A pooled connection the server dropped (a restart, a failover, an idle
+    # timeout) is replaced at checkout instead of failing the next statement:
+    # one round trip per transaction, and a worker never starts a batch on it.
+    kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)

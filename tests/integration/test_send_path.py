@@ -274,3 +274,50 @@ def test_an_event_during_the_advance_that_starts_its_wait_is_not_lost(
         "Le guide pour A",
         "Merci pour A",
     ]
+
+
+def test_connections_the_server_dropped_are_replaced_before_a_batch_uses_them(
+    project_dir: Path,  # noqa: F811
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    """A PostgreSQL restart (here: every connection terminated) between the
+    advance and its delivery: the pool hands out fresh connections, the emails
+    go out and are recorded, instead of the batch failing on a dead one."""
+    upgrade(postgres_url)
+    bind = create_engine_for(postgres_url)
+    sessions = session_factory(bind)
+    try:
+        with clock.using(clock.VirtualClock(START)):
+            h = harness_for(
+                project_dir,
+                sessions,
+                tmp_path,
+                "".join(f"p{i}@example.com,P,C,lead\n" for i in range(3)),
+            )
+            h.tick()  # every pooled connection has been used once
+            with sessions() as session:
+                session.execute(select(Send.id)).all()
+            deliver_claimed = h.engine.deliverer.deliver_claimed
+
+            def restart_first(*args: object, **kwargs: object) -> None:
+                with psycopg.connect(postgres_url, autocommit=True) as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                deliver_claimed(*args, **kwargs)  # type: ignore[arg-type]
+
+            h.engine.deliverer.deliver_claimed = restart_first  # type: ignore[method-assign]
+            h.import_csv(tmp_path, "email,stage\nlate@example.com,lead\n")
+            h.tick()
+        assert sorted(m.email.to for m in h.transport.messages) == [
+            "late@example.com",
+            "p0@example.com",
+            "p1@example.com",
+            "p2@example.com",
+        ]
+        with sessions() as session:
+            assert {s.status for s in session.scalars(select(Send))} == {"sent"}
+    finally:
+        bind.dispose()

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from nurture import clock, consent, suppression
+from nurture.contact_input import is_valid_email
 from nurture.definitions.base import parse_duration
 from nurture.engine.enrollment import Trigger
 from nurture.engine.executor import EventView
@@ -27,7 +28,6 @@ from nurture.engine.records import Record, discard
 from nurture.engine.service import Engine
 from nurture.errors import NurtureError
 from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
-from nurture.importer import is_valid_email
 from nurture.moves import StageMove, end_nurture
 from nurture.store import ingest_queries, work
 from nurture.store.models import Contact

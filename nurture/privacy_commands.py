@@ -45,7 +45,7 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
     ) -> None:
         """Put an address on the suppression list: its contact (now or later) gets no email."""
         from nurture import clock, suppression
-        from nurture.importer import is_valid_email
+        from nurture.contact_input import is_valid_email
         from nurture.store.queries import contact_by_email
 
         address = suppression.normalise(email)

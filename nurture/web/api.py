@@ -27,9 +27,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from nurture import clock
+from nurture.contact_input import ContactInput, InvalidContact
 from nurture.errors import ContactNotFound
 from nurture.explain import explain
-from nurture.importer import ContactInput, ImportedBatch, InvalidContact, upsert_contacts
+from nurture.importer import ImportedBatch, upsert_contacts
 from nurture.ingest import IncomingEvent, InvalidEvent, parse_event
 from nurture.store import queries
 from nurture.web.auth import require_api_key

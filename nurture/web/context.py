@@ -14,9 +14,9 @@ from typing import cast
 
 from fastapi import Request
 
+from nurture.contact_input import ContactParser
 from nurture.engine.delivery import Links
 from nurture.engine.service import Engine
-from nurture.importer import ContactParser
 from nurture.ingest import Ingestor
 from nurture.rendering import TemplateLibrary
 from nurture.settings import Settings

@@ -12,16 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from nurture.contact_input import _COERCE, COMPUTED_COLUMNS, is_valid_email
 from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.errors import Problem
-from nurture.importer import (
-    _COERCE,
-    COMPUTED_COLUMNS,
-    ContactFileError,
-    ImportReport,
-    import_contacts,
-    is_valid_email,
-)
+from nurture.importer import ContactFileError, ImportReport, import_contacts
 from nurture.store import queries
 from nurture.store.models import Contact, StageHistory
 

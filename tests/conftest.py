@@ -8,6 +8,8 @@
   the test. Skipped when no server answers, except under CI (``CI`` set),
   where a missing server is a broken pipeline and fails loudly instead.
   ``NURTURE_TEST_POSTGRES_URL`` points at another server (an admin URL).
+- `project_dir`: the engine tests' one-workflow project (`tests.engine_world`,
+  with its `Harness`); the web tests' conftest has its own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.store.db import create_engine_for, session_factory, upgrade
+from tests.engine_world import project_dir  # noqa: F401 - the engine tests' project
 
 pytest_plugins = ["tests.smtp_server"]
 

@@ -25,7 +25,7 @@ from nurture.store.db import create_engine_for, session_factory, upgrade
 from nurture.store.models import Enrollment, Send
 from nurture.transports import CaptureTransport
 from nurture.transports.mime import BuiltMessage
-from tests.unit.test_engine import START, Harness, project_dir  # noqa: F401 - a fixture
+from tests.engine_world import START, Harness
 
 EXTRA = """\
 name: lead-extra
@@ -57,7 +57,7 @@ def harness_for(project: Path, sessions: sessionmaker[Session], tmp: Path, rows:
 
 
 def test_a_contacts_enrollments_in_one_batch_see_each_other_under_a_frequency_cap(
-    project_dir: Path,  # noqa: F811
+    project_dir: Path,
     db_sessions: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
@@ -129,7 +129,7 @@ def test_a_stale_or_ended_enrollment_is_not_overwritten(db_sessions: sessionmake
 
 
 def test_an_unsubscribe_between_the_claim_and_the_delivery_stops_the_email(
-    project_dir: Path,  # noqa: F811
+    project_dir: Path,
     db_sessions: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
@@ -163,7 +163,7 @@ def test_an_unsubscribe_between_the_claim_and_the_delivery_stops_the_email(
 
 
 def test_no_email_leaves_once_an_outcome_could_not_be_recorded(
-    project_dir: Path,  # noqa: F811
+    project_dir: Path,
     postgres_url: str,
     tmp_path: Path,
 ) -> None:
@@ -237,7 +237,7 @@ def test_outcome_parameters_are_sent_as_postgresql_text() -> None:
 
 
 def test_an_event_during_the_advance_that_starts_its_wait_is_not_lost(
-    project_dir: Path,  # noqa: F811
+    project_dir: Path,
     db_sessions: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
@@ -277,7 +277,7 @@ def test_an_event_during_the_advance_that_starts_its_wait_is_not_lost(
 
 
 def test_connections_the_server_dropped_are_replaced_before_a_batch_uses_them(
-    project_dir: Path,  # noqa: F811
+    project_dir: Path,
     postgres_url: str,
     tmp_path: Path,
 ) -> None:

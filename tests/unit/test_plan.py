@@ -17,7 +17,7 @@ from nurture.definitions.model import Workflow
 from nurture.definitions.workflow import parse_workflow
 from nurture.deploy import apply, build_plan, destination, step_changes, stranded
 from nurture.store.models import Contact, Enrollment, WorkflowVersion
-from tests.unit.test_engine import CONFIG, LEAD, START, Harness, project_dir
+from tests.engine_world import CONFIG, LEAD, START, Harness, project_dir
 
 __all__ = ["project_dir"]  # the fixture, shared with the engine tests
 

@@ -4,8 +4,8 @@ A crash must resend at most the one message in flight, so each outcome is
 committed before the next message is handed to the transport. On PostgreSQL
 that commit waits for a WAL flush (~0.5 ms on the development machine), as
 long as composing an email. `PipelinedOutcomeLog` sends outcome k's UPDATE
-(prepared once per connection; a statement of its own, committed by the
-server as it runs) and returns at once. Email k+1 is rendered and built meanwhile, and `ready()`, called just
+(a statement of its own, committed by the server as it runs) and returns at
+once. Email k+1 is rendered and built meanwhile, and `ready()`, called just
 before k+1 leaves, collects k's answer. The window stays one message and
 the commit is hidden behind the rendering.
 
@@ -13,14 +13,16 @@ It speaks to libpq through psycopg's documented low-level `pq` module on a
 connection of its own, checked out of the pool for the batch: psycopg's
 `Connection.execute` always waits for the result, and a thread doing the
 waiting was starved by the rendering thread's hold on the GIL (measured).
-Everywhere else (SQLite) `InlineOutcomeLog` commits each outcome in place.
+Each UPDATE is an unnamed statement, not a prepared one: preparing gained
+nothing measurable, and an unnamed statement also works behind PgBouncer in
+transaction mode, where a statement prepared on one server connection is
+unknown to the next. Everywhere else (SQLite) `InlineOutcomeLog` commits each
+outcome in place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import select
-import weakref
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -97,12 +99,10 @@ class PipelinedOutcomeLog:
         columns = tuple(sorted(key for key in outcome if key != "send_id"))
         values = [_text(outcome["send_id"]), *(_text(outcome[c]) for c in columns)]
         try:
-            pgconn.send_query_prepared(self._prepared(pgconn, columns), values)
+            pgconn.send_query_params(_update_sql(columns), values)
             self._pending = True
             while pgconn.flush():  # a non-blocking connection may not send it all at once
                 select.select([], [pgconn.socket], [])
-        except OutcomeNotRecorded:
-            raise
         except Exception as exc:
             self._discard()
             raise OutcomeNotRecorded(f"recording a delivery outcome failed: {exc}") from exc
@@ -141,22 +141,6 @@ class PipelinedOutcomeLog:
                 self._raw.close()  # back to the pool, idle (each UPDATE committed itself)
                 self._raw = None
 
-    def _prepared(self, pgconn: Any, columns: tuple[str, ...]) -> bytes:
-        """The statement's name, prepared once per connection: the server then
-        neither parses nor plans it again for every email."""
-        name = _statement_name(columns)
-        names = _PREPARED.setdefault(pgconn, set())
-        if name not in names:
-            from psycopg.pq import ExecStatus
-
-            result = pgconn.prepare(name, _update_sql(columns))  # blocking, once
-            if result.status != ExecStatus.COMMAND_OK:
-                message = result.error_message.decode(errors="replace").strip()
-                self._discard()
-                raise OutcomeNotRecorded(f"preparing the outcome statement failed: {message}")
-            names.add(name)
-        return name
-
     def _pgconn(self) -> Any:
         if self._raw is None:
             self._raw = self._bind.raw_connection()
@@ -168,16 +152,6 @@ class PipelinedOutcomeLog:
         if self._raw is not None:
             self._raw.invalidate()
             self._raw = None
-
-
-#: Statements prepared on each libpq connection (forgotten with the connection).
-_PREPARED: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
-
-
-@lru_cache(maxsize=32)
-def _statement_name(columns: tuple[str, ...]) -> bytes:
-    digest = hashlib.sha1(",".join(columns).encode()).hexdigest()[:16]
-    return f"nurture_outcome_{digest}".encode()
 
 
 @lru_cache(maxsize=32)

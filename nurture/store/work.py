@@ -175,23 +175,6 @@ def load_enrollments(session: Session, ids: Iterable[int]) -> list[Enrollment]:
     return list(session.scalars(select(Enrollment).where(among(session, Enrollment.id, set(ids)))))
 
 
-def save_enrollment(
-    session: Session,
-    enrollment_id: int,
-    *,
-    expected_visit: int,
-    expected_step: str | None,
-    values: Mapping[str, Any],
-) -> bool:
-    """Write a decision's state, unless another worker advanced it first (then False)."""
-    parameters = {**values, "b_id": enrollment_id, "b_visit": expected_visit}
-    if expected_step is not None:
-        parameters["b_step"] = expected_step
-    statement = _save_statement(tuple(sorted(values)), expected_step is None)
-    result = session.execute(statement, parameters)
-    return bool(cast(Any, result).rowcount)
-
-
 @dataclass(frozen=True)
 class EnrollmentWrite:
     """A decision's new state for one enrollment, and the state it was decided from."""
@@ -343,31 +326,6 @@ def _save_one() -> Any:
         )
         .values(values)
     )
-
-
-@lru_cache(maxsize=32)
-def _save_statement(columns: tuple[str, ...], step_is_null: bool) -> Any:
-    """One Core UPDATE per shape, values as bound parameters: built and compiled once.
-
-    Building an ORM update with the values inlined for every row cost more than
-    the round trip itself (~0.3 ms a row, `benchmarks/send_throughput.py`).
-    """
-    table = _enrollments
-    step = table.c.step.is_(None) if step_is_null else table.c.step == bindparam("b_step")
-    return (
-        update(table)
-        .where(
-            table.c.id == bindparam("b_id"),
-            table.c.visit == bindparam("b_visit"),
-            step,
-            table.c.status.in_(("active", "waiting")),
-        )
-        .values({column: bindparam(column) for column in columns})
-    )
-
-
-def wake_contact(session: Session, contact_id: int, now: datetime) -> int:
-    return wake_contacts(session, [contact_id], now)
 
 
 def wake_contacts(session: Session, contact_ids: Iterable[int], now: datetime) -> int:

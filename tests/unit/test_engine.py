@@ -212,7 +212,7 @@ def test_reaching_the_prospect_stage_mid_wait_ends_the_enrollment(harness: Harne
     with harness.sessions.begin() as session:
         anne = session.scalars(select(Contact).where(Contact.email == "anne@example.com")).one()
         anne.stage = "sql"
-        work.wake_contact(session, anne.id, clock.now())
+        work.wake_contacts(session, [anne.id], clock.now())
     harness.tick()
     with harness.sessions() as session:
         enrollment = session.scalars(select(Enrollment)).one()

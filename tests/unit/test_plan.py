@@ -196,12 +196,21 @@ def test_a_worker_holding_the_old_state_cannot_write_it_back_after_a_migration(
     seen = _enrollments(harness)["carl@example.com"]  # what a racing worker loaded
     _deploy(harness, project_dir, migrate=True)
     with harness.sessions.begin() as session:
-        written = work.save_enrollment(
+        written = work.save_enrollments(
             session,
-            seen.id,
-            expected_visit=seen.visit,
-            expected_step=seen.step,
-            values={"workflow_version_id": seen.workflow_version_id},
+            [
+                work.EnrollmentWrite(
+                    id=seen.id,
+                    expected_visit=seen.visit,
+                    expected_step=seen.step,
+                    loaded_next_run_at=seen.next_run_at,
+                    step=seen.step,
+                    visit=seen.visit + 1,
+                    status="waiting",
+                    waiting_for=seen.waiting_for,
+                    next_run_at=seen.next_run_at,
+                )
+            ],
         )
-    assert written is False
+    assert written == set()
     assert _enrollments(harness)["carl@example.com"].workflow_version_id != seen.workflow_version_id

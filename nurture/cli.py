@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nurture.cli_options import ProjectDir
 from nurture.definitions import model as m
 from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, Project, read_project
 from nurture.definitions.schema import SCHEMAS
@@ -41,16 +42,6 @@ app.add_typer(contacts_app, name="contacts")
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
-
-ProjectDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        "-p",
-        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
-        show_default=False,
-    ),
-]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

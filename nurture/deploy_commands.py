@@ -8,23 +8,14 @@ same plan (`nurture.deploy.build_plan`), so what `plan` announces is what
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from nurture.cli_options import ProjectDir
 from nurture.deploy import Plan
 
-ProjectDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        "-p",
-        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
-        show_default=False,
-    ),
-]
 Migrate = Annotated[
     bool,
     typer.Option(

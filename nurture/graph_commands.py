@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from nurture.cli_options import ProjectDir
 from nurture.errors import NurtureError
 from nurture.graph import Counts
 from nurture.settings import Settings
@@ -25,17 +26,6 @@ class GraphFormat(StrEnum):
     mermaid = "mermaid"
     svg = "svg"
     html = "html"
-
-
-ProjectDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        "-p",
-        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
-        show_default=False,
-    ),
-]
 
 
 def live_counts(settings: Settings, workflow: str) -> tuple[Counts | None, str | None]:

@@ -16,15 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-ProjectDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        "-p",
-        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
-        show_default=False,
-    ),
-]
+from nurture.cli_options import ProjectDir
 
 
 def register(app: typer.Typer, contacts_app: typer.Typer) -> None:

@@ -15,17 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from nurture.cli_options import ProjectDir
 from nurture.errors import NurtureError
-
-ProjectDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        "-p",
-        help="The nurture project folder (default: NURTURE_PROJECT_DIR, else the current folder).",
-        show_default=False,
-    ),
-]
 
 
 def parse_moment(text: str, now: datetime, option: str) -> datetime:

@@ -56,6 +56,15 @@ def harness_for(project: Path, sessions: sessionmaker[Session], tmp: Path, rows:
     return harness
 
 
+def drop_connections(url: str) -> None:
+    """What a PostgreSQL restart does to every client: all their connections die."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 def test_a_contacts_enrollments_in_one_batch_see_each_other_under_a_frequency_cap(
     project_dir: Path,
     db_sessions: sessionmaker[Session],
@@ -186,11 +195,7 @@ def test_no_email_leaves_once_an_outcome_could_not_be_recorded(
             super()._deliver(message, email)  # type: ignore[arg-type]
             self.delivered += 1
             if self.delivered == 1:
-                with psycopg.connect(postgres_url, autocommit=True) as admin:
-                    admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                drop_connections(postgres_url)
 
     virtual = clock.VirtualClock(START)
     try:
@@ -301,11 +306,7 @@ def test_connections_the_server_dropped_are_replaced_before_a_batch_uses_them(
             deliver_claimed = h.engine.deliverer.deliver_claimed
 
             def restart_first(*args: object, **kwargs: object) -> None:
-                with psycopg.connect(postgres_url, autocommit=True) as admin:
-                    admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                drop_connections(postgres_url)
                 deliver_claimed(*args, **kwargs)  # type: ignore[arg-type]
 
             h.engine.deliverer.deliver_claimed = restart_first  # type: ignore[method-assign]

@@ -65,8 +65,8 @@ class InlineOutcomeLog:
             self._connection = self._bind.connect()
 
     def record(self, outcome: Mapping[str, Any]) -> None:
-        if self._connection is None:
-            self._connection = self._bind.connect()
+        self.open()
+        assert self._connection is not None
         columns = tuple(sorted(key for key in outcome if key != "send_id"))
         self._connection.execute(ledger.finish_statement(columns), dict(outcome))
         self._connection.commit()

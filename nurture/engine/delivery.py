@@ -11,11 +11,11 @@ to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine as SAEngine
@@ -76,13 +76,19 @@ def list_unsubscribe(url: str, token: str, sending: m.Sending) -> str:
     The mailto's subject is ``unsubscribe-<token>``: an inbound handler maps
     it to the same one-click `POST /u/<token>` (see `consent.mailto_token`).
     """
-    address = sending.unsubscribe_mailto
-    if address is None:
-        domain = parseaddr(sending.from_address)[1].rpartition("@")[2]
-        address = f"unsubscribe@{domain}" if domain else ""
+    address = _unsubscribe_mailbox(sending.unsubscribe_mailto, sending.from_address)
     if not address:
         return f"<{url}>"
     return f"<{url}>, <mailto:{address}?subject={MAILTO_SUBJECT_PREFIX}{token}>"
+
+
+@lru_cache(maxsize=16)
+def _unsubscribe_mailbox(configured: str | None, from_address: str) -> str:
+    """The same for every email of a project; parsing the From address is not cheap."""
+    if configured is not None:
+        return configured
+    domain = parseaddr(from_address)[1].rpartition("@")[2]
+    return f"unsubscribe@{domain}" if domain else ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ class Deliverer:
         self._transport = transport
         self._links = links
         self._record = record
-        self._templates = TemplateLibrary(project.templates_dir)
+        # An edited template reaches a running worker within a second.
+        self._templates = TemplateLibrary(project.templates_dir, recheck_after=1.0)
         bind = sessions.kw.get("bind")
         if not isinstance(bind, SAEngine):
             raise TypeError("the Deliverer's sessions must be bound to one engine")
@@ -288,7 +295,7 @@ class Deliverer:
                 "List-Unsubscribe": list_unsubscribe(unsubscribe, token, sending),
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
                 # Mailgun echoes these in its webhooks: bounces match the send directly.
-                "X-Mailgun-Variables": json.dumps({"nurture_send_id": str(send.id)}),
+                "X-Mailgun-Variables": f'{{"nurture_send_id": "{send.id}"}}',  # an int: JSON as is
             },
         )
 

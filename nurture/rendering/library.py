@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, meta
 
@@ -33,7 +34,7 @@ from nurture.rendering.diagnose import (
 )
 from nurture.rendering.frontmatter import FrontMatter, parse_front_matter
 from nurture.rendering.markup import MjmlFailure, inject_preview, to_html
-from nurture.rendering.sandbox import is_partial, make_environment, read_source
+from nurture.rendering.sandbox import TemplateLoader, is_partial, make_environment, read_source
 from nurture.rendering.text import html_to_text, rewrite_links
 
 
@@ -71,6 +72,7 @@ class _Email:
     file: str
     stamp: tuple[int, int] | None
     twin_stamp: tuple[int, int] | None
+    checked: float = 0.0  # time.monotonic() of the last stat
     front: FrontMatter = field(default_factory=FrontMatter)
     problems: list[Problem] = field(default_factory=list)
     body: Template | None = None
@@ -97,13 +99,19 @@ class TemplateLibrary:
 
     With `auto_reload` (the default) each render stats the template's files
     and recompiles what changed; turn it off in a fleet of workers that deploy
-    templates with the code.
+    templates with the code. `recheck_after` (seconds) spaces those checks
+    out: a worker sees an edited template that much later, and saves three
+    `stat` calls an email.
     """
 
-    def __init__(self, root: Path, *, auto_reload: bool = True) -> None:
+    def __init__(self, root: Path, *, auto_reload: bool = True, recheck_after: float = 0.0) -> None:
         self.root = Path(root).resolve()
-        self.environment = make_environment(self.root, auto_reload=auto_reload)
+        self.environment = make_environment(
+            self.root, auto_reload=auto_reload, recheck_after=recheck_after
+        )
         self._auto_reload = auto_reload
+        self._recheck_after = recheck_after
+        self.loader = cast(TemplateLoader, self.environment.loader)
         self._prefix = str(self.root) + os.sep
         self._emails: dict[str, _Email] = {}
 
@@ -154,8 +162,11 @@ class TemplateLibrary:
         self._emails[name] = email
         return email
 
-    @staticmethod
-    def _fresh(email: _Email) -> bool:
+    def _fresh(self, email: _Email) -> bool:
+        moment = time.monotonic()
+        if 0 <= moment - email.checked < self._recheck_after:
+            return True
+        email.checked = moment
         return email.stamp == _stamp(email.path) and email.twin_stamp == _stamp(
             email.path[:-5] + ".txt"
         )
@@ -165,7 +176,7 @@ class TemplateLibrary:
         if is_partial(name):
             message = f"{name!r} is a layout or partial (a path part starts with '_'), not an email"
             raise TemplateError(Problem(file, None, message))
-        email = _Email(name, path, file, _stamp(path), _stamp(path[:-5] + ".txt"))
+        email = _Email(name, path, file, _stamp(path), _stamp(path[:-5] + ".txt"), time.monotonic())
         if email.stamp is None:
             hint = difflib.get_close_matches(name, self.names(), n=1)
             suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -187,6 +198,7 @@ class TemplateLibrary:
             templates.append(("twin", f"{name}.txt"))
         for attribute, template_name in templates:
             try:
+                self.loader.expire(template_name)
                 setattr(email, attribute, self.environment.get_template(template_name))
             except TemplateSyntaxError as exc:
                 email.problems.append(self._syntax_problem(exc, file))

@@ -10,7 +10,9 @@ huge strings or numbers.
 The loader serves files under the templates root with their front matter lines
 blanked, so `extends` and `include` work and every line Jinja reports is a line
 of the file on disk. Each compiled template remembers the file's mtime and
-size; Jinja recompiles it when they change and never otherwise.
+size; Jinja recompiles it when they change and never otherwise. With
+`recheck_after` seconds, a file checked that recently is not stat'ed again:
+a worker renders a layout hundreds of times a second.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,8 +97,18 @@ def read_source(path: str, name: str) -> str:
 class TemplateLoader(BaseLoader):
     """Files under `root`, front matter blanked for email templates."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, recheck_after: float = 0.0) -> None:
         self.root = root
+        self.recheck_after = recheck_after
+        self._checked: dict[str, float] = {}  # path → when it was last stat'ed
+
+    def expire(self, template: str) -> None:
+        """Stat `template` at its next use, however recently it was checked.
+
+        `TemplateLibrary` calls this when it found an email's file changed:
+        Jinja must not then hand back the old compiled version.
+        """
+        self._checked.pop(os.path.join(self.root, *split_template_path(template)), None)
 
     def get_source(
         self, environment: Environment, template: str
@@ -109,8 +122,14 @@ class TemplateLoader(BaseLoader):
         if template.endswith(".mjml") and not is_partial(template):
             source = strip_front_matter(source)
         stamp = (stat.st_mtime_ns, stat.st_size)
+        self._checked[path] = time.monotonic()
 
         def uptodate() -> bool:
+            moment = time.monotonic()
+            last = self._checked.get(path)
+            if last is not None and 0 <= moment - last < self.recheck_after:
+                return True  # (0 <=: a test's frozen clock may jump back)
+            self._checked[path] = moment
             try:
                 now = os.stat(path)
             except OSError:
@@ -164,9 +183,11 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def make_environment(root: Path, *, auto_reload: bool = True) -> TemplateSandbox:
+def make_environment(
+    root: Path, *, auto_reload: bool = True, recheck_after: float = 0.0
+) -> TemplateSandbox:
     return TemplateSandbox(
-        loader=TemplateLoader(root),
+        loader=TemplateLoader(root, recheck_after),
         undefined=TemplateUndefined,
         autoescape=_autoescape,
         finalize=_finalize,

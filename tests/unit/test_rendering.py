@@ -512,6 +512,35 @@ def test_editing_the_layout_or_adding_a_twin_takes_effect(
     assert library.render("newsletter", context()).text == "Version texte pour Anne\n"
 
 
+def _touch_replace(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+def test_a_worker_library_sees_edits_to_an_email_and_its_layout_after_recheck_after(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliverer's library stats its files once a second, not for every email."""
+    moment = [1000.0]
+    monkeypatch.setattr("time.monotonic", lambda: moment[0])
+    worker = TemplateLibrary(root, recheck_after=1.0)
+    assert "12 rue" in worker.render("newsletter", context()).text
+    _touch_replace(root / "_partials" / "footer.mjml", "12 rue", "99 avenue")
+    _touch_replace(root / "newsletter.mjml", "<mjml", '<mjml lang="fr"')
+    moment[0] += 0.5
+    stale = worker.render("newsletter", context())
+    assert "12 rue" in stale.text and 'lang="fr"' not in stale.html
+    # `check` reads the sources itself, a stat that Jinja's own check then skips:
+    # the email found changed must still be compiled again, not kept as it was.
+    worker.check("newsletter", sample_context())
+    moment[0] += 0.6
+    assert 'lang="fr"' in worker.render("newsletter", context()).html
+    moment[0] += 1.0
+    fresh = worker.render("newsletter", context())
+    assert "99 avenue" in fresh.text and 'lang="fr"' in fresh.html
+
+
 # -- check ----------------------------------------------------------------------
 
 

@@ -148,6 +148,14 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # `contact.x` is read several times an email; a ContactView holds plain
+        # data (its one method is `get`), so the full check, a dozen isinstance
+        # tests, always comes to this for it.
+        if type(obj) is ContactView:
+            return not attr.startswith("_")
+        return bool(super().is_safe_attribute(obj, attr, value))
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             if isinstance(right, int) and abs(right) > MAX_EXPONENT:

@@ -38,15 +38,26 @@ _ORDERED = re.compile(r"<ol\b[^>]*>.*?</ol\s*>", re.S | re.I)
 _ITEM = re.compile(r"<li\b[^>]*>", re.I)
 _BREAK = re.compile(r"<br\b[^>]*>", re.I)
 _RULE = re.compile(r"<hr\b[^>]*>", re.I)
+
+
+def _skipped(name: str) -> str:
+    """`<name …>…</name>`, the first closing tag: `.*?` unrolled, which sre runs
+    in a tight loop instead of trying the closing tag at every character."""
+    return rf"{name}\b[^<]*(?:<(?!/{name}\s*>)[^<]*)*</{name}\s*>"
+
+
+_SKIPPED = ("style", "script", "title", "head", "template", "noscript")
+#: The common block tags first (MRML's tables and divs); then comments (`.*?-->`
+#: unrolled likewise: Outlook's conditional comments are a quarter of a body)
+#: and the elements skipped whole.
 _BLOCK_TAG = (
-    r"(?:<!--.*?-->|<style\b.*?</style\s*>|<script\b.*?</script\s*>|<title\b.*?</title\s*>"
-    r"|<head\b.*?</head\s*>|<template\b.*?</template\s*>|<noscript\b.*?</noscript\s*>"
-    r"|</?(?:table|tbody|thead|tfoot|tr|td|th|div|p|h[1-6]|ul|ol|blockquote"
-    r"|section|article|header|footer|center|pre|d[ltd]|figure|figcaption|caption)\b[^>]*>)"
+    r"<(?:/?(?:t(?:able|body|head|foot|[rdh])|div|p|h[1-6]|ul|ol|blockquote"
+    r"|section|article|header|footer|center|pre|d[ltd]|figure|figcaption|caption)\b[^>]*>"
+    r"|!--[^-]*(?:-(?!->)[^-]*)*-->" + "".join(f"|{_skipped(name)}" for name in _SKIPPED) + ")"
 )
 #: A run of block tags, comments and skipped elements (style, script, head…):
 #: MRML nests a dozen block tags around each paragraph, one match takes them all.
-_BLOCK_RUN = re.compile(f"{_BLOCK_TAG}(?:\\s*{_BLOCK_TAG})*", re.S | re.I)
+_BLOCK_RUN = re.compile(f"{_BLOCK_TAG}(?:\\s*{_BLOCK_TAG})*", re.I)
 #: In a run, anything but table-row/cell tags ends a paragraph.
 _NOT_CELL = re.compile(r"<(?!/?t[rdh]\b)", re.I)
 _ROW = re.compile(r"</?tr\b", re.I)

@@ -234,6 +234,32 @@ def test_html_to_text_handles_lists_breaks_entities_and_hidden_content() -> None
     )
 
 
+#: The block-run pattern as first written (lazy `.*?`): the reference for the faster one.
+_LAZY_BLOCK_TAG = (
+    r"(?:<!--.*?-->|<style\b.*?</style\s*>|<script\b.*?</script\s*>|<title\b.*?</title\s*>"
+    r"|<head\b.*?</head\s*>|<template\b.*?</template\s*>|<noscript\b.*?</noscript\s*>"
+    r"|</?(?:table|tbody|thead|tfoot|tr|td|th|div|p|h[1-6]|ul|ol|blockquote"
+    r"|section|article|header|footer|center|pre|d[ltd]|figure|figcaption|caption)\b[^>]*>)"
+)
+_LAZY_BLOCK_RUN = re.compile(f"{_LAZY_BLOCK_TAG}(?:\\s*{_LAZY_BLOCK_TAG})*", re.S | re.I)
+_markup = st.sampled_from(
+    ["<!--", "-->", "-", "--", "->", "<", ">", "/", " ", "\n", "x", "<p>", "</P>", "<td>",
+     "<tr >", "<thead>", "<th>", "<header>", "<head>", "</head>", "<STYLE>", "</style >",
+     "</styles>", "<title>", "</title>", "<script>", "</script>", "<noscript>", "</noscript>",
+     "<template>", "</template>", "<h1>", "<div a='1'>", "</div>", "<b>", "<![endif]-->",
+     "<!--[if mso]>"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_markup, max_size=40).map("".join))
+def test_block_runs_match_exactly_what_the_lazy_patterns_matched(document: str) -> None:
+    from nurture.rendering.text import _BLOCK_RUN
+
+    found = [m.span() for m in _BLOCK_RUN.finditer(document)]
+    assert found == [m.span() for m in _LAZY_BLOCK_RUN.finditer(document)]
+
+
 # -- links ----------------------------------------------------------------------
 
 

@@ -53,7 +53,7 @@ from nurture.store.models import (
     StageHistory,
     UTCDateTime,
 )
-from nurture.store.work import among
+from nurture.store.work import among, json_rows
 
 _contacts = cast(Table, Contact.__table__)
 _events = cast(Table, Event.__table__)
@@ -71,17 +71,6 @@ def _on_postgresql(session: Session) -> bool:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-def _moment(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _document(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows as the JSON array `jsonb_to_recordset` reads (times in ISO 8601)."""
-    return json.dumps(rows, ensure_ascii=False, default=_moment)
 
 
 # --- events -------------------------------------------------------------------------
@@ -106,7 +95,7 @@ def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
         return None
     if not rows:
         return set()
-    return set(session.execute(_INSERT_EVENTS, {"rows": _document(rows)}).scalars())
+    return set(session.execute(_INSERT_EVENTS, {"rows": json_rows(rows)}).scalars())
 
 
 # --- the score ledger and stage history -------------------------------------------------
@@ -126,7 +115,7 @@ def insert_ledger(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     if _on_postgresql(session):
-        session.execute(_INSERT_LEDGER, {"rows": _document(rows)})
+        session.execute(_INSERT_LEDGER, {"rows": json_rows(rows)})
     else:
         session.execute(insert(_ledger), list(rows))
 
@@ -182,7 +171,7 @@ def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) 
         # The instance dicts, not the attributes: no instrumentation per value read.
         rows = [{"id": s.dict["id"], **{name: s.dict[name] for name in columns}} for s in states]
         if _on_postgresql(session):
-            parameters = {"rows": _document(rows), "updated_at": now}
+            parameters = {"rows": json_rows(rows), "updated_at": now}
             session.execute(_update_contacts_statement(columns), parameters)
         else:
             session.execute(
@@ -353,7 +342,7 @@ def insert_handoffs(session: Session, rows: Sequence[Mapping[str, Any]]) -> list
     if not rows:
         return []
     if _on_postgresql(session):
-        inserted = session.execute(_INSERT_HANDOFFS, {"rows": _document(rows)})
+        inserted = session.execute(_INSERT_HANDOFFS, {"rows": json_rows(rows)})
         by_contact = {int(contact_id): int(handoff_id) for handoff_id, contact_id in inserted}
         return [by_contact[row["contact_id"]] for row in rows]
     statement = insert(_handoffs).returning(_handoffs.c.id, sort_by_parameter_order=True)
@@ -378,7 +367,7 @@ def insert_notifications(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     if not rows:
         return
     if _on_postgresql(session):
-        session.execute(_INSERT_NOTIFICATIONS, {"rows": _document(rows)})
+        session.execute(_INSERT_NOTIFICATIONS, {"rows": json_rows(rows)})
         return
     statement = sqlite.insert(_notifications).on_conflict_do_nothing(index_elements=["dedupe_key"])
     session.execute(statement, [dict(r) for r in rows])

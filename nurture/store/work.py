@@ -239,26 +239,40 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
             if cast(Any, session.execute(_save_one(), parameters)).rowcount:
                 written.add(write.id)
         return written
-    parameters = {
-        "ids": [w.id for w in writes],
-        "b_visits": [w.expected_visit for w in writes],
-        "b_steps": [w.expected_step for w in writes],
-        "steps": [w.step for w in writes],
-        "visits": [w.visit for w in writes],
-        "statuses": [w.status for w in writes],
-        "waiting": [None if w.waiting_for is None else json.dumps(w.waiting_for) for w in writes],
-        "next_runs": [utc_or_none(w.next_run_at) for w in writes],
-        "ended": [w.ended for w in writes],
-        "ended_ats": [utc_or_none(w.ended_at) for w in writes],
-        "exit_reasons": [w.exit_reason for w in writes],
-        "loaded_next_runs": [utc_or_none(w.loaded_next_run_at) for w in writes],
-    }
-    return set(session.scalars(_SAVE_MANY, parameters))
+    rows = [
+        {
+            "id": w.id,
+            "b_visit": w.expected_visit,
+            "b_step": w.expected_step,
+            "step": w.step,
+            "visit": w.visit,
+            "status": w.status,
+            "waiting_for": w.waiting_for,
+            "next_run_at": w.next_run_at,
+            "ended": w.ended,
+            "ended_at": w.ended_at,
+            "exit_reason": w.exit_reason,
+            "loaded_next_run": w.loaded_next_run_at,
+        }
+        for w in writes
+    ]
+    return set(session.scalars(_SAVE_MANY, {"rows": json_rows(rows)}))
 
 
-def utc_or_none(moment: datetime | None) -> datetime | None:
-    """As `UTCDateTime` binds it: raw array parameters bypass the column type."""
-    return None if moment is None else clock.as_utc(moment)
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return clock.as_utc(value).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as the one JSON document `jsonb_to_recordset` reads (times in UTC ISO 8601).
+
+    On PostgreSQL a batch's rows go as one parameter: `json.dumps` runs in C,
+    where arrays are converted element by element in Python by the driver,
+    and the statement's text never changes with the number of rows.
+    """
+    return json.dumps(rows, ensure_ascii=False, default=_iso)
 
 
 _SAVE_MANY = text(
@@ -267,7 +281,7 @@ _SAVE_MANY = text(
         step = v.step,
         visit = v.visit,
         status = v.status,
-        waiting_for = v.waiting_for::jsonb,
+        waiting_for = v.waiting_for,
         next_run_at = CASE
             WHEN NOT v.ended AND e.next_run_at IS DISTINCT FROM v.loaded_next_run
                  AND (v.next_run_at IS NULL OR e.next_run_at < v.next_run_at)
@@ -275,14 +289,10 @@ _SAVE_MANY = text(
         lease_until = NULL,
         ended_at = CASE WHEN v.ended THEN v.ended_at ELSE e.ended_at END,
         exit_reason = CASE WHEN v.ended THEN v.exit_reason ELSE e.exit_reason END
-    FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:b_visits AS integer[]), CAST(:b_steps AS text[]),
-        CAST(:steps AS text[]), CAST(:visits AS integer[]), CAST(:statuses AS text[]),
-        CAST(:waiting AS text[]), CAST(:next_runs AS timestamptz[]), CAST(:ended AS boolean[]),
-        CAST(:ended_ats AS timestamptz[]), CAST(:exit_reasons AS text[]),
-        CAST(:loaded_next_runs AS timestamptz[])
-    ) AS v(id, b_visit, b_step, step, visit, status, waiting_for, next_run_at, ended,
-           ended_at, exit_reason, loaded_next_run)
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+        id bigint, b_visit integer, b_step text, step text, visit integer, status text,
+        waiting_for jsonb, next_run_at timestamptz, ended boolean, ended_at timestamptz,
+        exit_reason text, loaded_next_run timestamptz)
     WHERE e.id = v.id
       AND e.visit = v.b_visit
       AND e.step IS NOT DISTINCT FROM v.b_step

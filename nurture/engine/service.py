@@ -23,7 +23,7 @@ from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.engine import executor as ex
-from nurture.engine.delivery import SEND_LEASE, Deliverer, Links
+from nurture.engine.delivery import SEND_LEASE, ClaimedSend, Deliverer, Links
 from nurture.engine.effects import apply_effects
 from nurture.engine.enrollment import Enroller, Trigger, VersionIds
 from nurture.engine.records import Recorder, discard
@@ -168,8 +168,6 @@ class Engine:
         """
         from sqlalchemy import select
 
-        from nurture.store.models import Send
-
         moment = now or clock.now()
         with self.sessions() as session:
             return list(
@@ -243,7 +241,15 @@ class Engine:
                 session.expunge_all()  # handed to delivery as they are now
         if deliver and report.sends:
             sends = [
-                Send(id=claimed[claim["claim_key"]], **claim)
+                ClaimedSend(
+                    claimed[claim["claim_key"]],
+                    claim["contact_id"],
+                    claim["enrollment_id"],
+                    claim["workflow"],
+                    claim["step"],
+                    claim["template"],
+                    claim["attempts"],
+                )
                 for claim in claims
                 if claim["claim_key"] in claimed
             ]

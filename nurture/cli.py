@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -18,7 +18,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nurture.cli_options import ProjectDir
@@ -35,9 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
 contacts_app = typer.Typer(help="Contacts: import; export and erase (GDPR).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(contacts_app, name="contacts")
 
 console = Console(highlight=False)
@@ -266,152 +263,6 @@ def _load_contact(runtime: Any, reference: str) -> Any:
     return view
 
 
-# --- db ------------------------------------------------------------------------
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
-    """Apply the database migrations (alembic) up to REVISION."""
-    from nurture.store import db
-
-    with _reported():
-        url = get_settings().database_url
-        before = db.current_revision(url)
-        db.upgrade(url, revision)
-        after = db.current_revision(url)
-        if before == after:
-            console.print(f"database already at {after}")
-        else:
-            console.print(f"[green]✓[/green] database upgraded: {before or 'empty'} → {after}")
-
-
-@db_app.command("current")
-def db_current() -> None:
-    """Print the database's migration revision and the newest one available."""
-    from nurture.store import db
-
-    with _reported():
-        url = get_settings().database_url
-        current, head = db.current_revision(url), db.head_revision()
-        status = "up to date" if current == head else "run 'nurture db upgrade'"
-        console.print(f"current: {current or 'empty'}; head: {head} ({status})")
-
-
-# --- contacts ---------------------------------------------------------------------
-
-
-@contacts_app.command("import")
-def contacts_import(
-    file: Annotated[Path, typer.Argument(help="CSV (with a header row) or JSON Lines file.")],
-    project: ProjectDir = None,
-) -> None:
-    """Import contacts: upsert by email; bad rows are listed and skipped, good rows go in.
-
-    Exits 0 when every row went in, 2 when some rows were rejected.
-    """
-    from nurture.importer import import_contacts
-
-    with _reported():
-        if not file.is_file():
-            raise NurtureError(f"{file}: no such file")
-        runtime = _runtime(project)
-        config = runtime.project.config
-        with _progress(f"importing {file.name}") as advance:
-            report = import_contacts(
-                runtime.sessions,
-                file,
-                stages=config.stages,
-                properties=config.properties,
-                source=f"import:{file.name}",
-                on_progress=advance,
-                on_batch=_engine(runtime).on_import,
-            )
-        for problem in [*report.rejected, *report.warnings][:50]:
-            typer.echo(str(problem))
-        hidden = len(report.rejected) + len(report.warnings) - 50
-        if hidden > 0:
-            typer.echo(f"… and {hidden} more")
-        colour = "red" if report.rejected else "green"
-        console.print(
-            f"{report.total} rows: [green]{report.created} created[/green], "
-            f"{report.updated} updated, {report.unchanged} unchanged, "
-            f"[{colour}]{len(report.rejected)} rejected[/{colour}]"
-            + (f", {len(report.warnings)} warnings" if report.warnings else "")
-        )
-        if report.rejected:
-            raise typer.Exit(2)
-
-
-events_app = typer.Typer(help="Events: import.", no_args_is_help=True)
-app.add_typer(events_app, name="events")
-
-
-@events_app.command("import")
-def events_import(
-    file: Annotated[Path, typer.Argument(help="JSON Lines: one event object per line (SPEC §5).")],
-    project: ProjectDir = None,
-) -> None:
-    """Record events (idempotent by id): scores, stages and waiting workflows follow.
-
-    Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
-    """
-    from nurture import clock
-    from nurture.ingest import Ingestor, InvalidEvent, parse_event
-
-    with _reported():
-        if not file.is_file():
-            raise NurtureError(f"{file}: no such file")
-        runtime = _runtime(project)
-        ingestor = Ingestor(_engine(runtime))
-        lines = file.read_text(encoding="utf-8").splitlines()
-        problems: list[str] = []
-        counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
-        batch: list[tuple[int, Any]] = []
-
-        def flush() -> None:
-            with runtime.sessions.begin() as session:
-                outcomes = ingestor.ingest_batch(
-                    session, [e for _, e in batch], f"import:{file.name}"
-                )
-            for (number, _), outcome in zip(batch, outcomes, strict=True):
-                counts[outcome.status] += 1
-                if outcome.status == "rejected":
-                    problems.append(f"{file}:{number}: {outcome.reason}")
-            batch.clear()
-
-        with _progress(f"importing {file.name}") as advance:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    batch.append((number, parse_event(json.loads(line), now=clock.now())))
-                except json.JSONDecodeError as exc:
-                    counts["rejected"] += 1
-                    problems.append(f"{file}:{number}: not JSON ({exc.msg})")
-                except InvalidEvent as exc:
-                    counts["rejected"] += 1
-                    problems.append(f"{file}:{number}: {exc}")
-                if len(batch) >= 500:
-                    flush()
-                    advance(number, len(lines))
-            if batch:
-                flush()
-            advance(len(lines), len(lines))
-        for problem in problems[:50]:
-            typer.echo(problem)
-        if len(problems) > 50:
-            typer.echo(f"… and {len(problems) - 50} more")
-        console.print(
-            f"[green]{counts['recorded']} recorded[/green], {counts['duplicate']} duplicates "
-            f"(already recorded), {'[red]' if counts['rejected'] else ''}{counts['rejected']} "
-            f"rejected{'[/red]' if counts['rejected'] else ''}"
-        )
-        if counts["rejected"]:
-            raise typer.Exit(2)
-
-
 @app.command()
 def explain(
     email: Annotated[str, typer.Argument(help="The contact's email.")],
@@ -430,25 +281,6 @@ def explain(
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         else:
             output.print_explanation(console, data)
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=not sys.stderr.isatty(),
-        disable=not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task(label, total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total or None)
-
-        yield advance
 
 
 def _settings_for(project: Path | None) -> Any:
@@ -483,6 +315,7 @@ def main() -> None:
         sys.exit(78)
 
 
+from nurture.data_commands import register as _register_data  # noqa: E402
 from nurture.deploy_commands import register as _register_deploy  # noqa: E402
 from nurture.engine_commands import register as _register_engine  # noqa: E402
 from nurture.graph_commands import register as _register_graph  # noqa: E402
@@ -492,6 +325,7 @@ from nurture.report_commands import register as _register_report  # noqa: E402
 from nurture.scaffold import register as _register_scaffold  # noqa: E402
 from nurture.web.commands import register as _register_web  # noqa: E402
 
+_register_data(app, contacts_app)
 _register_engine(app)
 _register_web(app)
 _register_handoffs(app)

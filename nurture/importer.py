@@ -33,7 +33,8 @@ can rely on:
   (``{"status", "at", "source", "basis", "proof"}``) are also accepted.
 - **Formats**: by extension (``.csv``; ``.jsonl``/``.ndjson``), else sniffed.
   CSV must be UTF-8 (a BOM is fine); the delimiter (``,`` ``;`` tab ``|``) is
-  taken from the header line, since French Excel writes ``;``.
+  taken from the header line, since French Excel writes ``;``. Reading the
+  file is `nurture.contact_files`; this module accounts for and writes rows.
 
 Rows are written in batches, one transaction each (one SELECT for the batch's
 emails, one executemany per kind of write), which is what makes 100k rows a
@@ -44,9 +45,6 @@ and line created it.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,30 +56,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nurture import clock, suppression
-from nurture.contact_input import (
-    COLUMN_ALIASES,
-    TEXT_COLUMNS,
-    ContactInput,
-    ContactParser,
-    InvalidContact,
-    column_name,
-)
-from nurture.errors import NurtureError, Problem
+from nurture.contact_files import ContactFileError, read_records
+from nurture.contact_input import TEXT_COLUMNS, ContactInput, ContactParser, InvalidContact
+from nurture.errors import Problem
 from nurture.store import queries
 
 DEFAULT_BATCH_SIZE = 2000
-
-_CSV_DELIMITERS = (",", ";", "\t", "|")
-_JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
-_Item = tuple[int, Mapping[str, Any] | str]  # (line, record or rejection reason)
-
-
-class ContactFileError(NurtureError):
-    """The contacts file cannot be imported at all (encoding, header)."""
-
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        super().__init__(str(problem))
 
 
 @dataclass
@@ -107,104 +87,6 @@ class ImportReport:
         return (
             f"{self.file}: {self.total} rows: {self.created} created, {self.updated} updated, "
             f"{self.unchanged} unchanged, {len(self.rejected)} rejected"
-        )
-
-
-def _decode(path: Path, label: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ContactFileError(
-            Problem(label, line, 'not UTF-8 text; save the file as UTF-8 (Excel: "CSV UTF-8")')
-        ) from None
-
-
-def _is_jsonl(path: Path, text: str) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in _JSONL_SUFFIXES:
-        return True
-    if suffix == ".csv":
-        return False
-    return text.lstrip().startswith("{")
-
-
-def _estimate_rows(text: str, *, header: bool) -> int:
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    return max(lines - (1 if header else 0), 0)
-
-
-def _jsonl_records(text: str) -> Iterator[_Item]:
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"malformed JSON: {exc.msg} (column {exc.colno})"
-            continue
-        if not isinstance(record, dict):
-            yield number, f"expected a JSON object, got {type(record).__name__}"
-            continue
-        yield number, record
-
-
-def _csv_header(
-    names: list[str], label: str, line: int, warnings: list[Problem]
-) -> list[str | None]:
-    header: list[str | None] = []
-    seen: set[str] = set()
-    for position, raw in enumerate(names, start=1):
-        name = column_name(raw)
-        name = COLUMN_ALIASES.get(name, name)
-        if not name:
-            if raw.strip():
-                warnings.append(Problem(label, line, f"column {raw!r} has no usable name; ignored"))
-            elif position < len(names):
-                warnings.append(Problem(label, line, f"column {position} has no name; ignored"))
-            header.append(None)
-            continue
-        if name in seen:
-            raise ContactFileError(Problem(label, line, f"duplicate column {name!r}"))
-        seen.add(name)
-        header.append(name)
-    if "email" not in seen:
-        columns = ", ".join(name for name in header if name) or "none"
-        raise ContactFileError(Problem(label, line, f"no 'email' column (columns: {columns})"))
-    return header
-
-
-def _csv_records(text: str, label: str, warnings: list[Problem]) -> Iterator[_Item]:
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(_CSV_DELIMITERS, key=first_line.count)
-    if first_line.count(delimiter) == 0:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header: list[str | None] | None = None
-    while True:
-        start = reader.line_num + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            if header is None:
-                message = f"malformed CSV header: {exc}"
-                raise ContactFileError(Problem(label, start, message)) from None
-            yield start, f"malformed CSV: {exc}"
-            continue
-        if not any(value.strip() for value in values):
-            continue
-        if header is None:
-            header = _csv_header(values, label, start, warnings)
-            continue
-        if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-            yield start, f"{len(values)} fields, but the header has {len(header)}"
-            continue
-        yield (
-            start,
-            {name: value for name, value in zip(header, values, strict=False) if name is not None},
         )
 
 
@@ -242,10 +124,7 @@ def import_contacts(
     path = Path(path)
     label = str(path)
     report = ImportReport(file=label)
-    text = _decode(path, label)
-    jsonl = _is_jsonl(path, text)
-    records = _jsonl_records(text) if jsonl else _csv_records(text, label, report.warnings)
-    expected = _estimate_rows(text, header=not jsonl)
+    records, expected = read_records(path, label, report.warnings)
     parser = ContactParser(stages, properties)
     writer = _BatchWriter(db, label, source or f"import:{path.name}", stages[0], on_batch)
     warned: set[str] = set()

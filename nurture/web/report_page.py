@@ -22,6 +22,7 @@ from nurture.reports import build_report
 from nurture.web import sales
 from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context
+from nurture.web.sales_session import SalesSession, current_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,14 +53,14 @@ def stylesheet() -> Response:
 async def reports_page(
     request: Request, context: Context, since: str = "30d", until: str | None = None
 ) -> Response:
-    session = sales.current_session(request, context)
+    session = current_session(request, context)
     if session is None:
         return sales._login_redirect(request)
     return await run_in_threadpool(_page, context, session, since, until or None)
 
 
 def _page(
-    context: WebContext, session: sales.SalesSession, since: str, until: str | None
+    context: WebContext, session: SalesSession, since: str, until: str | None
 ) -> HTMLResponse:
     now = clock.now()
     try:

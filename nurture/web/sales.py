@@ -18,36 +18,39 @@ page asked for, only ever a path under `/sales` (no open redirect).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 from nurture import clock
 from nurture.handoff import HandoffConflict, HandoffNotFound
-from nurture.tokens import InvalidToken, Signer
 from nurture.web import inbox
 from nurture.web.auth import key_matches
-from nurture.web.bodies import read_body, text_problem
+from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context
+from nurture.web.sales_session import (
+    COOKIE,
+    SESSION_TTL,
+    SalesSession,
+    csrf_ok,
+    current_session,
+    open_session,
+    read_form,
+    safe_next,
+)
 
 router = APIRouter(prefix="/sales", include_in_schema=False)
 
 Context = Annotated[WebContext, Depends(web_context)]
 
-COOKIE = "nurture_sales"
-SESSION_TTL = timedelta(hours=12)
-#: Largest form accepted (bytes): a reason of MAX_REASON characters fits easily.
-MAX_FORM = 64 * 1024
 
 _HERE = Path(__file__).parent
 _CSS = (_HERE / "static" / "sales.css").read_bytes()
@@ -163,77 +166,6 @@ def render(
     return HTMLResponse(body, status_code, headers={**HEADERS, **(headers or {})})
 
 
-# --- sessions and CSRF -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SalesSession:
-    sid: str
-    by: str
-    csrf: str
-
-
-def _key_tag(signer: Signer, key: str) -> str:
-    """Which API key a session was opened with, without carrying the key: a MAC of it."""
-    return signer.sign("sales-key", {"k": key}).rsplit(".", 1)[1][:16]
-
-
-def open_session(context: WebContext, by: str, key: str, now: datetime) -> str:
-    """A signed session cookie value for `by`, logged in with `key`."""
-    signer = context.sales_signer()
-    payload = {
-        "sid": secrets.token_urlsafe(16),
-        "by": by,
-        "exp": int((now + SESSION_TTL).timestamp()),
-        "k": _key_tag(signer, key),
-    }
-    return signer.sign("sales-session", payload)
-
-
-def current_session(request: Request, context: WebContext) -> SalesSession | None:
-    """The request's valid session, or None (missing, forged, expired, key removed)."""
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
-        return None
-    signer = context.sales_signer()
-    try:
-        payload = signer.verify("sales-session", cookie)
-    except InvalidToken:
-        return None
-    sid, by, expires, tag = (payload.get(k) for k in ("sid", "by", "exp", "k"))
-    if not (isinstance(sid, str) and isinstance(by, str) and isinstance(expires, int)):
-        return None
-    if expires <= clock.now().timestamp():
-        return None
-    if not any(_key_tag(signer, key) == tag for key in context.settings.api_key_list):
-        return None
-    return SalesSession(sid, by, signer.sign("sales-csrf", {"sid": sid}))
-
-
-def csrf_ok(context: WebContext, session: SalesSession, token: str | None) -> bool:
-    if not token:
-        return False
-    try:
-        payload = context.sales_signer().verify("sales-csrf", token)
-    except InvalidToken:
-        return False
-    return payload.get("sid") == session.sid
-
-
-def safe_next(value: str | None) -> str:
-    """Where to go after logging in: a path under /sales, or /sales."""
-    if not value or text_problem(value) or any(c in value for c in "\\\r\n\t"):
-        return "/sales"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/"):
-        return "/sales"
-    if parts.path != "/sales" and not parts.path.startswith("/sales/"):
-        return "/sales"
-    if parts.path.startswith("/sales/login") or ".." in parts.path:
-        return "/sales"
-    return value
-
-
 def _login_redirect(request: Request, after: str | None = None) -> RedirectResponse:
     """To the login page, which comes back to `after` (default: this page)."""
     query = f"?{request.url.query}" if request.url.query else ""
@@ -244,19 +176,6 @@ def _login_redirect(request: Request, after: str | None = None) -> RedirectRespo
 
 def _secure(context: WebContext) -> bool:
     return context.settings.base_url.startswith("https://")
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """A urlencoded form, one value per field (the first)."""
-    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        raise HTTPException(415, "expected a form (application/x-www-form-urlencoded)")
-    body = await read_body(request, MAX_FORM)
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "malformed form") from None
-    return {name: values[0] for name, values in fields.items() if not text_problem(values[0])}
 
 
 # --- login and logout ---------------------------------------------------------------------

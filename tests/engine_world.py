@@ -2,16 +2,17 @@
 and a harness that drives the real engine on it under a virtual clock: what a
 scheduler tick plus a worker do, imports and events.
 
-Shared by the engine, deployment and send-path tests; `project_dir` is a
-fixture, imported by the modules that use it.
+Shared by the engine, deployment, send-path, scoring and handoff tests;
+`project_dir` is a fixture, imported by the modules that use it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
@@ -20,6 +21,7 @@ from nurture.engine.records import Record
 from nurture.engine.service import Engine, EngineOptions
 from nurture.importer import import_contacts
 from nurture.ingest import Ingestor, parse_event
+from nurture.store.models import Contact
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport
 
@@ -73,8 +75,20 @@ def project_dir(tmp_path: Path) -> Path:
 
 
 class Harness:
-    def __init__(self, project: Project, sessions: sessionmaker[Session]) -> None:
-        self.clock = clock.VirtualClock(START)
+    """The real engine with a capture transport and a virtual clock; a test world's base.
+
+    `tests/unit/test_scoring.py` and `test_handoff.py` extend it with their
+    own helpers; `options` are the engine's (a webhook secret, say).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        sessions: sessionmaker[Session],
+        options: EngineOptions | None = None,
+        start: datetime = START,
+    ) -> None:
+        self.clock = clock.VirtualClock(start)
         self.transport = CaptureTransport()
         self.records: list[Record] = []
         self.engine = Engine(
@@ -82,10 +96,12 @@ class Harness:
             sessions,
             self.transport,
             Signer("k" * 32),
-            EngineOptions(base_url="https://nurture.example.com"),
+            options or EngineOptions(base_url="https://nurture.example.com"),
             record=self.records.append,
         )
+        self.ingestor = Ingestor(self.engine)
         self.sessions = sessions
+        self._files = self._events = 0
 
     def at(self, moment: datetime) -> None:
         self.clock.advance_to(moment)
@@ -98,8 +114,19 @@ class Harness:
         self.engine.deliver()
         return ids
 
+    def run(self) -> None:
+        """Ticks until nothing is due now."""
+        while ids := self.engine.claim_due():
+            self.engine.advance(ids)
+        self.engine.deliver()
+
+    def later(self, delta: timedelta) -> None:
+        self.clock.advance_to(self.clock.now() + delta)
+        self.run()
+
     def import_csv(self, tmp: Path, text: str) -> None:
-        path = tmp / "contacts.csv"
+        self._files += 1
+        path = tmp / f"contacts-{self._files}.csv"
         path.write_text(text)
         config = self.engine.project.config
         import_contacts(
@@ -110,9 +137,34 @@ class Harness:
             on_batch=self.engine.on_import,
         )
 
-    def subjects(self, to: str) -> list[str]:
-        return [m.email.subject for m in self.transport.messages if m.email.to == to]
-
-    def event(self, data: dict[str, object]) -> None:
+    def event(self, data: dict[str, object]) -> str:
+        """Record one event as the API would; its outcome (recorded, duplicate…)."""
         with self.sessions.begin() as session:
-            Ingestor(self.engine).ingest(session, parse_event(data, now=self.clock.now()), "test")
+            event = parse_event(data, now=self.clock.now())
+            return self.ingestor.ingest(session, event, "test").status
+
+    def signal(
+        self,
+        kind: str,
+        email: str = "anne@example.com",
+        event_id: str | None = None,
+        **properties: object,
+    ) -> str:
+        """An event of `kind` for `email`, now, with a fresh id unless one is given."""
+        self._events += 1
+        return self.event(
+            {
+                "id": event_id or f"e{self._events}",
+                "type": kind,
+                "at": clock.now().isoformat(),
+                "contact": {"email": email},
+                "properties": properties,
+            }
+        )
+
+    def contact(self, email: str = "anne@example.com") -> Contact:
+        with self.sessions() as session:
+            return session.scalars(select(Contact).where(Contact.email == email)).one()
+
+    def subjects(self, to: str = "anne@example.com") -> list[str]:
+        return [m.email.subject for m in self.transport.messages if m.email.to == to]

@@ -16,11 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
 from nurture.definitions.loader import load_project
-from nurture.engine.records import Record
 from nurture.engine.service import Engine, EngineOptions
 from nurture.handoff import HandoffConflict, next_turn
-from nurture.importer import import_contacts
-from nurture.ingest import Ingestor, parse_event
 from nurture.notifications import Notifier
 from nurture.store.models import (
     Contact,
@@ -32,7 +29,7 @@ from nurture.store.models import (
     StageHistory,
 )
 from nurture.tokens import Signer
-from nurture.transports import CaptureTransport
+from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
 SECRET = "webhook-secret-for-tests"
@@ -84,22 +81,13 @@ steps:
 BODY = "<mjml><mj-body><mj-section><mj-column><mj-text>x</mj-text></mj-column></mj-section></mj-body></mjml>\n"
 
 
-class Sales:
+class Sales(Harness):
+    """The shared harness with a CRM that records webhooks and answers as told."""
+
     def __init__(self, root: Path, sessions: sessionmaker[Session]) -> None:
-        self.clock = clock.VirtualClock(START)
-        self.transport = CaptureTransport()
-        self.records: list[Record] = []
-        self.sessions = sessions
+        super().__init__(load_project(root), sessions, EngineOptions(webhook_secret=SECRET), START)
         self.hooks: list[httpx.Request] = []
         self.answers: dict[str, list[int]] = {}  # URL path → status codes to answer, in turn
-        self.engine = Engine(
-            load_project(root),
-            sessions,
-            self.transport,
-            Signer("k" * 32),
-            EngineOptions(webhook_secret=SECRET),
-            record=self.records.append,
-        )
 
         def crm(request: httpx.Request) -> httpx.Response:
             self.hooks.append(request)
@@ -109,38 +97,12 @@ class Sales:
         self.engine.notifier = Notifier(
             self.engine, SECRET, client=httpx.Client(transport=httpx.MockTransport(crm))
         )
-        self._n = 0
-
-    def import_csv(self, tmp: Path, text: str) -> None:
-        self._n += 1
-        path = tmp / f"c{self._n}.csv"
-        path.write_text(text)
-        config = self.engine.project.config
-        import_contacts(
-            self.sessions,
-            path,
-            stages=config.stages,
-            properties=config.properties,
-            on_batch=self.engine.on_import,
-        )
-
-    def event(self, kind: str, email: str, **properties: object) -> None:
-        self._n += 1
-        data = {
-            "id": f"e{self._n}",
-            "type": kind,
-            "at": clock.now().isoformat(),
-            "contact": {"email": email},
-            "properties": properties,
-        }
-        with self.sessions.begin() as session:
-            Ingestor(self.engine).ingest(session, parse_event(data, now=clock.now()), "test")
 
     def qualify(self, email: str) -> None:
-        self.event("content.downloaded", email, title="Livre blanc : la grille de scoring")
-        self.event("demo.requested", email)
-        self.event("content.downloaded", email, title="Étude de cas")  # 90
-        self.event("demo.requested", email)  # 130: sql
+        self.signal("content.downloaded", email, title="Livre blanc : la grille de scoring")
+        self.signal("demo.requested", email)
+        self.signal("content.downloaded", email, title="Étude de cas")  # 90
+        self.signal("demo.requested", email)  # 130: sql
 
     def handoff(self, email: str) -> Handoff:
         with self.sessions() as session:
@@ -150,16 +112,9 @@ class Sales:
                 .where(Contact.email == email)
             ).one()
 
-    def contact(self, email: str) -> Contact:
-        with self.sessions() as session:
-            return session.scalars(select(Contact).where(Contact.email == email)).one()
-
     def chores(self) -> None:
         self.engine.housekeeping(clock.now())
         self.engine.notifier.deliver()
-
-    def emails_to(self, address: str) -> list[str]:
-        return [m.email.subject for m in self.transport.messages if m.email.to == address]
 
 
 @pytest.fixture
@@ -205,7 +160,7 @@ def test_reaching_sql_opens_one_handoff_with_owner_snapshot_and_notifications(sa
 
     sales.chores()
     sales.chores()  # a second pass must not notify again
-    assert sales.emails_to("alice@example.com") == [
+    assert sales.subjects("alice@example.com") == [
         "Lead qualifié à prendre en charge : Anne (Atelier)"
     ]
     handoff_hooks = [r for r in sales.hooks if r.url.path == "/hooks/nurture"]
@@ -268,17 +223,17 @@ def test_the_sla_reminds_then_escalates_once_each(sales: Sales) -> None:
     sales.chores()
     sales.clock.advance_to(START + timedelta(hours=23))
     sales.chores()
-    assert len(sales.emails_to("alice@example.com")) == 1
+    assert len(sales.subjects("alice@example.com")) == 1
     sales.clock.advance_to(START + timedelta(hours=24))
     sales.chores()
     sales.chores()
-    assert sales.emails_to("alice@example.com")[-1].startswith("Rappel : lead en attente")
-    assert len(sales.emails_to("alice@example.com")) == 2
-    assert sales.emails_to("boss@example.com") == []
+    assert sales.subjects("alice@example.com")[-1].startswith("Rappel : lead en attente")
+    assert len(sales.subjects("alice@example.com")) == 2
+    assert sales.subjects("boss@example.com") == []
     sales.clock.advance_to(START + timedelta(hours=36))
     sales.chores()
     sales.chores()
-    assert len(sales.emails_to("boss@example.com")) == 1
+    assert len(sales.subjects("boss@example.com")) == 1
     actions = [a["action"] for a in sales.handoff("anne@example.com").actions]
     assert actions == ["opened", "reminded", "escalated"]
 
@@ -367,7 +322,7 @@ def test_the_weekly_digest_lists_each_owners_leads_once_a_week(sales: Sales) -> 
     sales.clock.advance_to(START + timedelta(days=7))  # next Monday 09:00 UTC = 10:00 Paris
     sales.chores()
     sales.chores()
-    digests = [s for s in sales.emails_to("alice@example.com") if "de la semaine" in s]
+    digests = [s for s in sales.subjects("alice@example.com") if "de la semaine" in s]
     assert digests == ["Vos leads qualifiés de la semaine (1)"]
 
 
@@ -391,4 +346,4 @@ def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Pa
     sales.engine.advance(ids)
     sales.engine.advance(ids)  # redelivered
     sales.chores()
-    assert len(sales.emails_to("claire@example.com")) == 1
+    assert len(sales.subjects("claire@example.com")) == 1

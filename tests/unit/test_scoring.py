@@ -14,15 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
 from nurture.definitions.loader import load_project
-from nurture.engine.records import Record
-from nurture.engine.service import Engine
-from nurture.importer import import_contacts
+from nurture.engine.service import Engine, EngineOptions
 from nurture.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
 from nurture.lifecycle import stage_for_score, temperature
 from nurture.scoring import LedgerLine, ScoreState, decay_factor, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
 from nurture.tokens import Signer
-from nurture.transports import CaptureTransport
+from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STAGES = ("subscriber", "lead", "mql", "sql", "customer")
@@ -130,68 +128,8 @@ def test_replaying_the_ledger_gives_the_incremental_score(
 # --- the loop on SQLite --------------------------------------------------------------------
 
 
-class World:
-    def __init__(self, root: Path, sessions: sessionmaker[Session]) -> None:
-        self.clock = clock.VirtualClock(START)
-        self.transport = CaptureTransport()
-        self.records: list[Record] = []
-        self.sessions = sessions
-        self.engine = Engine(
-            load_project(root),
-            sessions,
-            self.transport,
-            Signer("k" * 32),
-            record=self.records.append,
-        )
-        self.ingestor = Ingestor(self.engine)
-        self._n = 0
-
-    def import_csv(self, tmp: Path, text: str) -> None:
-        path = tmp / f"c{self._n}.csv"
-        self._n += 1
-        path.write_text(text)
-        config = self.engine.project.config
-        import_contacts(
-            self.sessions,
-            path,
-            stages=config.stages,
-            properties=config.properties,
-            on_batch=self.engine.on_import,
-        )
-
-    def event(
-        self,
-        kind: str,
-        email: str = "anne@example.com",
-        event_id: str | None = None,
-        **properties: object,
-    ) -> str:
-        self._n += 1
-        data = {
-            "id": event_id or f"e{self._n}",
-            "type": kind,
-            "at": clock.now().isoformat(),
-            "contact": {"email": email},
-            "properties": properties,
-        }
-        with self.sessions.begin() as session:
-            return self.ingestor.ingest(session, parse_event(data, now=clock.now()), "test").status
-
-    def run(self) -> None:
-        while ids := self.engine.claim_due():
-            self.engine.advance(ids)
-        self.engine.deliver()
-
-    def later(self, delta: timedelta) -> None:
-        self.clock.advance_to(self.clock.now() + delta)
-        self.run()
-
-    def contact(self, email: str = "anne@example.com") -> Contact:
-        with self.sessions() as session:
-            return session.scalars(select(Contact).where(Contact.email == email)).one()
-
-    def subjects(self, email: str = "anne@example.com") -> list[str]:
-        return [m.email.subject for m in self.transport.messages if m.email.to == email]
+class World(Harness):
+    """The scoring project under the shared harness: events by kind, ticks until idle."""
 
 
 @pytest.fixture
@@ -204,7 +142,7 @@ def world(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[World]:
     (root / "workflows" / "mql-push.yaml").write_text(MQL)
     for name in ("one", "two", "three"):
         (root / "templates" / "lead" / f"{name}.mjml").write_text(TEMPLATE.format(name=name))
-    w = World(root, sessions)
+    w = World(load_project(root), sessions, EngineOptions(), START)
     with clock.using(w.clock):
         w.import_csv(tmp_path, "email,stage\nanne@example.com,lead\n")
         w.run()
@@ -213,16 +151,16 @@ def world(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[World]:
 
 def test_the_articles_scenario_reaches_sales_and_nurture_stops(world: World) -> None:
     assert world.subjects() == ["one"]
-    world.event("email.opened")  # +5
-    world.event("page.visited", url="https://example.com/pricing")  # +15
-    world.event("content.downloaded", content="livre-blanc")  # +25
+    world.signal("email.opened")  # +5
+    world.signal("page.visited", url="https://example.com/pricing")  # +15
+    world.signal("content.downloaded", content="livre-blanc")  # +25
     assert world.contact().stage == "lead" and world.contact().score == 45
-    world.event("page.visited", url="https://example.com/pricing")  # +15 → 60
-    world.event("webinar.registered")  # +20 → 80: MQL
+    world.signal("page.visited", url="https://example.com/pricing")  # +15 → 60
+    world.signal("webinar.registered")  # +20 → 80: MQL
     anne = world.contact()
     assert (anne.stage, anne.score) == ("mql", 80)
     world.run()  # the mql workflow's first email goes out
-    world.event("content.downloaded", content="etude-de-cas")  # +25 → 105: SQL, the prospect
+    world.signal("content.downloaded", content="etude-de-cas")  # +25 → 105: SQL, the prospect
     anne = world.contact()
     assert (anne.stage, anne.score) == ("sql", 105)
 
@@ -254,10 +192,10 @@ def test_crossing_the_threshold_mid_wait_stops_an_already_claimed_email(world: W
     assert world.subjects() == ["one", "two"]
     world.clock.advance_to(world.clock.now() + timedelta(days=3))
     world.engine.advance(world.engine.claim_due(), deliver=False)
-    world.event("demo.requested")  # +40
-    world.event("content.downloaded")  # +25
-    world.event("content.downloaded")  # +25 → 90 … and a second demo request
-    world.event("demo.requested")  # → 130: sql
+    world.signal("demo.requested")  # +40
+    world.signal("content.downloaded")  # +25
+    world.signal("content.downloaded")  # +25 → 90 … and a second demo request
+    world.signal("demo.requested")  # → 130: sql
     assert world.contact().stage == "sql"
     world.engine.deliver()
     assert world.subjects() == ["one", "two"]
@@ -268,8 +206,8 @@ def test_crossing_the_threshold_mid_wait_stops_an_already_claimed_email(world: W
 
 
 def test_the_same_event_twice_counts_once(world: World) -> None:
-    assert world.event("content.downloaded", event_id="dl-1") == "recorded"
-    assert world.event("content.downloaded", event_id="dl-1") == "duplicate"
+    assert world.signal("content.downloaded", event_id="dl-1") == "recorded"
+    assert world.signal("content.downloaded", event_id="dl-1") == "duplicate"
     assert world.contact().score == 25
     with world.sessions() as session:
         assert (
@@ -279,22 +217,22 @@ def test_the_same_event_twice_counts_once(world: World) -> None:
 
 
 def test_caps_per_day_and_in_total(world: World) -> None:
-    world.event("email.opened")
-    world.event("email.opened")
+    world.signal("email.opened")
+    world.signal("email.opened")
     assert world.contact().score == 5  # max_per_day: 1
     world.clock.advance_to(START + timedelta(days=1))
-    world.event("email.opened")
-    world.event("webinar.registered")
-    world.event("webinar.registered")  # max_total: 1
+    world.signal("email.opened")
+    world.signal("webinar.registered")
+    world.signal("webinar.registered")  # max_total: 1
     assert world.contact().score == pytest.approx(
         5 * decay_factor(timedelta(days=1), timedelta(days=30)) + 25, abs=0.01
     )
 
 
 def test_the_score_decays_and_the_ledger_explains_every_point(world: World) -> None:
-    world.event("content.downloaded")
+    world.signal("content.downloaded")
     world.clock.advance_to(START + timedelta(days=30))
-    world.event("page.visited", url="https://example.com/pricing")
+    world.signal("page.visited", url="https://example.com/pricing")
     anne = world.contact()
     assert anne.score == pytest.approx(12.5 + 15)
     with world.sessions() as session:
@@ -371,7 +309,7 @@ def test_malformed_events_are_refused_with_a_reason(data: dict[str, object], rea
 
 
 def test_an_unsubscribe_stops_everything_at_once(world: World) -> None:
-    world.event("email.unsubscribed")
+    world.signal("email.unsubscribed")
     with world.sessions() as session:
         enrollment = session.scalars(select(Enrollment)).one()
     assert (enrollment.status, enrollment.exit_reason) == ("exited", "unsubscribed")
@@ -396,9 +334,9 @@ def test_a_when_workflow_enrolls_once_the_score_or_profile_makes_it_true(
                 session.scalars(select(Enrollment).where(Enrollment.workflow == "hot")).all()
             )
 
-    world.event("content.downloaded")  # 25: not yet
+    world.signal("content.downloaded")  # 25: not yet
     assert hot_enrollments() == 0
-    world.event("page.visited", url="https://example.com/pricing")  # 40
+    world.signal("page.visited", url="https://example.com/pricing")  # 40
     assert hot_enrollments() == 1
     world.import_csv(tmp_path, "email,stage,budget_confirmed\nbob@example.com,subscriber,\n")
     world.import_csv(tmp_path, "email,budget_confirmed\nbob@example.com,oui\n")  # profile change

@@ -77,8 +77,9 @@ def project_dir(tmp_path: Path) -> Path:
 class Harness:
     """The real engine with a capture transport and a virtual clock; a test world's base.
 
-    `tests/unit/test_scoring.py` and `test_handoff.py` extend it with their
-    own helpers; `options` are the engine's (a webhook secret, say).
+    The scoring, handoff and web sales worlds extend it with their own
+    helpers; `options` are the engine's (a webhook secret, say), `secret` the
+    key its links are signed with.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class Harness:
         sessions: sessionmaker[Session],
         options: EngineOptions | None = None,
         start: datetime = START,
+        secret: str = "k" * 32,
     ) -> None:
         self.clock = clock.VirtualClock(start)
         self.transport = CaptureTransport()
@@ -95,7 +97,7 @@ class Harness:
             project,
             sessions,
             self.transport,
-            Signer("k" * 32),
+            Signer(secret),
             options or EngineOptions(base_url="https://nurture.example.com"),
             record=self.records.append,
         )

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
 from nurture.definitions.loader import load_project
-from nurture.engine.service import Engine, EngineOptions
-from nurture.importer import import_contacts
-from nurture.ingest import Ingestor, parse_event
+from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
-from nurture.tokens import Signer
-from nurture.transports import CaptureTransport
 from nurture.web import create_app
+from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 API_KEY = "sales-test-key-0123456789"
@@ -90,7 +85,7 @@ def write_project(root: Path) -> Path:
     return root
 
 
-class SalesWorld:
+class SalesWorld(Harness):
     """The engine, its app and helpers to push contacts and read the database."""
 
     def __init__(
@@ -101,77 +96,38 @@ class SalesWorld:
         start: datetime,
         base_url: str = "https://nurture.example.com",
     ) -> None:
-        self.clock = clock.VirtualClock(start)
-        self.transport = CaptureTransport()
-        self.sessions = sessions
-        self.engine = Engine(
-            load_project(root),
-            sessions,
-            self.transport,
-            Signer(SIGNING_KEY),
-            EngineOptions(base_url=base_url),
+        super().__init__(
+            load_project(root), sessions, EngineOptions(base_url=base_url), start, SIGNING_KEY
         )
         self.settings = Settings(
             _env_file=None, api_keys=API_KEY, secret_key=SIGNING_KEY, base_url=base_url
         )
         self.app = create_app(self.engine, self.settings)
-        self.ingestor = Ingestor(self.engine)
         self._tmp = tmp
-        self._n = 0
 
-    def import_csv(self, text: str) -> None:
-        self._n += 1
-        path = self._tmp / f"contacts-{self._n}.csv"
-        path.write_text(text)
-        config = self.engine.project.config
-        import_contacts(
-            self.sessions,
-            path,
-            stages=config.stages,
-            properties=config.properties,
-            on_batch=self.engine.on_import,
-        )
+    def import_rows(self, text: str) -> None:
+        self.import_csv(self._tmp, text)
 
-    def event(self, kind: str, email: str = "anne@example.com", **properties: Any) -> str:
-        self._n += 1
-        data = {
-            "id": f"e{self._n}",
-            "type": kind,
-            "at": clock.now().isoformat(),
-            "contact": {"email": email},
-            "properties": properties,
-        }
-        with self.sessions.begin() as session:
-            return self.ingestor.ingest(session, parse_event(data, now=clock.now()), "test").status
-
-    def run(self) -> None:
-        while ids := self.engine.claim_due():
-            self.engine.advance(ids)
-        self.engine.deliver()
-
-    def later(self, **delta: float) -> None:
+    def move_clock(self, **delta: float) -> None:
+        """Time passes; nothing runs (`later` would also run the engine)."""
         self.clock.advance_to(self.clock.now() + timedelta(**delta))
 
     def push_to_sales(self, email: str = "anne@example.com") -> Handoff:
         """Engagement events until the contact crosses the sql threshold (120 points)."""
-        self.event(
+        self.signal(
             "content.downloaded", email, title="Livre blanc BTP", url="https://example.com/livre"
         )
-        self.later(hours=1)
-        self.event("page.visited", email, url="https://example.com/pricing")
-        self.later(hours=1)
-        self.event("demo.requested", email)
-        self.later(minutes=30)
-        self.event(
+        self.move_clock(hours=1)
+        self.signal("page.visited", email, url="https://example.com/pricing")
+        self.move_clock(hours=1)
+        self.signal("demo.requested", email)
+        self.move_clock(minutes=30)
+        self.signal(
             "content.downloaded", email, title="Étude de cas Batipro", url="https://example.com/cas"
         )
         handoff = self.handoff(email)
         assert handoff is not None and handoff.status == "open"
         return handoff
-
-    def contact(self, email: str = "anne@example.com") -> Contact:
-        with self.sessions() as session:
-            return session.scalars(select(Contact).where(Contact.email == email)).one()
 
     def handoff(self, email: str = "anne@example.com") -> Handoff | None:
         with self.sessions() as session:
@@ -216,5 +172,5 @@ def build(
 
 def populate(world: SalesWorld) -> None:
     """Anne and Bob imported as leads, their welcome email sent."""
-    world.import_csv(CONTACTS)
+    world.import_rows(CONTACTS)
     world.run()

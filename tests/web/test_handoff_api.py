@@ -56,7 +56,7 @@ def test_the_routes_need_an_api_key(world: SalesWorld, client: TestClient) -> No
 
 
 def test_the_list_has_what_sales_triages_on(world: SalesWorld, client: TestClient) -> None:
-    world.later(hours=5)
+    world.move_clock(hours=5)
     response = client.get("/v1/handoffs", headers=AUTH)
     assert response.status_code == 200
     [item] = response.json()["items"]
@@ -108,7 +108,7 @@ def test_filters_by_status_and_owner(world: SalesWorld, client: TestClient) -> N
 def test_past_its_sla_a_handoff_is_overdue_until_decided(
     world: SalesWorld, client: TestClient
 ) -> None:
-    world.later(hours=26)
+    world.move_clock(hours=26)
     [item] = client.get("/v1/handoffs", headers=AUTH).json()["items"]
     assert item["overdue"] is True
     assert item["due_in_seconds"] == -2 * 3600
@@ -232,7 +232,7 @@ def test_a_rejection_recycles_the_contact_and_is_traced(
     assert body["now"]["stage_history"][-1]["reason"] == "Pas de budget avant le T3"
 
     # A rejected handoff reopens: open again, the contact back on sql.
-    world.later(hours=1)
+    world.move_clock(hours=1)
     reopened = client.post(f"/v1/handoffs/{hid}/reopen", headers=AUTH, json={"by": "bob"})
     assert reopened.status_code == 200, reopened.text
     assert reopened.json()["status"] == "open"

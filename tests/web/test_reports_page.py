@@ -23,9 +23,9 @@ def world(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[SalesWorl
     with clock.using(w.clock):
         populate(w)  # Anne and Bob imported as leads, each sent lead/welcome
         handoff = w.push_to_sales()  # Anne: lead → mql → sql, a handoff opens
-        w.later(hours=3)
+        w.move_clock(hours=3)
         inbox.act(w.engine, handoff.id, "accept", "Alice", now=clock.now())
-        w.later(hours=1)
+        w.move_clock(hours=1)
         yield w
 
 

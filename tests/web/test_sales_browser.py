@@ -68,9 +68,9 @@ def served(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[tuple[Sa
     with clock.using(world.clock):
         populate(world)
         world.push_to_sales("bob@example.com")
-        world.later(hours=20)
+        world.move_clock(hours=20)
         world.push_to_sales("anne@example.com")
-        world.later(hours=5)
+        world.move_clock(hours=5)
         server, thread = serve_in_thread(world.app, "127.0.0.1", 0)
         try:
             yield world, f"http://127.0.0.1:{bound_port(server)}"

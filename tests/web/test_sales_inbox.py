@@ -188,7 +188,7 @@ def test_a_forged_or_stale_session_is_no_session(world: SalesWorld, client: Test
     client.cookies.clear()
     assert login(client).status_code == 303
     assert client.get("/sales").status_code == 200
-    world.later(hours=12)  # the session's lifetime
+    world.move_clock(hours=12)  # the session's lifetime
     assert client.get("/sales").status_code == 303
 
 
@@ -251,7 +251,7 @@ def test_forms_must_be_forms(world: SalesWorld, logged_in: TestClient) -> None:
 def test_the_list_shows_score_temperature_owner_and_age(
     world: SalesWorld, logged_in: TestClient
 ) -> None:
-    world.later(hours=3)
+    world.move_clock(hours=3)
     page = logged_in.get("/sales")
     assert page.status_code == 200
     text = page.text
@@ -276,7 +276,7 @@ def test_overdue_handoffs_stand_out_in_the_list_the_tab_and_the_page(
     world: SalesWorld, logged_in: TestClient
 ) -> None:
     world.push_to_sales("bob@example.com")
-    world.later(hours=22, minutes=45)  # Anne's SLA (10:30 + 24 h) is past; Bob's is not
+    world.move_clock(hours=22, minutes=45)  # Anne's SLA (10:30 + 24 h) is past; Bob's is not
     assert login(logged_in).status_code == 303  # a new day, a new session
     page = logged_in.get("/sales").text
     rows = page.split("<tr")[2:]
@@ -303,19 +303,19 @@ def test_tabs_filter_by_status_and_owner(world: SalesWorld, logged_in: TestClien
 
 
 def test_everything_shown_is_escaped(world: SalesWorld, logged_in: TestClient) -> None:
-    world.import_csv(
+    world.import_rows(
         "email,first_name,company,stage\n"
         'eve@example.com,"<script>alert(1)</script>","<b>Evil</b> & Co",lead\n'
     )
-    world.event(
+    world.signal(
         "content.downloaded",
         "eve@example.com",
         title="<img src=x onerror=alert(1)>",
         url="javascript:alert(1)",
     )
-    world.event("demo.requested", "eve@example.com")
-    world.event("page.visited", "eve@example.com", url="https://example.com/pricing")
-    world.event("content.downloaded", "eve@example.com", title="ok")
+    world.signal("demo.requested", "eve@example.com")
+    world.signal("page.visited", "eve@example.com", url="https://example.com/pricing")
+    world.signal("content.downloaded", "eve@example.com", title="ok")
     eve = world.handoff("eve@example.com")
     assert eve is not None
     token = csrf_of(logged_in, "/sales")

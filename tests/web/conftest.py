@@ -20,14 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
 from nurture.definitions.loader import load_project
-from nurture.engine.service import Engine, EngineOptions
-from nurture.importer import import_contacts
+from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
-from nurture.store.models import Contact, Event, Send
+from nurture.store.models import Event, Send
 from nurture.tokens import Signer
-from nurture.transports import CaptureTransport
 from nurture.transports.capture import CapturedEmail
 from nurture.web import create_app
+from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 BASE_URL = "https://nurture.example.com"
@@ -74,19 +73,12 @@ CONTACTS = (
 _HREF = re.compile(r'(?:href|src)="([^"]+)"')
 
 
-class Web:
+class Web(Harness):
     """The app, its engine and what it sent."""
 
     def __init__(self, root: Path, sessions: sessionmaker[Session], tmp: Path) -> None:
-        self.clock = clock.VirtualClock(START)
-        self.transport = CaptureTransport()
-        self.sessions = sessions
-        self.engine = Engine(
-            load_project(root),
-            sessions,
-            self.transport,
-            Signer(SIGNING_KEY),
-            EngineOptions(base_url=BASE_URL),
+        super().__init__(
+            load_project(root), sessions, EngineOptions(base_url=BASE_URL), START, SIGNING_KEY
         )
         self.settings = Settings(
             _env_file=None,
@@ -101,29 +93,12 @@ class Web:
         self.auth = {"Authorization": f"Bearer {API_KEY}"}
         self._tmp = tmp
 
-    def import_csv(self, text: str) -> None:
-        path = self._tmp / "contacts.csv"
-        path.write_text(text)
-        config = self.engine.project.config
-        import_contacts(
-            self.sessions,
-            path,
-            stages=config.stages,
-            properties=config.properties,
-            on_batch=self.engine.on_import,
-        )
+    def import_rows(self, text: str) -> None:
+        self.import_csv(self._tmp, text)
 
-    def at(self, moment: datetime) -> None:
-        self.clock.advance_to(moment)
-
-    def later(self, **delta: float) -> None:
+    def move_clock(self, **delta: float) -> None:
+        """Time passes; nothing runs (`later` would also run the engine)."""
         self.at(self.clock.now() + timedelta(**delta))
-
-    def tick(self) -> None:
-        ids = self.engine.claim_due()
-        if ids:
-            self.engine.advance(ids)
-        self.engine.deliver()
 
     def sent_to(self, email: str) -> list[CapturedEmail]:
         return self.transport.for_recipient(email)
@@ -159,11 +134,6 @@ class Web:
                 query = query.where(Event.type == kind)
             return list(session.scalars(query))
 
-    def contact(self, email: str) -> Contact:
-        with self.sessions() as session:
-            found = session.scalars(select(Contact).where(Contact.email == email)).one()
-            return found
-
 
 def write_project(root: Path) -> Path:
     (root / "workflows").mkdir(parents=True)
@@ -187,7 +157,7 @@ def web(project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path) -> I
     """Anne and Bob (leads) got the welcome email; Carla (subscriber) got nothing."""
     w = Web(project_dir, sessions, tmp_path)
     with clock.using(w.clock):
-        w.import_csv(CONTACTS)
+        w.import_rows(CONTACTS)
         w.tick()
         assert len(w.transport.messages) == 2
         with w.client:

@@ -167,7 +167,7 @@ def strict(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Web]:
     )
     w = Web(root, sessions, tmp_path)
     with clock.using(w.clock):
-        w.import_csv(
+        w.import_rows(
             "email,first_name,company,stage,consent,consent_basis\n"
             "anne@example.com,Anne,Atelier,lead,,\n"
             "bob@example.com,Bob,Batipro,lead,granted,\n"
@@ -189,7 +189,7 @@ def test_require_consent_stops_contacts_without_an_explicit_basis(strict: Web) -
     dan = strict.contact("dan@example.com")
     assert (dan.consent_status, dan.consent_basis) == ("unknown", "legitimate_interest")
     bob = strict.contact("bob@example.com")
-    assert bob.consent_proof == {"source": "import:contacts.csv:3"}
+    assert bob.consent_proof == {"source": "import:contacts-1.csv:3"}  # file and line
     [message] = strict.sent_to("bob@example.com")
     assert (
         "<mailto:desabonnement@example.com?subject=unsubscribe-"
@@ -263,7 +263,7 @@ def test_only_the_contact_can_lift_an_unsubscribe(web: Web) -> None:
         entry = suppression.entry(session, "anne@example.com")
     assert entry is not None and entry.reason == "unsubscribed"
     # An import saying "granted" does not resubscribe her…
-    web.import_csv("email,consent\nanne@example.com,granted\n")
+    web.import_rows("email,consent\nanne@example.com,granted\n")
     assert web.contact("anne@example.com").consent_status == "withdrawn"
     # …but her own form does, and takes her off the list.
     _event(
@@ -277,7 +277,7 @@ def test_only_the_contact_can_lift_an_unsubscribe(web: Web) -> None:
     with web.sessions() as session:
         assert suppression.entry(session, "anne@example.com") is None
     # A form withdrawing consent is an unsubscribe.
-    web.later(minutes=5)
+    web.move_clock(minutes=5)
     _event(
         web,
         id="form-5",
@@ -356,7 +356,7 @@ def test_an_address_suppressed_in_advance_is_imported_suppressed(web: Web) -> No
             session, "gus@example.com", "manual", clock.now(), note="salon", source="cli"
         )
     assert contact is None
-    web.import_csv("email,first_name,stage\ngus@example.com,Gus,lead\n")
+    web.import_rows("email,first_name,stage\ngus@example.com,Gus,lead\n")
     gus = web.contact("gus@example.com")
     assert (gus.suppressed_at, gus.suppression_reason) == (START, "manual")
     web.tick()

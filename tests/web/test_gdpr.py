@@ -192,7 +192,7 @@ def test_an_erased_address_comes_back_suppressed_by_import_event_or_api(web: Web
         erase_person(session, ANNE, clock.now())
         erase_person(session, "zoe@example.com", clock.now())  # never a contact: hash only
         erase_person(session, "yann@example.com", clock.now())
-    web.import_csv("email,first_name,stage\nAnne@example.com,Anne,lead\n")
+    web.import_rows("email,first_name,stage\nAnne@example.com,Anne,lead\n")
     event = {
         "id": "visit-zoe",
         "type": "page.visited",

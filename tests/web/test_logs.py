@@ -27,10 +27,10 @@ def test_a_send_and_events_log_no_personal_data(
     caplog.set_level(logging.DEBUG)
     web = Web(project_dir, sessions, tmp_path)
     with clock.using(web.clock), web.client:
-        web.import_csv(CONTACTS)
+        web.import_rows(CONTACTS)
         web.transport.fail_next(1)  # a 451 for one of them: logged, retried
         web.tick()
-        web.later(minutes=5)
+        web.move_clock(minutes=5)
         web.tick()
         web.at(START + timedelta(days=2, hours=1))
         web.transport.fail_next(1, transient=False)  # a 550: logged, failed

@@ -151,6 +151,7 @@ def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: 
             "window": " (outside the send window)",
             "cap": " (frequency cap reached)",
             "paused": " (the contact paused nurture email until then)",
+            "previous-email": " (the workflow's previous email is not sent yet)",
         }
         return f"send {step.template}{when}{because.get(deferred or '', '')}"
     return f"run step {step.id} ({step.kind}){when}"

@@ -19,7 +19,7 @@ from nurture.definitions import model as m
 @dataclass(frozen=True)
 class Deferral:
     until: datetime
-    reason: str  # "window", "cap" or "paused"
+    reason: str  # "window", "cap", "paused" or "previous-email" (engine/service.py)
 
 
 def next_window_opening(window: m.SendWindow, now: datetime, timezone: str) -> datetime | None:

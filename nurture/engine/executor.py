@@ -46,7 +46,7 @@ class EnrollmentState:
     waiting_since: datetime | None = None
     wait_until: datetime | None = None
     exit_reason: str | None = None
-    deferred: str | None = None  # why a send step waits: "window", "cap" or "paused"
+    deferred: str | None = None  # why a send waits: "window", "cap", "paused", "previous-email"
 
     @property
     def ended(self) -> bool:

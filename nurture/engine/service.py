@@ -58,6 +58,10 @@ class AdvanceReport:
     sends: list[int] = field(default_factory=list)
 
 
+#: How long after its previous email may be done a held-back email is looked at again.
+PREVIOUS_EMAIL_MARGIN = timedelta(minutes=1)
+
+
 class Engine:
     def __init__(
         self,
@@ -203,6 +207,7 @@ class Engine:
             contacts = work.contacts_by_id(session, {e.contact_id for e in enrollments})
             events = work.events_since(session, _waiting_since(enrollments))
             recent = self._recent_sends(session, contacts, now)
+            pending = ledger.pending_sends(session, contacts)
             running = [
                 e
                 for e in enrollments
@@ -214,7 +219,9 @@ class Engine:
                     (
                         e,
                         contacts[e.contact_id],
-                        self._decide(session, e, contacts[e.contact_id], events, recent, now),
+                        self._decide(
+                            session, e, contacts[e.contact_id], events, recent, pending, now
+                        ),
                     )
                     for e in round_
                 ]
@@ -284,6 +291,7 @@ class Engine:
         contact: Contact,
         events: Mapping[int, list[Event]],
         recent: Mapping[int, list[datetime]],
+        pending: Mapping[int, datetime],
         now: datetime,
     ) -> ex.Decision:
         workflow = self.workflow(session, enrollment)
@@ -308,19 +316,40 @@ class Engine:
             events=[_event_view(e) for e in events.get(contact.id, ())],
             timezone=timezone,
             suppressed=contact_block(contact, config.sending),
-            send_gate=self._gate(timezone, recent.get(contact.id, []), paused_until(contact, now)),
+            send_gate=self._gate(
+                timezone,
+                recent.get(contact.id, []),
+                paused_until(contact, now),
+                pending.get(enrollment.id),
+            ),
         )
         return ex.advance(workflow, state, inputs)
 
     def _gate(
-        self, timezone: str, recent: list[datetime], paused: datetime | None = None
+        self,
+        timezone: str,
+        recent: list[datetime],
+        paused: datetime | None = None,
+        previous: datetime | None = None,
     ) -> ex.SendGate:
-        """Window, cap and the contact's pause: a send waits for all three."""
+        """Window, cap, the contact's pause, and the workflow's previous email.
+
+        `previous` is when this enrollment's earlier email, claimed but not
+        sent yet, may be done (`ledger.pending_sends`): the next email waits
+        for it, so a contact never gets a workflow's emails out of order.
+        """
         sending = self.project.config.sending
-        if sending.window is None and sending.frequency_cap is None and paused is None:
+        if (
+            sending.window is None
+            and sending.frequency_cap is None
+            and paused is None
+            and previous is None
+        ):
             return ex.always_open
 
         def gate(now: datetime, sent_in_this_advance: int) -> Deferral | None:
+            if previous is not None:
+                return Deferral(max(previous, now) + PREVIOUS_EMAIL_MARGIN, "previous-email")
             recent_now = [*recent, *[now] * sent_in_this_advance]
             return may_send(sending, timezone, recent_now, now, paused)
 

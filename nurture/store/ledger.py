@@ -9,7 +9,7 @@ caller owns the transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
@@ -170,6 +170,33 @@ def enrollment_endings(session: Session, ids: Iterable[int]) -> dict[int, tuple[
         )
     )
     return {row.id: (row.status, row.exit_reason) for row in rows}
+
+
+def pending_sends(session: Session, contact_ids: Iterable[int]) -> dict[int, datetime]:
+    """Enrollments with an email claimed but not sent yet, and when it may be done.
+
+    An email held up (a relay's 4xx backoff, a dead worker's lease) must not be
+    overtaken by its workflow's next one. Keyed by enrollment; the moment is
+    the latest retry or lease end of its pending sends (`EARLIEST` if neither
+    is set: due now). Read by contact, whose index `sends` has.
+    """
+    rows = session.execute(
+        select(Send.enrollment_id, Send.next_attempt_at, Send.lease_until).where(
+            among(session, Send.contact_id, set(contact_ids)),
+            Send.status == "claimed",
+            Send.enrollment_id.is_not(None),
+        )
+    )
+    found: dict[int, datetime] = {}
+    for enrollment_id, next_attempt_at, lease_until in rows:
+        if enrollment_id is None:  # (excluded by the query; for the type checker)
+            continue
+        moments = [m for m in (next_attempt_at, lease_until) if m is not None]
+        found[enrollment_id] = max([found.get(enrollment_id, EARLIEST), *moments])
+    return found
+
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def recent_send_times(

@@ -322,3 +322,47 @@ def test_connections_the_server_dropped_are_replaced_before_a_batch_uses_them(
             assert {s.status for s in session.scalars(select(Send))} == {"sent"}
     finally:
         bind.dispose()
+
+
+QUICK = """\
+name: lead-nurture
+enroll: {stage: lead}
+steps:
+  - send: lead/welcome
+  - wait: 10m
+  - send: lead/guide
+"""
+
+
+def test_an_email_held_up_by_retries_is_never_overtaken_by_the_next_one(
+    project_dir: Path, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The relay refuses the welcome email for longer than the workflow's wait."""
+    (project_dir / "workflows" / "lead-nurture.yaml").write_text(QUICK)
+    virtual = clock.VirtualClock(START)
+    with clock.using(virtual):
+        h = harness_for(project_dir, db_sessions, tmp_path, "anne@example.com,Anne,A,lead\n")
+        h.transport.fail_next(5)  # 451 five times: retried after ~1, 2, 4, 8, 16 minutes
+        minutes = 0
+        while len(h.subjects("anne@example.com")) < 2 and minutes < 120:
+            h.tick()
+            virtual.advance_to(START + timedelta(minutes=(minutes := minutes + 1)))
+        assert h.subjects("anne@example.com") == ["Bienvenue pour A", "Le guide pour A"]
+        assert minutes > 15  # the welcome email did wait out the retries
+        held = [r for r in h.records if r.kind == "skip" and r.step == "guide"]
+        assert held and {r.details["reason"] for r in held} == {"previous-email"}
+
+
+def test_an_email_refused_for_good_does_not_hold_back_the_next_one(
+    project_dir: Path, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    (project_dir / "workflows" / "lead-nurture.yaml").write_text(QUICK)
+    virtual = clock.VirtualClock(START)
+    with clock.using(virtual):
+        h = harness_for(project_dir, db_sessions, tmp_path, "anne@example.com,Anne,A,lead\n")
+        h.transport.fail_next(1, transient=False)  # 550: the welcome email fails for good
+        h.tick()
+        virtual.advance_to(START + timedelta(minutes=10))
+        h.tick()
+        assert h.subjects("anne@example.com") == ["Le guide pour A"]
+        assert not [r for r in h.records if r.kind == "skip"]

@@ -282,6 +282,7 @@ LOAD = (
     "contacts_by_id",
     "events_since",
     "recent_send_times",
+    "pending_sends",
     "load_sends",
     "contact_standing",
     "enrollment_endings",

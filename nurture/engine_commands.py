@@ -64,12 +64,7 @@ def register(app: typer.Typer) -> None:
         from dramatiq.cli import main as dramatiq_main
 
         with cli._reported():
-            settings = cli._settings_for(project)
-            if not settings.redis_url:
-                raise ConfigurationError(
-                    "NURTURE_REDIS_URL: a separate worker needs Redis; "
-                    "without it use 'nurture run' (scheduler and workers in one process)"
-                )
+            settings = _with_redis(project, "a separate worker needs Redis")
             settings.signing_key()
             sys.argv = [
                 "nurture worker",
@@ -92,12 +87,7 @@ def register(app: typer.Typer) -> None:
         from nurture.engine.runner import run_scheduler
 
         with cli._reported():
-            settings = cli._settings_for(project)
-            if not settings.redis_url:
-                raise ConfigurationError(
-                    "NURTURE_REDIS_URL: a separate scheduler needs Redis to reach the workers; "
-                    "without it use 'nurture run'"
-                )
+            settings = _with_redis(project, "a separate scheduler needs Redis to reach the workers")
             cli._logging()
             run_scheduler(settings, interval)
 
@@ -204,3 +194,16 @@ def _start(text: str) -> Any:
     except ValueError:
         raise NurtureError(f"--start: not an ISO 8601 time: {text!r}") from None
     return clock.as_utc(moment)
+
+
+def _with_redis(project: Path | None, why: str) -> Any:
+    """The settings of a process that only works over Redis (`worker`, `scheduler`)."""
+    from nurture import cli
+
+    settings = cli._settings_for(project)
+    if not settings.redis_url:
+        raise ConfigurationError(
+            f"NURTURE_REDIS_URL: {why}; "
+            "without it use 'nurture run' (scheduler and workers in one process)"
+        )
+    return settings

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nurture.definitions.loader import load_project
+from nurture.engine.service import Engine
 from nurture.importer import DEFAULT_BATCH_SIZE, ImportReport, import_contacts
 from nurture.store.db import create_engine_for, session_factory, upgrade
 
@@ -54,16 +56,30 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> None:
             )
 
 
+def write_project(root: Path) -> Path:
+    """A project with the file's ladder and properties and no workflow."""
+    (root / "workflows").mkdir(parents=True, exist_ok=True)
+    lines = [f"stages: [{', '.join(STAGES)}]", "prospect_stage: sql", "properties:"]
+    lines += [f"  {name}: {kind}" for name, kind in PROPERTIES.items()]
+    (root / "nurture.yaml").write_text("\n".join(lines) + "\n")
+    return root
+
+
 def run(path: Path, url: str, batch_size: int) -> tuple[ImportReport, float]:
     engine = create_engine_for(url)
     try:
+        sessions = session_factory(engine)
+        # As `nurture contacts import` does: every stage a row sets goes through
+        # the engine's stage-move path in the batch's transaction.
+        nurture = Engine(load_project(write_project(path.parent / "project")), sessions)
         started = time.perf_counter()
         report = import_contacts(
-            session_factory(engine),
+            sessions,
             path,
             stages=STAGES,
             properties=PROPERTIES,
             batch_size=batch_size,
+            on_batch=nurture.on_import,
         )
         return report, time.perf_counter() - started
     finally:

@@ -38,9 +38,10 @@ can rely on:
 
 Rows are written in batches, one transaction each (one SELECT for the batch's
 emails, one executemany per kind of write), which is what makes 100k rows a
-matter of seconds on SQLite. Stage set or changed by an import is recorded in
-`stage_history` with cause ``import``; the contact's `source` says which file
-and line created it.
+matter of seconds on SQLite. A stage set or changed by an import goes through
+the engine's stage-move path (`on_batch`) with cause ``import`` and the file
+and line in its details; the contact's `source` says which file and line
+created it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def import_contacts(
     properties: Mapping[str, str] | None = None,
     source: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    on_batch: BatchHook | None = None,
+    on_batch: BatchHook,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ImportReport:
     """Import the contacts in `path`; see the module docstring for the rules.
@@ -114,10 +115,12 @@ def import_contacts(
     `on_progress(done, total)` is called after each batch with rows processed
     and the rows expected (exact unless quoted CSV values span lines).
     `on_batch(session, batch)` runs inside each batch's transaction with the
-    contacts it created or changed and its ``(contact_id, from, to)`` stage
-    moves, so the engine scores and enrolls contacts in the same commit that
-    creates them: no crash can leave a new lead imported but never nurtured. A new contact without a stage starts on
-    the first stage of the ladder.
+    contacts it created or changed and the stages its rows set: the engine's
+    one stage-move path records them (history, `stage.changed`, the handoff,
+    exits, enrollment) and re-scores the contacts in the same commit that
+    creates them, so no crash can leave a new lead imported but never
+    nurtured, and no import can bypass the handoff. A new contact without a
+    stage starts on the first stage of the ladder.
     Raises `ContactFileError` before writing anything if the file as a whole
     is unusable (not UTF-8, no email column).
     """
@@ -159,11 +162,21 @@ def import_contacts(
 
 
 @dataclass(frozen=True)
+class StageChange:
+    """A stage set by an import row: `source` is ``<source>:<line>``."""
+
+    contact_id: int
+    from_stage: str | None
+    to_stage: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ImportedBatch:
     """What one committed-together batch changed, for the engine to react to."""
 
     contact_ids: list[int]  # created or updated
-    stage_changes: list[tuple[int, str | None, str]]  # (contact_id, from, to)
+    stage_changes: list[StageChange]
 
 
 #: Called inside each import batch's transaction.
@@ -188,7 +201,7 @@ class _BatchWriter:
         label: str,
         source: str,
         first_stage: str,
-        on_batch: BatchHook | None,
+        on_batch: BatchHook,
     ) -> None:
         self._first_stage = first_stage
         self._on_batch = on_batch
@@ -270,25 +283,14 @@ class _BatchWriter:
                 for email, columns in dirty.items()
             ),
         )
-        history = []
+        moved = []
         for email, from_stage, to_stage, line in moves:
             contact_id = ids[email] if email in ids else state[email]["id"]
             outcome.stage_changes.append((contact_id, from_stage, to_stage))
-            history.append(
-                {
-                    "contact_id": contact_id,
-                    "from_stage": from_stage,
-                    "to_stage": to_stage,
-                    "at": now,
-                    "cause": "import",
-                    "details": {"source": f"{self._source}:{line}"},
-                }
-            )
-        queries.insert_stage_history(session, history)
-        if self._on_batch is not None:
-            changed = [ids[e] for e in new] + [state[e]["id"] for e in dirty]
-            if changed:
-                self._on_batch(session, ImportedBatch(changed, list(outcome.stage_changes)))
+            moved.append(StageChange(contact_id, from_stage, to_stage, f"{self._source}:{line}"))
+        changed = [ids[e] for e in new] + [state[e]["id"] for e in dirty]
+        if changed:
+            self._on_batch(session, ImportedBatch(changed, moved))
         return outcome
 
     def _mark_suppressed(
@@ -365,7 +367,7 @@ def upsert_contacts(
     *,
     first_stage: str,
     source: str,
-    on_batch: BatchHook | None = None,
+    on_batch: BatchHook,
 ) -> ImportReport:
     """Write already-parsed contacts as one import batch: one transaction, same rules.
 

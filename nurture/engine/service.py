@@ -29,7 +29,6 @@ from nurture.engine.enrollment import Enroller, Trigger, VersionIds
 from nurture.engine.records import Recorder, discard
 from nurture.errors import ConfigurationError
 from nurture.importer import ImportedBatch
-from nurture.lifecycle import at_or_beyond
 from nurture.notifications import Notifier
 from nurture.scoring import view_of
 from nurture.sending import Deferral, may_send
@@ -136,20 +135,26 @@ class Engine:
     # -- contacts changed outside the engine ------------------------------------------
 
     def on_import(self, session: Session, batch: ImportedBatch) -> None:
-        """Import hook, inside the batch's transaction: stage moves enroll (or end
-        nurture at the prospect stage), and changed profiles are re-scored (fit)."""
+        """Import hook, inside the batch's transaction: the stages the rows set go
+        through the one stage-move path, changed contacts re-test `enroll: {when:
+        ...}` workflows, and changed profiles are re-scored (fit)."""
+        from nurture.moves import StageMove
+
         now = clock.now()
-        config = self.project.config
-        # Every changed contact re-tests `enroll: {when: ...}` workflows.
-        triggers: dict[int, list[Trigger]] = {i: [Trigger(changed=True)] for i in batch.contact_ids}
-        prospects = []
-        for contact_id, _from_stage, to_stage in batch.stage_changes:
-            triggers.setdefault(contact_id, []).append(Trigger(stage=to_stage, changed=True))
-            if at_or_beyond(to_stage, config.prospect_stage, config.stages):
-                prospects.append(contact_id)
-        contacts = work.contacts_by_id(session, {*batch.contact_ids, *triggers})
-        if prospects:
-            self._end_nurture(session, prospects, "prospect", now)
+        moved = {change.contact_id for change in batch.stage_changes}
+        contacts = work.contacts_by_id(session, {*batch.contact_ids, *moved})
+        moves = [
+            StageMove(
+                change.contact_id,
+                change.from_stage,
+                change.to_stage,
+                "import",
+                {"source": change.source},
+            )
+            for change in batch.stage_changes
+        ]
+        self.moves.after_moves(session, contacts, moves, now)
+        triggers = {i: [Trigger(changed=True)] for i in batch.contact_ids}
         self.enroller.enroll(session, triggers, contacts, now)
         self.engagement.refit(session, [contacts[i] for i in batch.contact_ids], now)
 

@@ -15,6 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, String, inspect, select, text
 
+from nurture.definitions.loader import load_project
+from nurture.engine.service import Engine
 from nurture.importer import import_contacts
 from nurture.store.db import (
     create_engine_for,
@@ -136,12 +138,26 @@ def test_migrated_schema_round_trips_an_import(url: str, tmp_path: Path) -> None
     )
     engine = create_engine_for(url)
     sessions = session_factory(engine)
+    root = tmp_path / "project"
+    (root / "workflows").mkdir(parents=True)
+    (root / "nurture.yaml").write_text(
+        "stages: [subscriber, lead]\nprospect_stage: lead\nproperties: {employees: number}\n"
+    )
+    moves = Engine(load_project(root), sessions).on_import
 
     report = import_contacts(
-        sessions, path, stages=["subscriber", "lead"], properties={"employees": "number"}
+        sessions,
+        path,
+        stages=["subscriber", "lead"],
+        properties={"employees": "number"},
+        on_batch=moves,
     )
     again = import_contacts(
-        sessions, path, stages=["subscriber", "lead"], properties={"employees": "number"}
+        sessions,
+        path,
+        stages=["subscriber", "lead"],
+        properties={"employees": "number"},
+        on_batch=moves,
     )
 
     assert (report.created, report.rejected) == (2, [])

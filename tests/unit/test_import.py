@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.contact_input import _COERCE, COMPUTED_COLUMNS, is_valid_email
 from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
+from nurture.definitions.loader import load_project
+from nurture.engine.service import Engine
 from nurture.errors import Problem
 from nurture.importer import ContactFileError, ImportReport, import_contacts
 from nurture.store import queries
@@ -29,8 +31,20 @@ PROPERTIES = {
 }
 
 
+def project_engine(root: Path, sessions: sessionmaker[Session]) -> Engine:
+    """An engine on a project with this module's ladder and properties, no workflow:
+    what an import's stage moves go through (`on_batch`)."""
+    (root / "workflows").mkdir(parents=True)
+    lines = [f"stages: [{', '.join(STAGES)}]", "prospect_stage: sql", "properties:"]
+    lines += [f"  {name}: {kind}" for name, kind in PROPERTIES.items()]
+    (root / "nurture.yaml").write_text("\n".join(lines) + "\n")
+    return Engine(load_project(root), sessions)
+
+
 @pytest.fixture
 def run(tmp_path: Path, sessions: sessionmaker[Session]) -> Any:
+    engine = project_engine(tmp_path / "project", sessions)
+
     def run(name: str, content: str | bytes, **options: Any) -> ImportReport:
         path = tmp_path / name
         if isinstance(content, bytes):
@@ -39,6 +53,7 @@ def run(tmp_path: Path, sessions: sessionmaker[Session]) -> Any:
             path.write_text(content, encoding="utf-8")
         options.setdefault("stages", STAGES)
         options.setdefault("properties", PROPERTIES)
+        options.setdefault("on_batch", engine.on_import)
         report = import_contacts(sessions, path, **options)
         assert report.created + report.updated + report.unchanged + len(report.rejected) == (
             report.total
@@ -277,7 +292,7 @@ def test_duplicates_apply_in_file_order_across_batches(run: Any, session: Sessio
         (None, "subscriber", "import"),
         ("lead", "mql", "import"),
     ]
-    assert history[2].details == {"source": "import:c.csv:4"}
+    assert history[2].details == {"source": "import:c.csv:4", "score": 0.0}
     assert report.stage_changes == [
         (anne.id, None, "lead"),
         (bob.id, None, "subscriber"),
@@ -362,7 +377,10 @@ def test_a_session_can_be_given_instead_of_a_factory(tmp_path: Path, session: Se
     path = tmp_path / "c.csv"
     path.write_text("email\nanne@example.com\n", encoding="utf-8")
 
-    report = import_contacts(session, path, stages=STAGES, source="crm-sync")
+    engine = project_engine(tmp_path / "project", sessionmaker(bind=session.get_bind()))
+    report = import_contacts(
+        session, path, stages=STAGES, source="crm-sync", on_batch=engine.on_import
+    )
 
     assert report.created == 1
     assert contacts(session)["anne@example.com"].source == "crm-sync:2"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
@@ -92,6 +92,7 @@ class Web(Harness):
         self.client = TestClient(self.app, base_url=BASE_URL, follow_redirects=False)
         self.auth = {"Authorization": f"Bearer {API_KEY}"}
         self._tmp = tmp
+        self._setup_events = 0
 
     def import_rows(self, text: str) -> None:
         self.import_csv(self._tmp, text)
@@ -127,9 +128,16 @@ class Web(Harness):
             assert send is not None
             return send
 
-    def events(self, kind: str | None = None) -> list[Event]:
+    def set_up(self) -> None:
+        """The world is ready: `events` leaves out what setting it up recorded (the
+        import's `stage.changed` events), so a test sees what its own requests did."""
         with self.sessions() as session:
-            query = select(Event).order_by(Event.id)
+            self._setup_events = session.scalar(select(func.max(Event.id))) or 0
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        """The events recorded since `set_up`, of `kind` if given."""
+        with self.sessions() as session:
+            query = select(Event).where(Event.id > self._setup_events).order_by(Event.id)
             if kind is not None:
                 query = query.where(Event.type == kind)
             return list(session.scalars(query))
@@ -160,6 +168,7 @@ def web(project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path) -> I
         w.import_rows(CONTACTS)
         w.tick()
         assert len(w.transport.messages) == 2
+        w.set_up()
         with w.client:
             yield w
 

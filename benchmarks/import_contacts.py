@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
-from nurture.importer import DEFAULT_BATCH_SIZE, ImportReport, import_contacts
+from nurture.lifecycle.importer import DEFAULT_BATCH_SIZE, ImportReport, import_contacts
 from nurture.store.db import create_engine_for, session_factory, upgrade
 
 STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")

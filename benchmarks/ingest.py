@@ -287,7 +287,7 @@ class Sink:
 
 def version_ids(url: str, project_dir: Path) -> dict[str, int]:
     from nurture.definitions.loader import load_project
-    from nurture.store import work
+    from nurture.store import enrollments as work
     from nurture.store.db import create_engine_for, session_factory
 
     project = load_project(project_dir)
@@ -606,9 +606,11 @@ def instrument() -> Timers:
     from sqlalchemy.orm import Session
     from sqlalchemy.orm.session import SessionTransaction
 
-    from nurture import engagement, ingest, moves
+    import nurture.lifecycle.ingest as ingest
+    import nurture.lifecycle.scoring as engagement
+    import nurture.lifecycle.stages as moves
     from nurture.engine.enrollment import Enroller
-    from nurture.store import work
+    from nurture.store import enrollments as work
 
     timers = Timers()
     timers.wrap(ingest.Ingestor, "ingest_batch", "ingest")
@@ -623,7 +625,7 @@ def instrument() -> Timers:
     timers.wrap(moves, "end_nurture", "exits")
     timers.wrap(ingest, "end_nurture", "exits")
     with contextlib.suppress(ImportError):
-        from nurture.handoff import Handoffs
+        from nurture.lifecycle.handoff.actions import Handoffs
 
         timers.wrap(Handoffs, "open_many", "handoff", inclusive=True)
     with contextlib.suppress(ImportError):
@@ -642,8 +644,8 @@ def instrument() -> Timers:
 
 def build_engine(url: str, project_dir: Path) -> Any:
     from nurture.definitions.loader import load_project
+    from nurture.engine.runtime import settle_heap
     from nurture.engine.service import Engine
-    from nurture.runtime import settle_heap
     from nurture.store.db import create_engine_for, session_factory
 
     engine = Engine(load_project(project_dir), session_factory(create_engine_for(url)))
@@ -655,8 +657,8 @@ def ingest_all(
     engine: Any, events: Sequence[dict[str, Any]], batch_size: int, timers: Timers | None
 ) -> dict[str, Any]:
     """Parse and ingest `events`, one transaction per batch, as `nurture events import` would."""
-    from nurture import clock
-    from nurture.ingest import Ingestor, InvalidEvent, parse_event
+    import nurture.clock as clock
+    from nurture.lifecycle.ingest import Ingestor, InvalidEvent, parse_event
 
     ingestor = Ingestor(engine)
     statuses: dict[str, int] = defaultdict(int)

@@ -33,7 +33,7 @@ import psycopg
 from _db import temporary_database  # benchmarks/ is on sys.path when run
 from sqlalchemy import event
 
-from nurture.store import work
+from nurture.store import enrollments as work
 from nurture.store.db import create_engine_for, session_factory
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -165,7 +165,7 @@ def write_project(root: Path) -> None:
 def load(url: str, project_dir: Path, count: int) -> None:
     """N lead contacts (COPY), each with one enrollment due now."""
     from nurture.definitions.loader import load_project
-    from nurture.store import work
+    from nurture.store import enrollments as work
     from nurture.store.db import create_engine_for, session_factory
 
     workflow = load_project(project_dir).workflows["hello"]
@@ -295,9 +295,10 @@ def instrument(transport: Any) -> dict[str, float]:
     """Wrap the send path's functions with timers; returns the stage → seconds totals."""
     from sqlalchemy.orm.session import SessionTransaction
 
-    from nurture.engine import outcomes
     from nurture.rendering import TemplateLibrary
-    from nurture.store import ledger, work
+    from nurture.store import enrollments as work
+    from nurture.store import outcomes
+    from nurture.store import sends as ledger
     from nurture.transports import base
 
     totals: dict[str, float] = defaultdict(float)
@@ -336,8 +337,8 @@ def instrument(transport: Any) -> dict[str, float]:
 
 def build_engine(url: str, project_dir: Path, transport: Any, batch_size: int) -> Any:
     from nurture.definitions.loader import load_project
+    from nurture.engine.runtime import settle_heap
     from nurture.engine.service import Engine, EngineOptions
-    from nurture.runtime import settle_heap
     from nurture.store.db import create_engine_for, session_factory
     from nurture.tokens import Signer
 

@@ -41,10 +41,10 @@ from typing import Any
 
 import pytest
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import CONFIG_FILE, load_project
-from nurture.engine.records import Record
-from nurture.simulate import Reaction, Simulation, SimulationResult, load_reactions
+from nurture.records import Record
+from nurture.tools.simulate import Reaction, Simulation, SimulationResult, load_reactions
 
 __all__ = [
     "DEFAULT_START",

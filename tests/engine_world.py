@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import Project
-from nurture.engine.records import Record
 from nurture.engine.service import Engine, EngineOptions
-from nurture.importer import import_contacts
-from nurture.ingest import Ingestor, parse_event
+from nurture.lifecycle.importer import import_contacts
+from nurture.lifecycle.ingest import Ingestor, parse_event
+from nurture.records import Record
 from nurture.store.models import Contact
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from nurture.contacts import STANDARD_FIELDS
+from nurture.contacts.view import STANDARD_FIELDS
 from nurture.definitions import model as m
 from nurture.definitions.reader import LineDict, LineList
 from nurture.errors import Problem

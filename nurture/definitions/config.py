@@ -7,7 +7,7 @@ import re
 from email.utils import parseaddr
 from typing import Any
 
-from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
+from nurture.contacts.view import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions import model as m
 from nurture.definitions.base import (
     ASSIGN_KEYS,

@@ -32,7 +32,7 @@ if dramatiq.broker.global_broker is None:
 def engine() -> Engine:
     """One engine per worker process, built from the environment on first use."""
     from nurture.engine.factory import build_engine
-    from nurture.runtime import settle_heap
+    from nurture.engine.runtime import settle_heap
 
     built = build_engine(get_settings())
     settle_heap()

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from nurture.definitions import model as m
 from nurture.engine import executor as ex
 from nurture.engine.enrollment import Trigger
-from nurture.engine.records import Record
-from nurture.notifications import queue
+from nurture.lifecycle.notifications import queue
+from nurture.records import Record
 from nurture.store.models import Contact, Enrollment
 
 if TYPE_CHECKING:

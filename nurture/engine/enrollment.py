@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.engine.executor import EventView
-from nurture.engine.records import Record, Recorder
 from nurture.expressions import ExpressionError
-from nurture.scoring import view_of
-from nurture.store import work
+from nurture.lifecycle.score_rules import view_of
+from nurture.records import Record, Recorder
+from nurture.store import enrollments as work
 from nurture.store.models import Contact
 
 

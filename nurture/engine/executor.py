@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from nurture.contacts import ContactView
+from nurture.contacts.view import ContactView
 from nurture.definitions import model as m
+from nurture.definitions.ladder import at_or_beyond
+from nurture.delivery.policy import Deferral
 from nurture.expressions import Expression, ExpressionError
-from nurture.lifecycle import at_or_beyond
-from nurture.sending import Deferral
 
 Status = Literal["active", "waiting", "completed", "exited"]
 

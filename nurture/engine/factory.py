@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from nurture.engine.records import Recorder, discard
+from nurture.engine.runtime import Runtime
 from nurture.engine.service import Engine, EngineOptions
-from nurture.runtime import Runtime
+from nurture.records import Recorder, discard
 from nurture.settings import Settings
 from nurture.tokens import Signer
 from nurture.transports import Transport, transport_from_settings

@@ -17,22 +17,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
-from nurture.consent import contact_block, paused_until
+import nurture.clock as clock
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
+from nurture.delivery.consent import contact_block, paused_until
+from nurture.delivery.deliverer import SEND_LEASE, ClaimedSend, Deliverer, Links
+from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
-from nurture.engine.delivery import SEND_LEASE, ClaimedSend, Deliverer, Links
 from nurture.engine.effects import apply_effects
 from nurture.engine.enrollment import Enroller, Trigger, VersionIds
-from nurture.engine.records import Recorder, discard
 from nurture.errors import ConfigurationError
-from nurture.importer import ImportedBatch
-from nurture.notifications import Notifier
-from nurture.scoring import view_of
-from nurture.sending import Deferral, may_send
-from nurture.store import ledger, work
+from nurture.lifecycle.importer import ImportedBatch
+from nurture.lifecycle.notifications import Notifier
+from nurture.lifecycle.score_rules import view_of
+from nurture.records import Recorder, discard
+from nurture.store import enrollments as work
+from nurture.store import sends as ledger
 from nurture.store.models import Contact, Enrollment, Event, Send
 from nurture.tokens import Signer
 from nurture.transports import Transport
@@ -84,12 +85,12 @@ class Engine:
         self._deliverer: Deliverer | None = None
         self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
-        from nurture.engagement import Engagement
-        from nurture.moves import Moves, end_nurture
+        from nurture.lifecycle.scoring import Engagement
+        from nurture.lifecycle.stages import Moves, end_nurture
 
         self.engagement = Engagement(self)
         self.moves = Moves(self)
-        from nurture.handoff import Handoffs
+        from nurture.lifecycle.handoff.actions import Handoffs
 
         self.handoffs = Handoffs(self)
         self._end_nurture = end_nurture
@@ -138,7 +139,7 @@ class Engine:
         """Import hook, inside the batch's transaction: the stages the rows set go
         through the one stage-move path, changed contacts re-test `enroll: {when:
         ...}` workflows, and changed profiles are re-scored (fit)."""
-        from nurture.moves import StageMove
+        from nurture.lifecycle.stages import StageMove
 
         now = clock.now()
         moved = {change.contact_id for change in batch.stage_changes}

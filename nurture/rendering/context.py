@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from nurture import clock
-from nurture.contacts import ContactView, sample_contact
+import nurture.clock as clock
+from nurture.contacts.view import ContactView, sample_contact
 
 #: Placeholder URLs for validate and preview; never tracked, never sent.
 SAMPLE_UNSUBSCRIBE_URL = "https://example.com/u/preview"

@@ -19,7 +19,7 @@ from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
-from nurture.contacts import ContactView
+from nurture.contacts.view import ContactView
 from nurture.errors import Problem
 from nurture.rendering.markup import MjmlFailure, line_at, line_text, lint_tags, tag_text
 from nurture.rendering.sandbox import missing_attribute_message

@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstanceState, Session, attributes
 
+from nurture.store.enrollments import among, json_rows
 from nurture.store.models import (
     Contact,
     Event,
@@ -53,7 +54,6 @@ from nurture.store.models import (
     StageHistory,
     UTCDateTime,
 )
-from nurture.store.work import among, json_rows
 
 _contacts = cast(Table, Contact.__table__)
 _events = cast(Table, Event.__table__)

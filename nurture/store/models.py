@@ -46,8 +46,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from nurture import clock
-from nurture.contacts import ContactView
+import nurture.clock as clock
+from nurture.contacts.view import ContactView
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -123,7 +123,7 @@ class Contact(Base):
     owner: Mapped[str | None]
     stage: Mapped[str | None]
     #: fit_score + engagement_score as of `score_updated_at`; engagement decays
-    #: from there (see nurture.scoring), fit does not.
+    #: from there (see nurture.lifecycle.score_rules), fit does not.
     score: Mapped[float] = mapped_column(default=0.0)
     fit_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
     engagement_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
@@ -142,7 +142,7 @@ class Contact(Base):
     suppressed_at: Mapped[datetime | None]
     suppression_reason: Mapped[str | None]
     #: Nurture email paused at the contact's request (unsubscribe page): sends
-    #: wait until then, like a suppression that ends (see nurture.consent).
+    #: wait until then, like a suppression that ends (see nurture.delivery.consent).
     paused_until: Mapped[datetime | None]
     #: Soft bounces since the last sign the mailbox works (delivered, opened,
     #: clicked); `sending.soft_bounce_limit` of them suppress the contact.
@@ -164,7 +164,7 @@ class Contact(Base):
 
         `stages` is the project's ladder (NULL stage reads as the first one);
         `declared` the custom property names, which read as None when unset.
-        `score` and `temperature` are as of now (see `nurture.engagement.view_of`).
+        `score` and `temperature` are as of now (see `nurture.lifecycle.scoring.view_of`).
         """
         stage = self.stage or (stages[0] if stages else None)
         fields: dict[str, Any] = {
@@ -207,7 +207,7 @@ class WorkflowVersion(Base):
     Stored by content hash so unchanged files map to one row, and an enrollment
     keeps running the definition it began with after the file is edited.
     `deployed_at` is set by `nurture apply`: the newest deployed row of a name
-    is what `nurture plan` compares the file with (see `nurture.deploy`).
+    is what `nurture plan` compares the file with (see `nurture.tools.deploy`).
     """
 
     __tablename__ = "workflow_versions"
@@ -422,7 +422,7 @@ class Suppression(Base):
     """The suppression list: addresses never to email, whatever the transport.
 
     Keyed by `email_hash` (SHA-256 of the normalised address, see
-    `nurture.suppression`), so an entry outlives the contact: once a person
+    `nurture.delivery.suppression`), so an entry outlives the contact: once a person
     is erased, `email` is NULL and only the hash remains, which is enough to
     create a later import of the same address suppressed. The contact's own
     `suppressed_at` / `suppression_reason` mirror it for the send-time check.

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
 from typing import ClassVar, Protocol, Self
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.errors import NurtureError
 from nurture.transports.mime import BuiltMessage, build_message
 

@@ -17,7 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.transports.base import OutgoingEmail, TransientDeliveryError, Transport
 from nurture.transports.mime import BuiltMessage
 

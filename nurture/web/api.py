@@ -26,13 +26,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from nurture import clock
-from nurture.contact_input import ContactInput, InvalidContact
+import nurture.clock as clock
+from nurture.contacts.parsing import ContactInput, InvalidContact
 from nurture.errors import ContactNotFound
-from nurture.explain import explain
-from nurture.importer import ImportedBatch, upsert_contacts
-from nurture.ingest import IncomingEvent, InvalidEvent, parse_event
-from nurture.store import queries
+from nurture.lifecycle.importer import ImportedBatch, upsert_contacts
+from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
+from nurture.store import contacts as queries
+from nurture.tools.explain import explain
 from nurture.web.auth import require_api_key
 from nurture.web.bodies import MAX_ITEMS, read_items, text_problem
 from nurture.web.context import WebContext, web_context

@@ -14,10 +14,10 @@ from typing import cast
 
 from fastapi import Request
 
-from nurture.contact_input import ContactParser
-from nurture.engine.delivery import Links
+from nurture.contacts.parsing import ContactParser
+from nurture.delivery.deliverer import Links
 from nurture.engine.service import Engine
-from nurture.ingest import Ingestor
+from nurture.lifecycle.ingest import Ingestor
 from nurture.rendering import TemplateLibrary
 from nurture.settings import Settings
 from nurture.tokens import Signer

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field, field_validator
 
-from nurture import clock
-from nurture.handoff import HandoffConflict, HandoffNotFound
+import nurture.clock as clock
+from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.web import inbox
 from nurture.web.auth import require_api_key
 from nurture.web.bodies import text_problem

@@ -22,10 +22,10 @@ from typing import Any, Literal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.engine.service import Engine
-from nurture.scoring import view_of
-from nurture.store import queries
+from nurture.lifecycle.score_rules import view_of
+from nurture.store import contacts as queries
 from nurture.store.models import Contact, Handoff
 
 Status = Literal["open", "accepted", "rejected"]

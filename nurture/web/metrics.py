@@ -26,9 +26,9 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.engine.broker import QUEUE
-from nurture.store.metrics_queries import RECENT_EVENTS, Figures, read_figures
+from nurture.store.metrics import RECENT_EVENTS, Figures, read_figures
 from nurture.web.context import WebContext, web_context
 
 log = logging.getLogger("nurture.web")

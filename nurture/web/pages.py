@@ -22,11 +22,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from nurture import clock
-from nurture.consent import PAUSE_CHOICES
+import nurture.clock as clock
+from nurture.delivery.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
+from nurture.lifecycle.score_rules import view_of
 from nurture.rendering import email_context
-from nurture.scoring import view_of
 from nurture.store.models import Contact
 from nurture.tokens import InvalidToken
 from nurture.web.context import WebContext, web_context

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.web.bodies import MAX_ITEMS, parse_json, text_problem
 from nurture.web.context import WebContext
 

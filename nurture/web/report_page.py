@@ -1,7 +1,7 @@
 """The report in the web app: `/sales/reports`, behind the sales login.
 
-The same figures and HTML as `nurture report --html` (`nurture.reports`,
-`nurture.report_html`), inside the inbox's layout. `/reports` redirects here:
+The same figures and HTML as `nurture report --html` (`nurture.tools.reports`,
+`nurture.tools.report_html`), inside the inbox's layout. `/reports` redirects here:
 the sales session cookie is scoped to `/sales`, and the login page only ever
 returns to a path under it.
 """
@@ -14,11 +14,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.errors import NurtureError
-from nurture.report_commands import parse_moment
-from nurture.report_html import REPORT_CSS, render_body
-from nurture.reports import build_report
+from nurture.tools.report_html import REPORT_CSS, render_body
+from nurture.tools.reports import build_report, parse_moment
 from nurture.web import sales
 from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context

@@ -30,8 +30,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from nurture import clock
-from nurture.handoff import HandoffConflict, HandoffNotFound
+import nurture.clock as clock
+from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.web import inbox
 from nurture.web.auth import key_matches
 from nurture.web.bodies import text_problem

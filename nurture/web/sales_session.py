@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import HTTPException, Request
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.tokens import InvalidToken, Signer
 from nurture.web.bodies import read_body, text_problem
 from nurture.web.context import WebContext

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nurture import clock
-from nurture.ingest import IncomingEvent, Outcome
-from nurture.store import ledger
+import nurture.clock as clock
+from nurture.lifecycle.ingest import IncomingEvent, Outcome
+from nurture.store import sends as ledger
 from nurture.store.models import Contact, Send
 from nurture.web.context import WebContext
 

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
-from nurture.ingest import IncomingEvent
-from nurture.store import ledger
+from nurture.lifecycle.ingest import IncomingEvent
+from nurture.store import sends as ledger
 from nurture.store.models import Send
 from nurture.web.bodies import is_json, read_body
 from nurture.web.context import WebContext, web_context

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from nurture.store import db, work
+from nurture.store import db
+from nurture.store import enrollments as work
 from nurture.store.models import Contact, Enrollment, WorkflowVersion
 
 pytestmark = pytest.mark.postgres

@@ -17,16 +17,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock, suppression
-from nurture.consent import mailto_token
+import nurture.clock as clock
+import nurture.delivery.suppression as suppression
 from nurture.definitions.loader import load_project
+from nurture.delivery.consent import mailto_token
 from nurture.engine.service import Engine, EngineOptions
-from nurture.gdpr import erase_person
-from nurture.importer import import_contacts
-from nurture.ingest import Ingestor, parse_event
+from nurture.lifecycle.importer import import_contacts
+from nurture.lifecycle.ingest import Ingestor, parse_event
 from nurture.settings import Settings
 from nurture.store.models import Contact, Send
 from nurture.tokens import Signer
+from nurture.tools.privacy import erase_person
 from nurture.transports import transport_from_settings
 from tests.dkim_support import DOMAIN, SELECTOR, dkim_key
 from tests.smtp_server import SMTPTestServer

@@ -17,7 +17,7 @@ from sqlalchemy import Column, MetaData, String, inspect, select, text
 
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
-from nurture.importer import import_contacts
+from nurture.lifecycle.importer import import_contacts
 from nurture.store.db import (
     create_engine_for,
     current_revision,

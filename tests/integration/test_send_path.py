@@ -15,15 +15,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
-from nurture.engine import outcomes
-from nurture.engine.outcomes import OutcomeNotRecorded
-from nurture.explain import explain
-from nurture.moves import end_nurture
-from nurture.store import work
+from nurture.lifecycle.stages import end_nurture
+from nurture.store import enrollments as work
+from nurture.store import outcomes
 from nurture.store.db import create_engine_for, session_factory, upgrade
 from nurture.store.models import Enrollment, Send
+from nurture.store.outcomes import OutcomeNotRecorded
+from nurture.tools.explain import explain
 from nurture.transports import CaptureTransport
 from nurture.transports.mime import BuiltMessage
 from tests.engine_world import START, Harness

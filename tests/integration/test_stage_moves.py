@@ -81,7 +81,7 @@ class World(Harness):
         path = self.tmp / name
         path.write_text(text)
         config = self.engine.project.config
-        from nurture.importer import import_contacts
+        from nurture.lifecycle.importer import import_contacts
 
         import_contacts(
             self.sessions,

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
-from nurture.importer import import_contacts
-from nurture.ingest import Ingestor, Outcome, parse_event
-from nurture.scoring import LedgerLine, ScoreState, replay
+from nurture.lifecycle.importer import import_contacts
+from nurture.lifecycle.ingest import Ingestor, Outcome, parse_event
+from nurture.lifecycle.score_rules import LedgerLine, ScoreState, replay
 from nurture.store import db
 from nurture.store.models import Contact, ScoreEntry
 

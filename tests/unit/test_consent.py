@@ -8,13 +8,13 @@ from datetime import UTC, datetime, time, timedelta
 import jsonschema
 import pytest
 
-from nurture.consent import consent_block, mailto_token, normalise_basis
 from nurture.definitions import model as m
 from nurture.definitions.config import parse_config
 from nurture.definitions.schema import SCHEMAS
-from nurture.engine.delivery import list_unsubscribe
-from nurture.sending import may_send
-from nurture.suppression import email_hash
+from nurture.delivery.consent import consent_block, mailto_token, normalise_basis
+from nurture.delivery.deliverer import list_unsubscribe
+from nurture.delivery.policy import may_send
+from nurture.delivery.suppression import email_hash
 
 MONDAY_10_PARIS = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

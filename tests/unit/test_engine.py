@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.enrollment import may_enroll
 from nurture.engine.service import Engine, EngineOptions
-from nurture.importer import import_contacts
-from nurture.store import work
+from nurture.lifecycle.importer import import_contacts
+from nurture.store import enrollments as work
 from nurture.store.models import Contact, Enrollment, Send
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport
@@ -239,7 +239,7 @@ def test_reenrollment_rules() -> None:
 
 
 def test_the_example_project_simulates_deterministically(tmp_path: Path) -> None:
-    from nurture.simulate import Simulation, load_reactions
+    from nurture.tools.simulate import Simulation, load_reactions
 
     repo = Path(__file__).parents[2]
     copy = tmp_path / "example"
@@ -291,7 +291,7 @@ def test_day_scale_waits_on_the_system_clock_with_freezegun(
 def test_a_slow_relay_keeps_its_leases_so_no_other_worker_sends_the_rest(
     project_dir: Path, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    from nurture.store import ledger as queries
+    from nurture.store import sends as queries
     from nurture.transports.mime import BuiltMessage
 
     virtual = clock.VirtualClock(START)

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nurture.contacts import ContactView
+from nurture.contacts.view import ContactView
 from nurture.definitions import model as m
 from nurture.definitions.config import parse_config
 from nurture.definitions.workflow import parse_workflow
+from nurture.delivery.policy import Deferral
 from nurture.engine import executor as ex
-from nurture.sending import Deferral
 
 CONFIG, _ = parse_config(
     "stages: [subscriber, lead, mql, sql]\nprospect_stage: sql\nproperties: {industry: string}\n",

@@ -1,4 +1,4 @@
-"""`nurture.graph`: labels, edges, counts and escaping of the workflow diagrams."""
+"""`nurture.tools.graph`: labels, edges, counts and escaping of the workflow diagrams."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nurture import graph
+import nurture.tools.graph as graph
 from nurture.definitions import model as m
 from nurture.definitions.loader import load_project
 from nurture.definitions.workflow import parse_workflow, successors
@@ -181,7 +181,7 @@ def test_durations_read_like_the_files() -> None:
 
 
 def test_live_counts_skip_a_missing_or_unmigrated_database(tmp_path: Path) -> None:
-    from nurture.graph_commands import live_counts
+    from nurture.cli.graph import live_counts
     from nurture.settings import Settings
 
     missing = Settings(database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}")

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
-from nurture.handoff import HandoffConflict, next_turn
-from nurture.notifications import Notifier
+from nurture.lifecycle.handoff.actions import HandoffConflict, next_turn
+from nurture.lifecycle.notifications import Notifier
 from nurture.store.models import (
     Contact,
     Enrollment,

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.contact_input import _COERCE, COMPUTED_COLUMNS, is_valid_email
-from nurture.contacts import PROPERTY_TYPES, STANDARD_FIELDS
+from nurture.contacts.parsing import _COERCE, COMPUTED_COLUMNS, is_valid_email
+from nurture.contacts.view import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
 from nurture.errors import Problem
-from nurture.importer import ContactFileError, ImportReport, import_contacts
-from nurture.store import queries
+from nurture.lifecycle.importer import ContactFileError, ImportReport, import_contacts
+from nurture.store import contacts as queries
 from nurture.store.models import Contact, StageHistory
 
 STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.config import parse_config
 from nurture.definitions.loader import load_project
 from nurture.definitions.model import Workflow
 from nurture.definitions.workflow import parse_workflow
-from nurture.deploy import apply, build_plan, destination, step_changes, stranded
 from nurture.store.models import Contact, Enrollment, WorkflowVersion
+from nurture.tools.deploy import apply, build_plan, destination, step_changes, stranded
 from tests.engine_world import CONFIG, LEAD, START, Harness, project_dir
 
 __all__ = ["project_dir"]  # the fixture, shared with the engine tests
@@ -190,7 +190,7 @@ def test_a_removed_step_with_nothing_after_it_completes(
 def test_a_worker_holding_the_old_state_cannot_write_it_back_after_a_migration(
     harness: Harness, project_dir: Path, tmp_path: Path
 ) -> None:
-    from nurture.store import work
+    from nurture.store import enrollments as work
 
     _mid_flow(harness, project_dir, tmp_path)
     seen = _enrollments(harness)["carl@example.com"]  # what a racing worker loaded

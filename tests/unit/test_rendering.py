@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nurture.contacts import ContactView, sample_contact
+from nurture.contacts.view import ContactView, sample_contact
 from nurture.errors import TemplateError
 from nurture.rendering import (
     SAMPLE_UNSUBSCRIBE_URL,

@@ -1,4 +1,4 @@
-"""`nurture.reports`: every figure on a small hand-built dataset with known answers."""
+"""`nurture.tools.reports`: every figure on a small hand-built dataset with known answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from nurture.definitions.loader import load_project
-from nurture.report_html import render_html
-from nurture.reports import build_report
 from nurture.store.models import Contact, Event, Handoff, Send, StageHistory
+from nurture.tools.report_html import render_html
+from nurture.tools.reports import build_report
 
 REPO = Path(__file__).parents[2]
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)

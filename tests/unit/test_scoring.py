@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
+from nurture.definitions.ladder import stage_for_score, temperature
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
-from nurture.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
-from nurture.lifecycle import stage_for_score, temperature
-from nurture.scoring import LedgerLine, ScoreState, decay_factor, replay
+from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
+from nurture.lifecycle.score_rules import LedgerLine, ScoreState, decay_factor, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
 from nurture.tokens import Signer
 from tests.engine_world import Harness

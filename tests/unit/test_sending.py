@@ -9,16 +9,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions import model as m
 from nurture.definitions.loader import load_project
-from nurture.engine.records import Record
+from nurture.delivery.policy import cap_release, may_send, next_window_opening
 from nurture.engine.service import Engine
-from nurture.explain import explain
-from nurture.importer import import_contacts
-from nurture.sending import cap_release, may_send, next_window_opening
+from nurture.lifecycle.importer import import_contacts
+from nurture.records import Record
 from nurture.store.models import Send
 from nurture.tokens import Signer
+from nurture.tools.explain import explain
 from nurture.transports import CaptureTransport
 
 WEEKDAYS_9_TO_18 = m.SendWindow(frozenset(range(5)), time(9), time(18))

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.model import ProjectConfig
+from nurture.store.contacts import contact_view_by_email
 from nurture.store.db import create_engine_for, current_revision, database_url, head_revision
 from nurture.store.models import (
     Contact,
@@ -24,7 +25,6 @@ from nurture.store.models import (
     StageHistory,
     WorkflowVersion,
 )
-from nurture.store.queries import contact_view_by_email
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.errors import ConfigurationError
 from nurture.settings import load_settings
 from nurture.transports import (

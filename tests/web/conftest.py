@@ -18,14 +18,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Event, Send
 from nurture.tokens import Signer
 from nurture.transports.capture import CapturedEmail
-from nurture.web import create_app
+from nurture.web.app import create_app
 from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris

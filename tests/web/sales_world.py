@@ -18,7 +18,7 @@ from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
-from nurture.web import create_app
+from nurture.web.app import create_app
 from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris

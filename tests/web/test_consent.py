@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock, suppression
-from nurture.consent import mailto_token
+import nurture.clock as clock
+import nurture.delivery.suppression as suppression
+from nurture.delivery.consent import mailto_token
 from nurture.store.models import Enrollment, Send
 from tests.web.conftest import START, Web, anne_welcome, write_project
 

@@ -26,13 +26,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import create_engine
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
 from nurture.settings import Settings
 from nurture.store.db import session_factory
 from nurture.tokens import Signer
-from nurture.web import create_app
+from nurture.web.app import create_app
 from tests.web.conftest import API_KEY, MAILGUN_KEY, WEBHOOK_SECRET, Web, write_project
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from nurture import clock, suppression
-from nurture.gdpr import erase_person, export_person
+import nurture.clock as clock
+import nurture.delivery.suppression as suppression
 from nurture.store.models import (
     Contact,
     Enrollment,
@@ -22,6 +22,7 @@ from nurture.store.models import (
     Send,
     StageHistory,
 )
+from nurture.tools.privacy import erase_person, export_person
 from tests.web.conftest import START, Web, anne_welcome
 
 ANNE = "anne@example.com"

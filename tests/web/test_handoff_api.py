@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
-from nurture.handoff import HandoffConflict
+import nurture.clock as clock
+from nurture.lifecycle.handoff.actions import HandoffConflict
 from nurture.store import db
 from nurture.web import inbox
 from tests.web.sales_world import API_KEY, SalesWorld, build, populate

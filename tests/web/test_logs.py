@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.logs import JsonFormatter, configure_nurture_json
 from tests.web.conftest import CONTACTS, START, Web, event_dict
 

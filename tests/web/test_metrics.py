@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from nurture.settings import Settings
 from nurture.store.models import Contact, Handoff
-from nurture.web import create_app
+from nurture.web.app import create_app
 from tests.web.conftest import BASE_URL, SIGNING_KEY, START, Web, event_dict
 
 _LINE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.web import inbox
 from tests.web.sales_world import API_KEY, SalesWorld, build, populate
 

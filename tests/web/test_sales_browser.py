@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.web.server import bound_port, serve_in_thread
 from tests.web.sales_world import API_KEY, SalesWorld, build, populate
 

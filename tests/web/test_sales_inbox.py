@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock
+import nurture.clock as clock
 from nurture.tokens import Signer
 from tests.web.sales_world import API_KEY, SIGNING_KEY, SalesWorld, build, populate
 

@@ -7,9 +7,8 @@ import urllib.request
 
 from typer.testing import CliRunner
 
-from nurture.cli import app as cli
-from nurture.web import serve_in_thread
-from nurture.web.server import bound_port
+from nurture.cli.app import app as cli
+from nurture.web.server import bound_port, serve_in_thread
 from tests.web.conftest import Web
 
 

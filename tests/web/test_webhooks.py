@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nurture import clock
+import nurture.clock as clock
 from tests.web.conftest import MAILGUN_KEY, START, WEBHOOK_SECRET, Web, anne_welcome
 
 # --- generic --------------------------------------------------------------------

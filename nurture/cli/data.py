@@ -1,0 +1,189 @@
+"""The data commands: `nurture db upgrade|current`, `contacts import`, `events import`.
+
+Registered on the main Typer app by `nurture.cli.app` (`register`); each is a
+few lines over `nurture.store.db`, `nurture.lifecycle.importer` or `nurture.lifecycle.ingest`,
+which the tests call directly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nurture.cli.common import ProjectDir
+from nurture.errors import NurtureError
+from nurture.settings import get_settings
+
+
+def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
+    import nurture.cli.common as cli
+
+    db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+    events_app = typer.Typer(help="Events: import.", no_args_is_help=True)
+    app.add_typer(events_app, name="events")
+
+    @db_app.command("upgrade")
+    def db_upgrade(
+        revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    ) -> None:
+        """Apply the database migrations (alembic) up to REVISION."""
+        from nurture.store import db
+
+        with cli.reported():
+            url = get_settings().database_url
+            before = db.current_revision(url)
+            db.upgrade(url, revision)
+            after = db.current_revision(url)
+            if before == after:
+                cli.console.print(f"database already at {after}")
+            else:
+                cli.console.print(
+                    f"[green]✓[/green] database upgraded: {before or 'empty'} → {after}"
+                )
+
+    @db_app.command("current")
+    def db_current() -> None:
+        """Print the database's migration revision and the newest one available."""
+        from nurture.store import db
+
+        with cli.reported():
+            url = get_settings().database_url
+            current, head = db.current_revision(url), db.head_revision()
+            status = "up to date" if current == head else "run 'nurture db upgrade'"
+            cli.console.print(f"current: {current or 'empty'}; head: {head} ({status})")
+
+    @contacts_app.command("import")
+    def contacts_import(
+        file: Annotated[Path, typer.Argument(help="CSV (with a header row) or JSON Lines file.")],
+        project: ProjectDir = None,
+    ) -> None:
+        """Import contacts: upsert by email; bad rows are listed and skipped, good rows go in.
+
+        Exits 0 when every row went in, 2 when some rows were rejected.
+        """
+        from nurture.lifecycle.importer import import_contacts
+
+        with cli.reported():
+            if not file.is_file():
+                raise NurtureError(f"{file}: no such file")
+            runtime = cli.open_runtime(project)
+            config = runtime.project.config
+            with _progress(f"importing {file.name}") as advance:
+                report = import_contacts(
+                    runtime.sessions,
+                    file,
+                    stages=config.stages,
+                    properties=config.properties,
+                    source=f"import:{file.name}",
+                    on_progress=advance,
+                    on_batch=cli.engine_for(runtime).on_import,
+                )
+            for problem in [*report.rejected, *report.warnings][:50]:
+                typer.echo(str(problem))
+            hidden = len(report.rejected) + len(report.warnings) - 50
+            if hidden > 0:
+                typer.echo(f"… and {hidden} more")
+            colour = "red" if report.rejected else "green"
+            cli.console.print(
+                f"{report.total} rows: [green]{report.created} created[/green], "
+                f"{report.updated} updated, {report.unchanged} unchanged, "
+                f"[{colour}]{len(report.rejected)} rejected[/{colour}]"
+                + (f", {len(report.warnings)} warnings" if report.warnings else "")
+            )
+            if report.rejected:
+                raise typer.Exit(2)
+
+    @events_app.command("import")
+    def events_import(
+        file: Annotated[
+            Path, typer.Argument(help="JSON Lines: one event object per line (SPEC §5).")
+        ],
+        project: ProjectDir = None,
+    ) -> None:
+        """Record events (idempotent by id): scores, stages and waiting workflows follow.
+
+        Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
+        """
+        import nurture.clock as clock
+        from nurture.lifecycle.ingest import Ingestor, InvalidEvent, parse_event
+
+        with cli.reported():
+            if not file.is_file():
+                raise NurtureError(f"{file}: no such file")
+            runtime = cli.open_runtime(project)
+            ingestor = Ingestor(cli.engine_for(runtime))
+            lines = file.read_text(encoding="utf-8").splitlines()
+            problems: list[str] = []
+            counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
+            batch: list[tuple[int, Any]] = []
+
+            def flush() -> None:
+                with runtime.sessions.begin() as session:
+                    outcomes = ingestor.ingest_batch(
+                        session, [e for _, e in batch], f"import:{file.name}"
+                    )
+                for (number, _), outcome in zip(batch, outcomes, strict=True):
+                    counts[outcome.status] += 1
+                    if outcome.status == "rejected":
+                        problems.append(f"{file}:{number}: {outcome.reason}")
+                batch.clear()
+
+            with _progress(f"importing {file.name}") as advance:
+                for number, line in enumerate(lines, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        batch.append((number, parse_event(json.loads(line), now=clock.now())))
+                    except json.JSONDecodeError as exc:
+                        counts["rejected"] += 1
+                        problems.append(f"{file}:{number}: not JSON ({exc.msg})")
+                    except InvalidEvent as exc:
+                        counts["rejected"] += 1
+                        problems.append(f"{file}:{number}: {exc}")
+                    if len(batch) >= 500:
+                        flush()
+                        advance(number, len(lines))
+                if batch:
+                    flush()
+                advance(len(lines), len(lines))
+            for problem in problems[:50]:
+                typer.echo(problem)
+            if len(problems) > 50:
+                typer.echo(f"… and {len(problems) - 50} more")
+            cli.console.print(
+                f"[green]{counts['recorded']} recorded[/green], {counts['duplicate']} duplicates "
+                f"(already recorded), {'[red]' if counts['rejected'] else ''}{counts['rejected']} "
+                f"rejected{'[/red]' if counts['rejected'] else ''}"
+            )
+            if counts["rejected"]:
+                raise typer.Exit(2)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while a file imports; nothing when stderr is not a terminal."""
+    from nurture.cli.common import errors
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=not sys.stderr.isatty(),
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None)
+
+        yield advance

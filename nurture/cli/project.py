@@ -1,0 +1,231 @@
+"""`nurture validate`, `schema`, `preview` and `explain`: the project and one contact.
+
+Problems in files print as plain `file:line: message` lines on stdout, one per
+problem, so editors and CI logs can link them; everything else is rich output
+for people.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from nurture.cli.common import (
+    ProjectDir,
+    console,
+    engine_for,
+    fail,
+    open_runtime,
+    print_problems,
+    project_dir,
+    reported,
+)
+from nurture.definitions import model as m
+from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, Project, read_project
+from nurture.definitions.schema import SCHEMAS
+from nurture.errors import NurtureError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(preview)
+    app.command()(explain)
+
+
+# --- validate ----------------------------------------------------------------
+
+
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Project folder (default: the current one).")
+    ] = None,
+) -> None:
+    """Check every file and every template; report each problem as file:line: message."""
+    from nurture.rendering.checks import check_templates
+
+    with reported():
+        root = project_dir(directory)
+        project, problems = read_project(root)
+        config = project.config if project else _config_only(root)
+        if config is not None:
+            # Templates need only nurture.yaml (stages, properties): check them even
+            # when a workflow is broken, so one run lists every problem.
+            problems = problems + check_templates(root / TEMPLATES_DIR, config)
+        if problems:
+            print_problems(problems)
+            raise typer.Exit(1)
+        assert project is not None
+        _print_summary(project)
+
+
+def _config_only(root: Path) -> m.ProjectConfig | None:
+    from nurture.definitions.config import parse_config
+
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return None
+    config, _ = parse_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
+    return config
+
+
+def _print_summary(project: Project) -> None:
+    config = project.config
+    thresholds = dict(config.scoring.thresholds)
+    ladder = " → ".join(
+        f"{stage} (≥{thresholds[stage]:g})" if stage in thresholds else stage
+        for stage in config.stages
+    )
+    console.print(f"[green]✓[/green] {project.root.resolve()} is valid")
+    console.print(f"  stages: {ladder}; nurture stops at [bold]{config.prospect_stage}[/bold]")
+    scoring = config.scoring
+    decay = f", half-life {_duration(scoring.half_life)}" if scoring.half_life else ""
+    console.print(f"  scoring: {len(scoring.rules)} rules, {len(scoring.fit)} fit rules{decay}")
+    if config.handoff:
+        handoff = config.handoff
+        owners = ", ".join(handoff.assign.round_robin) or (
+            f"{len(handoff.assign.rules)} rules" if handoff.assign.rules else "contact owner"
+        )
+        console.print(f"  handoff at {handoff.at}: {owners}")
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("workflow", "enrolls on", "steps", "emails"):
+        table.add_column(column)
+    for workflow in project.workflows.values():
+        enroll = workflow.enroll
+        trigger = (
+            f"stage {enroll.stage}"
+            if enroll.stage
+            else f"event {enroll.event}"
+            if enroll.event
+            else f"when {enroll.when.source if enroll.when else ''}"
+        )
+        sends = sum(isinstance(step, m.SendStep) for step in workflow.steps)
+        table.add_row(workflow.name, trigger, str(len(workflow.steps)), str(sends))
+    console.print(table)
+    console.print(f"  {len(project.template_names)} email templates")
+
+
+def _duration(value: Any) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- schema --------------------------------------------------------------------
+
+
+def schema(
+    kind: Annotated[
+        str, typer.Argument(help="config (nurture.yaml) or workflow (workflows/*.yaml).")
+    ] = "workflow",
+) -> None:
+    """Print the JSON Schema of nurture.yaml or of a workflow file, for editors."""
+    if kind not in SCHEMAS:
+        fail(f"unknown schema {kind!r}: expected one of {', '.join(SCHEMAS)}", 2)
+    typer.echo(json.dumps(SCHEMAS[kind](), indent=2, ensure_ascii=False))
+
+
+# --- preview --------------------------------------------------------------------
+
+
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. lead/welcome.")],
+    contact: Annotated[
+        str | None,
+        typer.Option(
+            help="A contact's email (looked up in the database) or a JSON/YAML file of fields."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the page the recipient sees to this HTML file.")
+    ] = None,
+    project: ProjectDir = None,
+) -> None:
+    """Render a template for one contact: subject, preheader and body."""
+    import nurture.clock as clock
+    from nurture.rendering import TemplateLibrary, email_context, preview_page, sample_context
+
+    with reported():
+        runtime = open_runtime(project)
+        config = runtime.project.config
+        context = sample_context(config.properties, config.stages)
+        if contact is not None:
+            view = _load_contact(runtime, contact)
+            context = email_context(
+                view,
+                unsubscribe_url=context["unsubscribe_url"],
+                view_in_browser_url=context["view_in_browser_url"],
+                now=clock.now(),
+            )
+        library = TemplateLibrary(runtime.project.templates_dir)
+        if not library.exists(template):
+            raise NurtureError(
+                f"no template '{template}' (expected {library.path_of(template)}); "
+                f"templates: {', '.join(library.names())}"
+            )
+        email = library.render(template, context)
+        console.print(f"[bold]Subject:[/bold] {email.subject}", soft_wrap=True)
+        console.print(f"[bold]Preheader:[/bold] {email.preheader}", soft_wrap=True)
+        console.rule("text part")
+        console.print(email.text, markup=False, soft_wrap=True)
+        if out is not None:
+            out.write_text(preview_page(email), encoding="utf-8")
+            console.print(f"[green]✓[/green] wrote {out}")
+
+
+def _load_contact(runtime: Any, reference: str) -> Any:
+    """A contact view from a file of fields, or from the database by email."""
+    from nurture.contacts.view import ContactView
+
+    config = runtime.project.config
+    path = Path(reference)
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise NurtureError(f"{path}: not JSON or YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise NurtureError(f"{path}: expected an object of contact fields")
+        from nurture.contacts.view import STANDARD_FIELDS
+
+        fields = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
+        properties = {k: v for k, v in data.items() if k not in STANDARD_FIELDS}
+        stage = fields.get("stage") or config.stages[0]
+        fields.setdefault("stage", stage)
+        if stage in config.stages:
+            fields.setdefault("stage_index", config.stages.index(stage))
+        return ContactView(fields, properties, declared=config.properties)
+    from nurture.store.contacts import contact_view_by_email
+
+    with runtime.sessions() as session:
+        view = contact_view_by_email(session, reference, config)
+    if view is None:
+        raise NurtureError(f"no contact with email {reference!r} (and no such file)")
+    return view
+
+
+def explain(
+    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    json_output: Annotated[bool, typer.Option("--json", help="The same, as JSON.")] = False,
+    project: ProjectDir = None,
+) -> None:
+    """Where a contact is and why: stage, score ledger, workflows, next step, emails."""
+    import nurture.clock as clock
+    import nurture.tools.output as output
+    from nurture.tools.explain import explain as gather
+
+    with reported():
+        runtime = open_runtime(project)
+        with runtime.sessions() as session:
+            data = gather(session, engine_for(runtime), email, clock.now())
+        if json_output:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            output.print_explanation(console, data)

@@ -1,0 +1,164 @@
+"""`nurture report`: the funnel, time in stage, handoffs, emails and scoring calibration.
+
+Registered on the main Typer app by `nurture.cli.app` (`register`). The figures
+come from `nurture.tools.reports.build_report`; rich tables for people, `--json`
+for tools, `--html FILE` for one self-contained page (`nurture.tools.report_html`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nurture.cli.common import ProjectDir
+from nurture.errors import NurtureError
+from nurture.tools.reports import parse_moment
+
+
+def register(app: typer.Typer) -> None:
+    import nurture.cli.common as cli
+
+    @app.command()
+    def report(
+        since: Annotated[
+            str, typer.Option(help="Start of the period: a duration before now (30d) or ISO.")
+        ] = "30d",
+        until: Annotated[
+            str | None, typer.Option(help="End of the period (ISO; default: now).")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+        html: Annotated[
+            Path | None,
+            typer.Option("--html", help="Also write a self-contained HTML report with charts."),
+        ] = None,
+        project: ProjectDir = None,
+    ) -> None:
+        """Funnel, conversion, time in stage, handoffs, per-email stats and score calibration."""
+        import nurture.clock as clock
+        from nurture.tools.report_html import render_html
+        from nurture.tools.reports import build_report
+
+        with cli.reported():
+            now = clock.now()
+            start = parse_moment(since, now, "--since")
+            end = parse_moment(until, now, "--until") if until else now
+            if start >= end:
+                raise NurtureError("--since must be before --until")
+            runtime = cli.open_runtime(project)
+            with runtime.sessions() as session:
+                data = build_report(session, runtime.project, start, end, now)
+            if html is not None:
+                html.write_text(render_html(data), encoding="utf-8")
+            if as_json:
+                typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            else:
+                print_report(data)
+            if html is not None:
+                cli.errors.print(f"[green]✓[/green] report written to {html}")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _dur(seconds: float | None) -> str:
+    from nurture.tools.report_html import duration
+
+    return duration(seconds)
+
+
+def print_report(data: dict[str, Any]) -> None:
+    import nurture.cli.common as cli
+
+    console = cli.console
+    period = data["period"]
+    console.print(
+        f"[bold]nurture report[/bold] {period['since'][:16]} → {period['until'][:16]} UTC"
+    )
+    conversion = {row["from"]: row for row in data["conversion"]}
+    funnel = Table(title="Funnel (cohort conversion to the next stage or beyond)")
+    for name in ("stage", "contacts now", "entered", "went on", "conversion"):
+        funnel.add_column(name, justify="left" if name == "stage" else "right")
+    for s in data["stages"]:
+        step = conversion.get(s["stage"])
+        funnel.add_row(
+            s["stage"],
+            str(s["contacts"]),
+            str(s["entered"]),
+            str(step["converted"]) if step else "",
+            f"{_pct(step['rate'])} → {step['to']}" if step else "",
+        )
+    console.print(funnel)
+
+    times = Table(title="Time in stage (stays begun in the period; open ones up to now)")
+    for name in ("stage", "stays", "open", "mean", "median"):
+        times.add_column(name, justify="left" if name == "stage" else "right")
+    for t in data["time_in_stage"]:
+        times.add_row(
+            t["stage"],
+            str(t["stays"]),
+            str(t["open"]),
+            _dur(t["mean_seconds"]),
+            _dur(t["median_seconds"]),
+        )
+    console.print(times)
+
+    h = data["handoffs"]
+    handoffs = Table(title="Sales handoffs opened in the period")
+    for name in (
+        "opened",
+        "accepted",
+        "rejected",
+        "open",
+        "acceptance",
+        "to accept (mean)",
+        "median",
+    ):
+        handoffs.add_column(name, justify="right")
+    handoffs.add_row(
+        str(h["created"]),
+        str(h["accepted"]),
+        str(h["rejected"]),
+        str(h["open"]),
+        _pct(h["acceptance_rate"]),
+        _dur(h["time_to_accept"]["mean_seconds"]),
+        _dur(h["time_to_accept"]["median_seconds"]),
+    )
+    console.print(handoffs)
+
+    calibration = Table(
+        title=f"Scoring calibration (threshold {data['calibration']['threshold']:g})"
+    )
+    for name in ("score at handoff", "accepted", "rejected", "acceptance", "mean score"):
+        calibration.add_column(name, justify="left" if name == "score at handoff" else "right")
+    for b in data["calibration"]["bands"]:
+        calibration.add_row(
+            b["band"],
+            str(b["accepted"]),
+            str(b["rejected"]),
+            _pct(b["acceptance_rate"]),
+            "–" if b["mean_score"] is None else f"{b['mean_score']:.0f}",
+        )
+    console.print(calibration)
+
+    for title, rows, key in (
+        ("Workflows", data["workflows"], "workflow"),
+        ("Emails (rates over sent; opens and clicks once per email)", data["emails"], "template"),
+    ):
+        table = Table(title=title)
+        table.add_column(key)
+        if key == "template":
+            table.add_column("workflow")
+        for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"):
+            table.add_column(name, justify="right")
+        for r in rows:
+            cells = [r[key]] + ([r["workflow"] or ""] if key == "template" else [])
+            cells.append(str(r["sent"]))
+            for name in ("delivered", "opened", "clicked", "unsubscribed", "bounced"):
+                cells.append(f"{r[name]} {_pct(r['rates'][name])}")
+            table.add_row(*cells)
+        console.print(table)

@@ -1,0 +1,321 @@
+"""One contact record, as a file row or an API body gives it: validated and typed.
+
+The rules `nurture contacts import` documents (see `nurture.lifecycle.importer`) for a
+single record: the email checked and normalised, standard columns, consent
+with its aliases, custom properties coerced to their declared type, computed
+fields refused. The importer, the contacts API and the web pages share it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import nurture.clock as clock
+from nurture.delivery.consent import normalise_basis
+from nurture.errors import NurtureError
+
+CONSENT_STATUSES: tuple[str, ...] = ("granted", "legitimate_interest", "withdrawn", "unknown")
+
+_CONSENT_ALIASES: dict[str, str] = {
+    **{status: status for status in CONSENT_STATUSES},
+    **dict.fromkeys(("yes", "true", "1", "oui", "opt-in", "optin", "opted_in"), "granted"),
+    **dict.fromkeys(("no", "false", "0", "non", "opt-out", "optout", "opted_out"), "withdrawn"),
+    **dict.fromkeys(("unsubscribed", "revoked"), "withdrawn"),
+    **dict.fromkeys(("legitimate interest", "legitimate-interest", "li"), "legitimate_interest"),
+}
+
+_BOOLEANS: dict[str, bool] = {
+    **dict.fromkeys(("true", "yes", "y", "oui", "vrai", "1"), True),
+    **dict.fromkeys(("false", "no", "n", "non", "faux", "0"), False),
+}
+
+#: Standard fields nurture computes; a property of that name could never be read.
+COMPUTED_COLUMNS = frozenset({"id", "score", "stage_index", "temperature", "created_at"})
+
+TEXT_COLUMNS = ("first_name", "last_name", "company", "owner")
+COLUMN_ALIASES = {"consent_status": "consent"}
+
+# A syntactic check, strict where real mail systems are: dot-atom local part
+# (no quoted forms), host names of letters, digits and inner hyphens, a TLD
+# of letters only (or punycode). Unicode letters are allowed (SMTPUTF8, IDN).
+_EMAIL = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+    r"@(?:[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?\.)+"
+    r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
+)
+_NOT_WORD = re.compile(r"\W+")
+_LIST_SEPARATOR = re.compile(r"\s*[;,]\s*")
+
+
+class InvalidContact(NurtureError):
+    """A contact record is invalid; the message lists every reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInput:
+    """One valid record: the email, the columns it sets, what it merges."""
+
+    email: str
+    fields: dict[str, Any]
+    properties: dict[str, Any]
+    tags: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # computed-field columns that were dropped
+
+
+# --- values -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def column_name(raw: str) -> str:
+    """``"First Name "`` → ``first_name``: how headers and keys are matched."""
+    return _NOT_WORD.sub("_", raw.strip().lower()).strip("_")
+
+
+def normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def is_valid_email(email: str) -> bool:
+    """Syntax only (no DNS): `email` must already be normalised."""
+    if len(email) > 254 or _EMAIL.fullmatch(email) is None:
+        return False
+    return len(email.rpartition("@")[0]) <= 64
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> dict[str, str]:
+    return {name.lower(): name for name in available_timezones()}
+
+
+@lru_cache(maxsize=4096)
+def canonical_timezone(value: str) -> str | None:
+    """The IANA name for `value` (any case), or None if there is no such zone."""
+    name = _timezones().get(value.lower())
+    if name is not None:
+        return name
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """Empty means absent: None, and strings blank after stripping."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _datetime(value: Any) -> datetime:
+    """ISO date or date-time; a naive one is UTC, a bare date is midnight UTC."""
+    if not isinstance(value, str):
+        raise ValueError
+    parsed = datetime.fromisoformat(value)
+    return clock.as_utc(parsed)
+
+
+def _list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [item for item in (_clean(item) for item in value) if item is not None]
+    return [item for item in _LIST_SEPARATOR.split(_text(value)) if item]
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | float):
+        number: int | float = value
+    else:
+        text = str(value).replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+        if "_" in text:
+            raise ValueError
+        if "," in text and "." not in text and text.count(",") == 1:
+            text = text.replace(",", ".")  # 12,5 (French decimal comma)
+        try:
+            number = int(text)
+        except ValueError:
+            number = float(text)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _BOOLEANS:
+        return _BOOLEANS[value.lower()]
+    raise ValueError
+
+
+def _date(value: Any) -> str:
+    """Dates are kept as ISO strings (JSON has no date type)."""
+    if not isinstance(value, str):
+        raise ValueError
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return datetime.fromisoformat(value).date().isoformat()
+
+
+_COERCE: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "string": (_text, "a string"),
+    "number": (_number, "a number"),
+    "boolean": (_boolean, "a boolean: true/false, yes/no, oui/non, 1/0"),
+    "date": (_date, "a date YYYY-MM-DD"),
+    "list": (_list, "a list"),
+}
+
+
+# --- records ------------------------------------------------------------------
+
+
+class ContactParser:
+    """Turns one record (column → raw value) into a `ContactInput`, or says why not.
+
+    Shared by the file import and anything else that upserts contacts from
+    outside (the HTTP API), so both accept and refuse the same things.
+    """
+
+    def __init__(self, stages: Sequence[str], properties: Mapping[str, str] | None = None) -> None:
+        self._stages = tuple(stages)
+        self._stage_by_key = {stage.lower(): stage for stage in stages}
+        self._declared: dict[str, tuple[str, str]] = {}
+        for name, kind in (properties or {}).items():
+            if kind not in _COERCE:
+                raise ValueError(f"property {name!r}: unknown type {kind!r}")
+            self._declared[column_name(name)] = (name, kind)
+
+    def parse(self, record: Mapping[str, Any]) -> ContactInput:
+        """Raises `InvalidContact` with every problem of the record, joined by ``; ``."""
+        errors: list[str] = []
+        fields: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        tags: tuple[str, ...] = ()
+        ignored: list[str] = []
+        email: str | None = None
+        bad_email = False
+        for raw_key, raw_value in record.items():
+            value = _clean(raw_value)
+            if value is None:
+                continue
+            key = column_name(raw_key)
+            key = COLUMN_ALIASES.get(key, key)
+            if key == "email":
+                if isinstance(value, str) and is_valid_email(normalise_email(value)):
+                    email = normalise_email(value)
+                else:
+                    bad_email = True
+                    errors.append(f"invalid email {value!r}")
+            elif key in TEXT_COLUMNS:
+                fields[key] = _text(value)
+            elif key == "stage":
+                stage = self._stage_by_key.get(_text(value).lower())
+                if stage is None:
+                    expected = ", ".join(self._stages)
+                    errors.append(f"unknown stage {value!r} (expected one of: {expected})")
+                else:
+                    fields["stage"] = stage
+            elif key == "timezone":
+                zone = canonical_timezone(value) if isinstance(value, str) else None
+                if zone is None:
+                    errors.append(f"unknown timezone {value!r}")
+                else:
+                    fields["timezone"] = zone
+            elif key == "consent":
+                if isinstance(value, Mapping):
+                    self._consent_object(value, fields, errors)
+                else:
+                    self._consent_status(value, fields, errors)
+            elif key == "consent_at":
+                self._consent_at(value, fields, errors)
+            elif key == "consent_source":
+                fields[key] = _text(value)
+            elif key == "consent_basis":
+                fields[key] = normalise_basis(_text(value))
+            elif key == "consent_proof":
+                fields[key] = value
+            elif key == "tags":
+                tags = tuple(str(tag) for tag in _list(value))
+            elif key == "properties" and isinstance(value, Mapping):
+                for name, item in value.items():
+                    self._property(str(name), _clean(item), properties, errors)
+            elif key in COMPUTED_COLUMNS:
+                ignored.append(key)
+            elif key:
+                self._property(key, value, properties, errors)
+        if email is None and not bad_email:
+            errors.insert(0, "missing email")
+        if errors:
+            raise InvalidContact("; ".join(errors))
+        assert email is not None
+        return ContactInput(email, fields, properties, tags, tuple(ignored))
+
+    def _consent_status(self, value: Any, fields: dict[str, Any], errors: list[str]) -> None:
+        status = _CONSENT_ALIASES.get(_text(value).strip().lower())
+        if status is None:
+            expected = ", ".join(CONSENT_STATUSES)
+            errors.append(f"unknown consent {value!r} (expected one of: {expected})")
+        else:
+            fields["consent_status"] = status
+
+    def _consent_at(self, value: Any, fields: dict[str, Any], errors: list[str]) -> None:
+        try:
+            fields["consent_at"] = _datetime(value)
+        except ValueError:
+            errors.append(f"invalid consent_at {value!r} (expected an ISO date or date-time)")
+
+    def _consent_object(
+        self, value: Mapping[str, Any], fields: dict[str, Any], errors: list[str]
+    ) -> None:
+        for name, item in value.items():
+            item = _clean(item)
+            if item is None:
+                continue
+            if name == "status":
+                self._consent_status(item, fields, errors)
+            elif name == "at":
+                self._consent_at(item, fields, errors)
+            elif name == "source":
+                fields["consent_source"] = _text(item)
+            elif name == "basis":
+                fields["consent_basis"] = normalise_basis(_text(item))
+            elif name == "proof":
+                fields["consent_proof"] = item
+            else:
+                errors.append(f"unknown consent field {name!r}")
+
+    def _property(
+        self, key: str, value: Any, properties: dict[str, Any], errors: list[str]
+    ) -> None:
+        if value is None:
+            return
+        declared = self._declared.get(column_name(key))
+        if declared is None:
+            properties[key] = value
+            return
+        name, kind = declared
+        coerce, expected = _COERCE[kind]
+        try:
+            properties[name] = coerce(value)
+        except ValueError:
+            errors.append(f"invalid {name} {value!r} (expected {expected})")
+
+
+# --- files --------------------------------------------------------------------

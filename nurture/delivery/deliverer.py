@@ -1,0 +1,396 @@
+"""Delivering claimed sends: last checks, render, transport, record the outcome.
+
+A send row is claimed before any mail leaves (see `store.ledger.claim_sends`).
+Delivery leases the row, checks once more that this person may still be
+emailed — they may have unsubscribed, bounced or become a prospect since the
+claim — renders with the contact's current data, hands the message to the
+transport and records the outcome. A transient failure (SMTP 4xx, a dropped
+connection) puts the row back with a later `next_attempt_at`, backing off up
+to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from functools import lru_cache
+from typing import Any, Protocol
+
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+import nurture.clock as clock
+import nurture.delivery.suppression as suppression
+from nurture.definitions import model as m
+from nurture.definitions.ladder import at_or_beyond
+from nurture.definitions.loader import Project
+from nurture.delivery.consent import MAILTO_SUBJECT_PREFIX, contact_block, paused_until
+from nurture.errors import TemplateError
+from nurture.lifecycle.score_rules import view_of
+from nurture.records import Record, Recorder
+from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
+from nurture.store import enrollments as work
+from nurture.store import sends as ledger
+from nurture.store.models import Contact, Enrollment
+from nurture.store.outcomes import OutcomeLog, outcome_log
+from nurture.tokens import Signer
+from nurture.transports import (
+    MAX_ATTEMPTS,
+    Delivery,
+    DeliveryError,
+    OutgoingEmail,
+    Transport,
+    retry_delay,
+)
+
+SEND_LEASE = timedelta(minutes=5)
+
+
+def block_reason(
+    contact: Contact,
+    enrollment: Enrollment | None,
+    config: m.ProjectConfig,
+    listed: str | None = None,
+) -> str | None:
+    """Why this contact must not get a nurture email now, or None.
+
+    `listed` is the suppression-list reason for the contact's address, if any:
+    the list is checked as well as the contact's own flag, so an address
+    suppressed before its contact existed is never emailed either.
+    """
+    reason = contact_block(contact, config.sending)
+    if reason is not None:
+        return reason
+    if listed is not None:
+        return f"suppressed:{listed}"
+    if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
+        return "prospect"
+    if enrollment is not None and enrollment.status == "exited":
+        return f"exited:{enrollment.exit_reason}"
+    return None
+
+
+def list_unsubscribe(url: str, token: str, sending: m.Sending) -> str:
+    """The List-Unsubscribe value: the HTTPS link, then a mailto (RFC 2369).
+
+    The mailto's subject is ``unsubscribe-<token>``: an inbound handler maps
+    it to the same one-click `POST /u/<token>` (see `consent.mailto_token`).
+    """
+    address = _unsubscribe_mailbox(sending.unsubscribe_mailto, sending.from_address)
+    if not address:
+        return f"<{url}>"
+    return f"<{url}>, <mailto:{address}?subject={MAILTO_SUBJECT_PREFIX}{token}>"
+
+
+@lru_cache(maxsize=16)
+def _unsubscribe_mailbox(configured: str | None, from_address: str) -> str:
+    """The same for every email of a project; parsing the From address is not cheap."""
+    if configured is not None:
+        return configured
+    domain = parseaddr(from_address)[1].rpartition("@")[2]
+    return f"unsubscribe@{domain}" if domain else ""
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds the signed links every email carries."""
+
+    signer: Signer
+    base_url: str
+
+    def unsubscribe_token(self, send_id: int) -> str:
+        return self.signer.sign("unsubscribe", {"s": send_id})
+
+    def unsubscribe(self, send_id: int) -> str:
+        return f"{self.base_url}/u/{self.unsubscribe_token(send_id)}"
+
+    def view_in_browser(self, send_id: int) -> str:
+        return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
+
+    def click(self, send_id: int, url: str) -> str:
+        """A tracked link: the token carries the target, so the redirect goes nowhere else."""
+        return f"{self.base_url}/t/c/{self.signer.sign('click', {'s': send_id, 'u': url})}"
+
+    def open_pixel(self, send_id: int) -> str:
+        return f"{self.base_url}/t/o/{self.signer.sign('open', {'s': send_id})}.gif"
+
+
+class SendRow(Protocol):
+    """What delivery reads of a send: a `Send` row, or a `ClaimedSend`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def enrollment_id(self) -> int | None: ...
+    @property
+    def workflow(self) -> str | None: ...
+    @property
+    def step(self) -> str | None: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSend:
+    """A send the advance just claimed: what delivery needs, without an ORM object
+    (building a `Send` per email cost ~2% of a worker's time)."""
+
+    id: int
+    contact_id: int
+    enrollment_id: int | None
+    workflow: str | None
+    step: str | None
+    template: str
+    attempts: int
+
+
+class Deliverer:
+    def __init__(
+        self,
+        project: Project,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        links: Links,
+        record: Recorder,
+        lease: timedelta = SEND_LEASE,
+    ) -> None:
+        self._lease = lease
+        self._project = project
+        self._sessions = sessions
+        self._transport = transport
+        self._links = links
+        self._record = record
+        # An edited template reaches a running worker within a second.
+        self._templates = TemplateLibrary(project.templates_dir, recheck_after=1.0)
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, SAEngine):
+            raise TypeError("the Deliverer's sessions must be bound to one engine")
+        self._bind = bind
+
+    def deliver(self, send_ids: Sequence[int] | None, now: datetime, limit: int = 500) -> int:
+        """Deliver the given sends (or the oldest due ones); returns how many left."""
+        with self._sessions.begin() as session:
+            leased = ledger.lease_sends(session, clock.now(), self._lease, send_ids, limit=limit)
+            if not leased:
+                return 0
+            sends = ledger.load_sends(session, leased)
+            contacts = work.contacts_by_id(session, {s.contact_id for s in sends})
+            listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
+            enrollments = {
+                e.id: e
+                for e in work.load_enrollments(
+                    session, {s.enrollment_id for s in sends if s.enrollment_id is not None}
+                )
+            }
+            session.expunge_all()
+        self._send(sends, contacts, enrollments, listed, now)
+        return len(leased)
+
+    def deliver_claimed(
+        self,
+        sends: Sequence[SendRow],
+        contacts: Mapping[int, Contact],
+        enrollments: Mapping[int, Enrollment],
+        now: datetime,
+    ) -> None:
+        """Sends the caller claimed, already leased, a moment ago (`Engine.advance`).
+
+        Their contacts come from the advance, not reloaded. What may have
+        changed since the advance read them (an unsubscribe, a bounce, a stage
+        move, an exit) is read again, a few columns, just before sending.
+        """
+        with self._sessions.begin() as session:
+            standing = ledger.contact_standing(session, {s.contact_id for s in sends})
+            endings = ledger.enrollment_endings(
+                session, {s.enrollment_id for s in sends if s.enrollment_id is not None}
+            )
+            listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
+        fresh: dict[int, Contact] = {}
+        for contact_id, columns in standing.items():
+            contact = contacts[contact_id]
+            for name, value in columns.items():
+                if getattr(contact, name) != value:  # an ORM set is costly; most are unchanged
+                    setattr(contact, name, value)
+            fresh[contact_id] = contact
+        for enrollment_id, (status, exit_reason) in endings.items():
+            enrollment = enrollments[enrollment_id]
+            enrollment.status, enrollment.exit_reason = status, exit_reason
+        # A contact erased meanwhile has no row left to send to (nor a send row).
+        self._send([s for s in sends if s.contact_id in fresh], fresh, enrollments, listed, now)
+
+    def _send(
+        self,
+        sends: Sequence[SendRow],
+        contacts: Mapping[int, Contact],
+        enrollments: Mapping[int, Enrollment],
+        listed: Mapping[str, str],
+        now: datetime,
+    ) -> None:
+        outcomes: list[dict[str, Any]] = []
+        sendable: list[tuple[SendRow, Contact]] = []
+        config = self._project.config
+        for send in sends:
+            contact = contacts[send.contact_id]
+            enrollment = enrollments.get(send.enrollment_id) if send.enrollment_id else None
+            reason = block_reason(contact, enrollment, config, listed.get(contact.email))
+            if reason is not None:
+                outcomes.append(self._finished(send, "skipped", error=reason))
+                self._emit(now, "skip", send, contact, {"reason": reason})
+                continue
+            pause = paused_until(contact, now)
+            if pause is not None:
+                # Paused since the claim: deferred, not dropped, and not an attempt.
+                outcomes.append(self._deferred(send, pause))
+                details = {"reason": "paused", "until": pause.isoformat()}
+                self._emit(now, "skip", send, contact, details)
+                continue
+            sendable.append((send, contact))
+        if outcomes:
+            with self._sessions.begin() as session:
+                ledger.finish_sends(session, outcomes)
+        if sendable:
+            log = outcome_log(self._bind)
+            try:
+                log.open()
+                self._send_all(sendable, log, now)
+            finally:
+                log.close()
+
+    def _send_all(
+        self, sendable: Sequence[tuple[SendRow, Contact]], log: OutcomeLog, now: datetime
+    ) -> None:
+        composed: list[tuple[SendRow, Contact, OutgoingEmail]] = []
+        renewed = clock.now()
+
+        def emails() -> Iterator[OutgoingEmail]:
+            # Composed one at a time, while the previous outcome commits.
+            for send, contact in sendable:
+                try:
+                    email = self._compose(send, contact, now)
+                except TemplateError as exc:
+                    log.record(self._finished(send, "failed", error=str(exc)))
+                    details = {"reason": "template", "error": str(exc)}
+                    self._emit(now, "fail", send, contact, details)
+                    continue
+                composed.append((send, contact, email))
+                yield email
+
+        def record(index: int, result: Delivery | DeliveryError) -> None:
+            # One by one, as the server answers: a crash mid-batch leaves at most
+            # the message in flight to be sent again, never the whole batch.
+            nonlocal renewed
+            send, contact, email = composed[index]
+            outcome = self._outcome(send, contact, email, result, now)
+            moment = clock.now()
+            log.record(outcome)
+            if moment - renewed > self._lease / 2:
+                # A slow relay must not let the lease on the rest of the batch
+                # expire: another worker would take those sends and send them too.
+                done = {s.id for s, _, _ in composed[: index + 1]}
+                rest = [(s.id, s.attempts) for s, _ in sendable if s.id not in done]
+                with self._sessions.begin() as session:
+                    ledger.renew_send_leases(session, rest, moment + self._lease)
+                renewed = moment
+
+        self._transport.send_many(emails(), on_result=record, before_deliver=log.ready)
+
+    def _compose(self, send: SendRow, contact: Contact, now: datetime) -> OutgoingEmail:
+        config = self._project.config
+        view = view_of(contact, config, now)
+        token = self._links.unsubscribe_token(send.id)
+        unsubscribe = f"{self._links.base_url}/u/{token}"
+        context = email_context(
+            view,
+            unsubscribe_url=unsubscribe,
+            view_in_browser_url=self._links.view_in_browser(send.id),
+            now=now,
+        )
+        view_url = context["view_in_browser_url"]
+        rendered = self._templates.render(
+            send.template,
+            context,
+            # The "view in browser" link is not a click on the content: untracked.
+            rewrite_link=lambda url: url if url == view_url else self._links.click(send.id, url),
+        )
+        sending = config.sending
+        return OutgoingEmail(
+            send_id=str(send.id),
+            from_address=sending.from_address,
+            to=contact.email,
+            subject=rendered.subject,
+            html=add_open_pixel(rendered.html, self._links.open_pixel(send.id)),
+            text=rendered.text,
+            reply_to=sending.reply_to,
+            headers={
+                "List-Unsubscribe": list_unsubscribe(unsubscribe, token, sending),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+                # Mailgun echoes these in its webhooks: bounces match the send directly.
+                "X-Mailgun-Variables": f'{{"nurture_send_id": "{send.id}"}}',  # an int: JSON as is
+            },
+        )
+
+    def _outcome(
+        self,
+        send: SendRow,
+        contact: Contact,
+        email: OutgoingEmail,
+        result: Delivery | DeliveryError,
+        now: datetime,
+    ) -> dict[str, Any]:
+        if isinstance(result, Delivery):
+            self._emit(
+                now, "send", send, contact, {"template": send.template, "subject": email.subject}
+            )
+            return {
+                **self._finished(send, "sent"),
+                "message_id": result.message_id,
+                "subject": email.subject,
+                "sent_at": result.accepted_at,
+            }
+        if result.transient and send.attempts < MAX_ATTEMPTS:
+            retry_at = now + retry_delay(send.attempts)
+            self._emit(
+                now, "retry", send, contact, {"error": str(result), "at": retry_at.isoformat()}
+            )
+            return {
+                "send_id": send.id,
+                "status": "claimed",
+                "error": str(result),
+                "next_attempt_at": retry_at,
+                "lease_until": None,
+            }
+        self._emit(now, "fail", send, contact, {"reason": "delivery", "error": str(result)})
+        return self._finished(send, "failed", error=str(result))
+
+    @staticmethod
+    def _deferred(send: SendRow, until: datetime) -> dict[str, Any]:
+        return {
+            "send_id": send.id,
+            "status": "claimed",
+            "next_attempt_at": until,
+            "lease_until": None,
+            "attempts": max(send.attempts - 1, 0),
+        }
+
+    @staticmethod
+    def _finished(send: SendRow, status: str, error: str | None = None) -> dict[str, Any]:
+        return {
+            "send_id": send.id,
+            "status": status,
+            "error": error,
+            "next_attempt_at": None,
+            "lease_until": None,
+        }
+
+    def _emit(
+        self, now: datetime, kind: str, send: SendRow, contact: Contact, details: Mapping[str, Any]
+    ) -> None:
+        self._record(
+            Record(now, kind, contact.id, contact.email, send.workflow, send.step, dict(details))
+        )

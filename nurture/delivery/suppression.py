@@ -1,0 +1,176 @@
+"""The suppression list: addresses nurture must never email again.
+
+Hard bounces, complaints, unsubscribes, repeated soft bounces, manual
+entries (`nurture suppress`) and erased people all land in one table keyed
+by a hash of the normalised address. The contact row mirrors it
+(`suppressed_at`, `suppression_reason`) so the executor and the delivery
+check read no extra table per contact; delivery checks the hashes too, so an
+address suppressed without a contact (an entry made before the import that
+creates it) is still never emailed.
+
+**Why a plain SHA-256, not an HMAC with the signing key.** An erasure's
+suppression must hold for ever: an HMAC keyed with `NURTURE_SECRET_KEY`
+would silently stop matching the day that key is rotated (it signs links and
+is meant to be rotatable), and every erased person would become emailable
+again without anyone noticing. A keyed hash would protect the list only
+against someone who has the database but not the key, which sit on the same
+machines. A plain SHA-256 of the normalised address is stable, needs no
+secret (a marketer's `nurture contacts import` can check it), and is the form
+in which ESPs and suppression-list services exchange hashed addresses. What
+it cannot hide is whether a *known* address is on the list; it never reveals
+an address that is not already known, which is what erasure requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.orm import Session
+
+from nurture.store.enrollments import insert_ignore
+from nurture.store.models import Contact, Suppression
+
+_suppressions = cast(Table, Suppression.__table__)
+
+#: Reasons an address is suppressed; the contact's `suppression_reason` uses the same words.
+REASONS = ("bounced", "complained", "unsubscribed", "soft-bounced", "manual", "erased")
+
+
+def normalise(email: str) -> str:
+    """As contacts are stored: stripped and lower-cased."""
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """SHA-256 hex of the normalised address (see the module docstring for why unkeyed)."""
+    return hashlib.sha256(normalise(email).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    email: str | None
+    email_hash: str
+    reason: str
+    note: str | None
+    source: str | None
+    created_at: datetime
+
+
+def add(
+    session: Session,
+    email: str,
+    reason: str,
+    now: datetime,
+    *,
+    note: str | None = None,
+    source: str | None = None,
+    keep_address: bool = True,
+) -> bool:
+    """Put `email` on the list (first reason wins); returns True if it was not on it.
+
+    Only the list: `suppress` also stops the contact. `keep_address` False
+    stores the hash alone (an erasure).
+    """
+    assert reason in REASONS, reason
+    values = {
+        "email_hash": email_hash(email),
+        "email": normalise(email) if keep_address else None,
+        "reason": reason,
+        "note": note,
+        "source": source,
+        "created_at": now,
+    }
+    result = session.execute(insert_ignore(session, _suppressions, values, ["email_hash"]))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def suppress(
+    session: Session,
+    email: str,
+    reason: str,
+    now: datetime,
+    *,
+    note: str | None = None,
+    source: str | None = None,
+) -> Contact | None:
+    """List the address and stop its contact, if there is one: every running
+    workflow ends (reason ``suppressed:<reason>``) and claimed emails are skipped
+    at send time. Returns the contact. Unsubscribes go through consent instead
+    (they are listed with `add`), so a later opt-in can lift them."""
+    from nurture.lifecycle.stages import end_nurture
+
+    add(session, email, reason, now, note=note, source=source)
+    contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()
+    if contact is not None and contact.suppressed_at is None:
+        contact.suppressed_at = now
+        contact.suppression_reason = reason
+        session.flush()
+        end_nurture(session, [contact.id], f"suppressed:{reason}", now)
+    return contact
+
+
+def lift(session: Session, email: str, *, reasons: Collection[str] | None = None) -> bool:
+    """Take the address off the list (only entries with one of `reasons`, if given);
+    the contact is emailable again unless its consent says otherwise."""
+    statement = delete(Suppression).where(Suppression.email_hash == email_hash(email))
+    if reasons is not None:
+        statement = statement.where(Suppression.reason.in_(list(reasons)))
+    removed = bool(getattr(session.execute(statement), "rowcount", 0))
+    contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()
+    if contact is not None and contact.suppressed_at is not None and reasons is None:
+        contact.suppressed_at = None
+        contact.suppression_reason = None
+        contact.soft_bounces = 0
+        removed = True
+    return removed
+
+
+def reasons_for(session: Session, emails: Collection[str]) -> dict[str, str]:
+    """Normalised address → suppression reason, for the ones among `emails` on the list."""
+    hashes = {email_hash(e): normalise(e) for e in emails}
+    if not hashes:
+        return {}
+    found: dict[str, str] = {}
+    keys = list(hashes)
+    for start in range(0, len(keys), 1000):  # bound the IN list
+        rows = session.execute(
+            select(Suppression.email_hash, Suppression.reason).where(
+                Suppression.email_hash.in_(keys[start : start + 1000])
+            )
+        )
+        for digest, reason in rows:
+            found[hashes[digest]] = reason
+    return found
+
+
+def forget_address(session: Session, email: str) -> None:
+    """Keep the entry, drop the address in clear (an erasure)."""
+    session.execute(
+        update(Suppression).where(Suppression.email_hash == email_hash(email)).values(email=None)
+    )
+
+
+def entries(session: Session, reason: str | None = None) -> Sequence[Entry]:
+    query = select(Suppression).order_by(Suppression.created_at, Suppression.id)
+    if reason is not None:
+        query = query.where(Suppression.reason == reason)
+    return [
+        Entry(s.email, s.email_hash, s.reason, s.note, s.source, s.created_at)
+        for s in session.scalars(query)
+    ]
+
+
+def entry(session: Session, email: str) -> Entry | None:
+    found = session.scalars(
+        select(Suppression).where(Suppression.email_hash == email_hash(email))
+    ).first()
+    if found is None:
+        return None
+    return Entry(
+        found.email, found.email_hash, found.reason, found.note, found.source, found.created_at
+    )

@@ -1,0 +1,415 @@
+"""Events in: normalise at the edge, record once, wake whoever waits for them.
+
+Whatever door an event came in by (file, API, tracking link, ESP webhook), it
+becomes an `IncomingEvent` here, is validated whole before anything is written
+(a bad event is refused with its reason, never half-applied), and is recorded
+idempotently by its id. Recording wakes the contact's waiting enrollments (a
+`wait_for` need not wait for the next poll), enrolls the contact in workflows
+that start on this event, and applies the consent consequences of email
+feedback: an unsubscribe, a complaint or a hard bounce stops all email at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+import nurture.clock as clock
+import nurture.delivery.consent as consent
+import nurture.delivery.suppression as suppression
+from nurture.contacts.parsing import is_valid_email
+from nurture.definitions.base import parse_duration
+from nurture.engine.enrollment import Trigger
+from nurture.engine.executor import EventView
+from nurture.engine.service import Engine
+from nurture.errors import NurtureError
+from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
+from nurture.lifecycle.stages import StageMove, end_nurture
+from nurture.records import Record, discard
+from nurture.store import enrollments as work
+from nurture.store import ingest_queries
+from nurture.store.models import Contact
+
+_RELATIVE = re.compile(r"^\+\s*(.+)$")
+
+
+class InvalidEvent(NurtureError):
+    """The event was refused."""
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    id: str
+    type: str
+    at: datetime
+    email: str | None = None
+    contact_id: int | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    raw: Any = None
+
+
+def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> IncomingEvent:
+    """Validate one event object (SPEC §5); `at` may be "+3d" when `start` is given."""
+    if not isinstance(data, Mapping):
+        raise InvalidEvent("an event must be a JSON object")
+    unknown = set(data) - {"id", "type", "at", "contact", "properties"}
+    if unknown:
+        raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
+    event_id = data.get("id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 200:
+        raise InvalidEvent("'id' is required: a string of at most 200 characters")
+    kind = data.get("type")
+    if not isinstance(kind, str) or not is_known_event_type(kind):
+        raise InvalidEvent(
+            f"unknown event type {kind!r} (expected one of {', '.join(EVENT_TYPES)} or custom.*)"
+        )
+    at = _moment(data.get("at"), now, start)
+    contact = data.get("contact")
+    if (
+        not isinstance(contact, Mapping)
+        or len(contact) != 1
+        or not ({"email"} == set(contact) or {"id"} == set(contact))
+    ):
+        raise InvalidEvent('\'contact\' must be {"email": ...} or {"id": ...}')
+    email = contact.get("email")
+    contact_id = contact.get("id")
+    if email is not None:
+        if not isinstance(email, str) or not is_valid_email(email.strip().lower()):
+            raise InvalidEvent(f"invalid contact email {email!r}")
+        email = email.strip().lower()
+    elif not isinstance(contact_id, int) or isinstance(contact_id, bool):
+        raise InvalidEvent("contact id must be an integer")
+    properties = data.get("properties", {})
+    if not isinstance(properties, Mapping):
+        raise InvalidEvent("'properties' must be an object")
+    if kind == "email.bounced" and properties.get("bounce") not in ("hard", "soft"):
+        raise InvalidEvent("email.bounced needs properties.bounce: hard or soft")
+    problem = (
+        consent.check_form_consent(properties)
+        if kind == "form.submitted"
+        else consent.check_pause(properties)
+        if kind == "email.paused"
+        else None
+    )
+    if problem is not None:
+        raise InvalidEvent(problem)
+    return IncomingEvent(
+        event_id.strip(), kind, at, email, contact_id, dict(properties), dict(data)
+    )
+
+
+def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise InvalidEvent("'at' must be an ISO 8601 time")
+    relative = _RELATIVE.match(value.strip())
+    if relative:
+        if start is None:
+            raise InvalidEvent("a relative 'at' (+3d) is only allowed in simulations")
+        delta = parse_duration(relative.group(1))
+        if delta is None:
+            raise InvalidEvent(f"invalid relative time {value!r} (e.g. +3d, +36h)")
+        return start + delta
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(f"invalid time {value!r} (ISO 8601 expected)") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent(f"time {value!r} needs a timezone (e.g. Z or +01:00)")
+    if moment > now + timedelta(minutes=5):
+        raise InvalidEvent(f"time {value!r} is in the future")
+    return clock.as_utc(moment)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event of a batch."""
+
+    status: str  # recorded / duplicate / rejected
+    reason: str | None = None
+    contact_id: int | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.status == "recorded"
+
+
+class Ingestor:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def ingest(self, session: Session, event: IncomingEvent, source: str) -> Outcome:
+        """One event; a refusal raises `InvalidEvent` (nothing of it was applied)."""
+        [outcome] = self.ingest_batch(session, [event], source)
+        if outcome.status == "rejected":
+            raise InvalidEvent(outcome.reason)
+        return outcome
+
+    def ingest_batch(
+        self, session: Session, events: Sequence[IncomingEvent], source: str
+    ) -> list[Outcome]:
+        """Record valid events in the caller's transaction; one outcome per event, in order.
+
+        Every check that could refuse an event happens before anything is
+        written, so a refused event leaves no trace while its neighbours go in.
+
+        The batch's contacts change in memory and are written together at the
+        end (`save_contacts`): no autoflush writes them one by one on the way.
+        """
+        now = clock.now()
+        with session.no_autoflush:
+            contacts, outcomes = self._ingest(session, events, source, now)
+            ingest_queries.save_contacts(session, contacts.values(), now)
+        return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
+
+    def _ingest(
+        self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
+    ) -> tuple[dict[str, Contact], list[Outcome | None]]:
+        contacts, outcomes = self._resolve(session, events, source, now)
+        seen: set[str] = set()
+        rows = []
+        for index, event in enumerate(events):
+            if outcomes[index] is not None:
+                continue
+            if event.id in seen:
+                outcomes[index] = Outcome("duplicate", "the same id appears earlier in this batch")
+                continue
+            seen.add(event.id)
+            contact = contacts[_key(event)]
+            rows.append(
+                {
+                    "event_id": event.id,
+                    "type": event.type,
+                    "at": event.at,
+                    "contact_id": contact.id,
+                    "properties": dict(event.properties),
+                    "raw": event.raw,
+                    "source": source,
+                    "received_at": now,
+                }
+            )
+        new_ids = work.record_events(session, rows)
+        fresh: dict[int, list[EventView]] = {}
+        by_id: dict[int, Contact] = {}
+        for index, event in enumerate(events):
+            if outcomes[index] is not None:
+                continue
+            contact = contacts[_key(event)]
+            if event.id not in new_ids:
+                outcomes[index] = Outcome("duplicate", "already recorded", contact.id)
+                continue
+            new_ids.discard(event.id)  # a later copy in this batch is a duplicate
+            outcomes[index] = Outcome("recorded", None, contact.id)
+            fresh.setdefault(contact.id, []).append(
+                EventView(event.id, event.type, event.at, event.properties)
+            )
+            by_id[contact.id] = contact
+            self._consequences(session, contact, event, now)
+        if fresh:
+            self._engine.engagement.apply(session, by_id, fresh, now)
+            work.wake_contacts(session, fresh, now)
+            self._enroll(session, fresh, by_id, now)
+            self._record(fresh, by_id)
+        return contacts, outcomes
+
+    def _enroll(
+        self,
+        session: Session,
+        fresh: Mapping[int, Sequence[EventView]],
+        by_id: Mapping[int, Contact],
+        now: datetime,
+    ) -> None:
+        """Workflows that start on these events (`enroll: {event: ...}`), and the ones whose
+        `enroll: {when: ...}` the changed score may have made true.
+
+        Only the triggers some workflow can take: most projects enroll by stage
+        alone, and a thousand triggers nobody takes cost more than the rest of
+        enrollment.
+        """
+        workflows = self._engine.project.workflows.values()
+        on_events = {w.enroll.event for w in workflows if w.enroll.event is not None}
+        on_change = any(
+            w.enroll.stage is None and w.enroll.event is None and w.enroll.when is not None
+            for w in workflows
+        )
+        triggers: dict[int, list[Trigger]] = {}
+        for contact_id, views in fresh.items():
+            wanted = [Trigger(event=view) for view in views if view.type in on_events]
+            if on_change:
+                wanted.append(Trigger(changed=True))
+            if wanted:
+                triggers[contact_id] = wanted
+        if triggers:
+            self._engine.enroller.enroll(session, triggers, by_id, now)
+
+    def _record(
+        self, fresh: Mapping[int, Sequence[EventView]], by_id: Mapping[int, Contact]
+    ) -> None:
+        """Each event for `simulate` and the demo's timelines (nothing when nobody listens)."""
+        if self._engine.record is discard:
+            return
+        for contact_id, views in fresh.items():
+            for view in views:
+                self._engine.record(
+                    Record(
+                        view.at,
+                        "event",
+                        contact_id,
+                        by_id[contact_id].email,
+                        details={
+                            "event": view.type,
+                            **{
+                                k: v
+                                for k, v in view.properties.items()
+                                if k in ("step", "url", "template")
+                            },
+                        },
+                    )
+                )
+
+    def _resolve(
+        self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
+    ) -> tuple[dict[str, Contact], list[Outcome | None]]:
+        """Find (or create) each event's contact; refusals as outcomes."""
+        emails = {e.email for e in events if e.email is not None}
+        ids = {e.contact_id for e in events if e.contact_id is not None}
+        found: dict[str, Contact] = {}
+        by_email, by_id = ingest_queries.loose_contacts(session, emails, ids)
+        for contact in by_email:
+            found[f"e:{contact.email}"] = contact
+        for contact in by_id:
+            found[f"i:{contact.id}"] = contact
+        outcomes: list[Outcome | None] = []
+        created: list[Contact] = []
+        config = self._engine.project.config
+        # An address on the suppression list (an erased person, say) may come back
+        # as a new contact, but suppressed: it is never emailed.
+        new_emails = {
+            e.email for e in events if e.email is not None and f"e:{e.email}" not in found
+        }
+        listed = suppression.reasons_for(session, new_emails)
+        for event in events:
+            key = _key(event)
+            if key in found:
+                outcomes.append(None)
+            elif event.contact_id is not None:
+                outcomes.append(Outcome("rejected", f"no contact with id {event.contact_id}"))
+            elif event.type in EMAIL_EVENT_TYPES:
+                outcomes.append(
+                    Outcome(
+                        "rejected",
+                        f"no contact with email {event.email!r} (email events never create one)",
+                    )
+                )
+            else:
+                contact = Contact(
+                    email=event.email,
+                    stage=config.stages[0],
+                    source=f"{source}:{event.id}",
+                    created_at=now,
+                    updated_at=now,
+                    properties={},
+                    tags=[],
+                    score=0.0,
+                    fit_score=0.0,
+                    engagement_score=0.0,
+                    consent_status="unknown",
+                    soft_bounces=0,
+                )
+                if event.email in listed:
+                    contact.suppressed_at = now
+                    contact.suppression_reason = listed[event.email]
+                found[key] = contact
+                created.append(contact)
+                outcomes.append(None)
+        if created:
+            session.add_all(created)
+            session.flush()
+            self._engine.moves.after_moves(
+                session,
+                {c.id: c for c in created},
+                [StageMove(c.id, None, config.stages[0], "event") for c in created],
+                now,
+            )
+            self._engine.engagement.refit(session, created, now)
+        return found, outcomes
+
+    def _consequences(
+        self, session: Session, contact: Contact, event: IncomingEvent, now: datetime
+    ) -> None:
+        """What an event changes about whether the contact may be emailed.
+
+        Unsubscribes, complaints, hard bounces and too many soft bounces stop
+        all email at once; a pause defers it; a form may give or withdraw
+        consent (with its proof).
+        """
+        source = f"event:{event.id}"
+        kind = event.type
+        if kind == "email.unsubscribed":
+            if contact.consent_status != "withdrawn":
+                contact.consent_status = "withdrawn"
+                contact.consent_at = event.at
+                contact.consent_source = source
+            suppression.add(session, contact.email, "unsubscribed", now, source=source)
+            end_nurture(session, [contact.id], "unsubscribed", now)
+        elif kind == "email.complained" or (
+            kind == "email.bounced" and event.properties.get("bounce") == "hard"
+        ):
+            reason = kind.removeprefix("email.")
+            self._suppress(session, contact, reason, now, source)
+        elif kind == "email.bounced":
+            contact.soft_bounces = (contact.soft_bounces or 0) + 1
+            if contact.soft_bounces >= self._engine.project.config.sending.soft_bounce_limit:
+                self._suppress(session, contact, "soft-bounced", now, source)
+        elif kind in _MAILBOX_WORKS:
+            if contact.soft_bounces:
+                contact.soft_bounces = 0
+        elif kind == "email.paused":
+            until = event.at + timedelta(days=int(event.properties["days"]))
+            if contact.paused_until is None or until > contact.paused_until:
+                contact.paused_until = until
+        elif kind == "form.submitted":
+            self._form_consent(session, contact, event, now)
+
+    @staticmethod
+    def _suppress(
+        session: Session, contact: Contact, reason: str, now: datetime, source: str
+    ) -> None:
+        suppression.add(session, contact.email, reason, now, source=source)
+        if contact.suppressed_at is None:
+            contact.suppressed_at = now
+            contact.suppression_reason = reason
+        end_nurture(session, [contact.id], f"suppressed:{reason}", now)
+
+    @staticmethod
+    def _form_consent(
+        session: Session, contact: Contact, event: IncomingEvent, now: datetime
+    ) -> None:
+        """A form's consent, given or withdrawn by the person: it may lift an
+        unsubscribe (only the contact can), never a bounce, complaint or erasure."""
+        changes = consent.form_consent(event.properties, event.id, event.at)
+        if changes is None:
+            return
+        if contact.consent_at is not None and event.at < contact.consent_at:
+            return  # an older form arriving late does not undo a newer choice
+        for column, value in changes.items():
+            setattr(contact, column, value)
+        if changes["consent_status"] == "granted":
+            suppression.lift(session, contact.email, reasons=("unsubscribed",))
+        else:
+            suppression.add(session, contact.email, "unsubscribed", now, source=f"event:{event.id}")
+            end_nurture(session, [contact.id], "unsubscribed", now)
+
+
+#: Signs that the mailbox works: they reset the soft-bounce count.
+_MAILBOX_WORKS = frozenset({"email.delivered", "email.opened", "email.clicked"})
+
+
+def _key(event: IncomingEvent) -> str:
+    return f"e:{event.email}" if event.email is not None else f"i:{event.contact_id}"

@@ -1,0 +1,264 @@
+"""The outbox for messages to sales and CRMs: signed webhooks and emails.
+
+`queue` inserts a notification keyed by a dedupe key inside the caller's
+transaction, so a handoff notifies each target exactly once however often the
+code that opened it runs. `Notifier.deliver` works like email delivery:
+lease, send, record; transient failures (timeouts, 5xx, 429) back off and
+retry up to a limit, permanent ones (other 4xx) stop; every attempt is
+appended to the row's delivery log.
+
+Webhooks are JSON POSTs signed like the incoming generic webhook:
+`X-Nurture-Signature: sha256=<hex HMAC-SHA256 of the body>`, with the event in
+`X-Nurture-Event` and the notification id in `X-Nurture-Delivery` (receivers
+dedupe on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+import nurture.clock as clock
+from nurture.contacts.view import ContactView
+from nurture.errors import TemplateError
+from nurture.lifecycle.score_rules import view_of
+from nurture.rendering import TemplateLibrary, email_context
+from nurture.store import ingest_queries
+from nurture.store.models import Contact, Notification
+from nurture.transports import MAX_ATTEMPTS, Delivery, OutgoingEmail, retry_delay
+
+if TYPE_CHECKING:
+    from nurture.engine.service import Engine
+
+LEASE = timedelta(minutes=2)
+WEBHOOK_TIMEOUT = 10.0
+
+
+def queue(
+    session: Session,
+    dedupe_key: str,
+    kind: str,
+    topic: str,
+    target: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    *,
+    template: str | None = None,
+    handoff_id: int | None = None,
+    contact_id: int | None = None,
+) -> None:
+    """Queue one notification unless one with this key exists (each is sent once)."""
+    row = notification(
+        dedupe_key,
+        kind,
+        topic,
+        target,
+        payload,
+        now,
+        template=template,
+        handoff_id=handoff_id,
+        contact_id=contact_id,
+    )
+    ingest_queries.insert_notifications(session, [row])
+
+
+def notification(
+    dedupe_key: str,
+    kind: str,
+    topic: str,
+    target: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    *,
+    template: str | None = None,
+    handoff_id: int | None = None,
+    contact_id: int | None = None,
+    plain: bool = False,
+) -> dict[str, Any]:
+    """The row `queue` inserts, for callers queueing many at once (`queue_many`).
+
+    The payload is made JSON-safe (dates as text) unless `plain` says it already
+    is: a handoff's snapshot is normalised once, not once per target.
+    """
+    return {
+        "dedupe_key": dedupe_key,
+        "kind": kind,
+        "topic": topic,
+        "target": target,
+        "template": template,
+        "handoff_id": handoff_id,
+        "contact_id": contact_id,
+        "payload": payload if plain else json_safe(payload),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "log": [],
+    }
+
+
+def queue_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue `notification` rows in one statement, each unless its dedupe key exists."""
+    ingest_queries.insert_notifications(session, rows)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as it reads back from a JSON column (dates and other objects as text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class Notifier:
+    def __init__(
+        self, engine: Engine, webhook_secret: str, client: httpx.Client | None = None
+    ) -> None:
+        self.engine = engine
+        self.secret = webhook_secret
+        self.client = client or httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        self.templates = TemplateLibrary(engine.project.templates_dir)
+
+    def due(self, now: datetime, limit: int = 200) -> list[int]:
+        with self.engine.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Notification.id)
+                    .where(
+                        Notification.status == "pending",
+                        Notification.next_attempt_at <= now,
+                        or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                    )
+                    .order_by(Notification.next_attempt_at)
+                    .limit(limit)
+                )
+            )
+
+    def deliver(self, ids: list[int] | None = None) -> int:
+        """Deliver the given (or all due) notifications; returns how many were attempted."""
+        now = clock.now()
+        ids = ids if ids is not None else self.due(now)
+        done = 0
+        for notification_id in ids:
+            with self.engine.sessions.begin() as session:
+                leased = session.execute(
+                    update(Notification)
+                    .where(
+                        Notification.id == notification_id,
+                        Notification.status == "pending",
+                        or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                    )
+                    .values(lease_until=now + LEASE, attempts=Notification.attempts + 1)
+                    .returning(Notification.id)
+                ).first()
+            if leased is None:
+                continue
+            with self.engine.sessions.begin() as session:
+                notification = session.get(Notification, notification_id)
+                assert notification is not None
+                self._attempt(session, notification, now)
+            done += 1
+        return done
+
+    def _attempt(self, session: Session, notification: Notification, now: datetime) -> None:
+        try:
+            if notification.kind == "webhook":
+                outcome, error, permanent = self._webhook(notification)
+            else:
+                outcome, error, permanent = self._email(session, notification, now)
+        except TemplateError as exc:  # retrying cannot fix a template; validate catches these
+            outcome, error, permanent = "template", str(exc), True
+        except Exception as exc:  # a network or database blip must not lose the row
+            outcome, error, permanent = "error", f"{type(exc).__name__}: {exc}", False
+        entry = {"at": now.isoformat(), "attempt": notification.attempts, "outcome": outcome}
+        if error:
+            entry["error"] = error[:500]
+        notification.log = [*(notification.log or []), entry]
+        notification.lease_until = None
+        if error is None:
+            notification.status, notification.sent_at = "sent", now
+            notification.next_attempt_at, notification.last_error = None, None
+        elif permanent or notification.attempts >= MAX_ATTEMPTS:
+            notification.status, notification.next_attempt_at = "failed", None
+            notification.last_error = error
+        else:
+            notification.next_attempt_at = now + retry_delay(notification.attempts)
+            notification.last_error = error
+
+    def _webhook(self, notification: Notification) -> tuple[str, str | None, bool]:
+        body = json.dumps(
+            {"event": notification.topic, "id": notification.id, **notification.payload},
+            ensure_ascii=False,
+        ).encode("utf-8")
+        try:
+            response = self.client.post(
+                notification.target,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Nurture-Event": notification.topic,
+                    "X-Nurture-Delivery": str(notification.id),
+                    "X-Nurture-Signature": signature(self.secret, body),
+                },
+            )
+        except httpx.HTTPError as exc:
+            return "network", f"{type(exc).__name__}: {exc}", False
+        code = response.status_code
+        if 200 <= code < 300:
+            return str(code), None, False
+        transient = code >= 500 or code in (408, 425, 429)
+        return str(code), f"HTTP {code}", not transient
+
+    def _email(
+        self, session: Session, notification: Notification, now: datetime
+    ) -> tuple[str, str | None, bool]:
+        contact = session.get(Contact, notification.contact_id) if notification.contact_id else None
+        config = self.engine.project.config
+        base = self.engine.options.base_url
+        payload = dict(notification.payload)
+        handoff = dict(payload.pop("handoff", None) or {})
+        payload.pop("contact", None)
+        # An email about no one in particular (the digest) still has a `contact`: its recipient.
+        view = (
+            view_of(contact, config, now)
+            if contact
+            else ContactView({"email": notification.target})
+        )
+        context = email_context(
+            view,
+            unsubscribe_url="",
+            view_in_browser_url="",
+            now=now,
+            handoff=handoff,
+            snapshot=payload.pop("snapshot", None) or {},
+            inbox_url=f"{base}/sales/handoffs/{handoff['id']}"
+            if "id" in handoff
+            else f"{base}/sales",
+            **payload,
+        )
+        rendered = self.templates.render(notification.template or "sales/handoff", context)
+        email = OutgoingEmail(
+            send_id=f"n{notification.id}",
+            from_address=config.sending.from_address,
+            to=notification.target,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            reply_to=None,
+        )
+        transport = self.engine.transport
+        if transport is None:
+            return "no-transport", "this process has no email transport", False
+        result = transport.send_many([email])[0]
+        if isinstance(result, Delivery):
+            return "sent", None, False
+        return "refused", str(result), not result.transient

@@ -1,0 +1,355 @@
+"""The feedback loop: recorded events → score → stage → enrollments and exits.
+
+`Engagement.apply` runs inside the transaction that recorded the events, so a
+contact's score, its ledger, its stage and the workflows it enters or leaves
+change together or not at all. The moment a contact reaches the prospect
+stage, every nurture enrollment it has ends in that same transaction, and
+delivery re-checks before sending, so not even an email already claimed
+leaves after that moment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session
+
+from nurture.definitions import model as m
+from nurture.definitions.ladder import stage_for_score
+from nurture.engine.executor import EventView
+from nurture.lifecycle.score_rules import (
+    ScoreState,
+    decay_factor,
+    fit_points,
+    is_engagement,
+    matching_rules,
+    view_of,
+    within_caps,
+)
+from nurture.lifecycle.stages import StageMove
+from nurture.store import enrollments as work
+from nurture.store import ingest_queries
+from nurture.store.models import Contact, Enrollment, ScoreEntry
+
+if TYPE_CHECKING:
+    from nurture.engine.service import Engine
+
+_ledger = cast(Table, ScoreEntry.__table__)
+_enrollments = cast(Table, Enrollment.__table__)
+
+
+@dataclass(slots=True)
+class _Parts:
+    """A contact's score parts as plain attributes while a batch scores its events:
+    the contact's own (instrumented) attributes are read once and written back once."""
+
+    contact_id: int
+    fit: float
+    engagement: float
+    updated: datetime | None
+    score: float
+
+    @classmethod
+    def of(cls, contact: Contact) -> _Parts:
+        return cls(
+            contact.id,
+            contact.fit_score,
+            contact.engagement_score,
+            contact.score_updated_at,
+            contact.score,
+        )
+
+    def store(self, contact: Contact) -> None:
+        if contact.fit_score != self.fit:
+            contact.fit_score = self.fit
+        if contact.engagement_score != self.engagement:
+            contact.engagement_score = self.engagement
+        if contact.score_updated_at != self.updated:
+            contact.score_updated_at = self.updated
+        if contact.score != self.score:
+            contact.score = self.score
+
+
+def _row(
+    contact_id: int,
+    key: str,
+    rule: str,
+    kind: str,
+    points: float,
+    after: float,
+    at: datetime,
+    event_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "contact_id": contact_id,
+        "ledger_key": key,
+        "rule": rule,
+        "kind": kind,
+        "points": round(points, 4),
+        "score_after": round(after, 4),
+        "at": at,
+        "event_id": event_id,
+    }
+
+
+class Engagement:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.config = engine.project.config
+        # The rules each event type may earn, in file order: most events match none.
+        self._rules: dict[str, list[m.ScoringRule]] = defaultdict(list)
+        for rule in self.config.scoring.rules:
+            self._rules[rule.event].append(rule)
+
+    # -- events ----------------------------------------------------------------------
+
+    def apply(
+        self,
+        session: Session,
+        contacts: Mapping[int, Contact],
+        events: Mapping[int, Sequence[EventView]],
+        now: datetime,
+    ) -> list[StageMove]:
+        """Score each contact's new events (in time order) and move stages accordingly."""
+        capped = [r for r in self.config.scoring.rules if r.max_per_day or r.max_total]
+        usage = self._usage(session, events, capped) if capped else {}
+        ledger: list[dict[str, Any]] = []
+        moves: list[StageMove] = []
+        for contact_id, contact_events in events.items():
+            contact = contacts[contact_id]
+            parts = _Parts.of(contact)
+            last_engaged = contact.last_engaged_at
+            for event in sorted(contact_events, key=lambda e: e.at):
+                if event.type in self._rules:
+                    ledger += self._score_event(contact, parts, event, usage)
+                if is_engagement(event.type) and (last_engaged is None or event.at > last_engaged):
+                    last_engaged = event.at
+            parts.store(contact)
+            if last_engaged != contact.last_engaged_at:
+                contact.last_engaged_at = last_engaged
+            move = self._climb(contact, now, cause="score")
+            if move:
+                moves.append(move)
+        ingest_queries.insert_ledger(session, ledger)
+        self.engine.moves.after_moves(session, contacts, moves, now)
+        return moves
+
+    def _score_event(
+        self,
+        contact: Contact,
+        parts: _Parts,
+        event: EventView,
+        usage: dict[tuple[int, str], list[datetime]],
+    ) -> list[dict[str, Any]]:
+        rules = self._rules[event.type]
+        if any(rule.when is not None for rule in rules):
+            parts.store(contact)  # `when` sees the score as of this event
+            context = {
+                "contact": view_of(contact, self.config, event.at),
+                "event": event,
+                "now": event.at,
+                "stage_index": self.config.stage_index,
+            }
+            rules = matching_rules(rules, event.type, context)
+        rows: list[dict[str, Any]] = []
+        day = event.at.date()
+        for rule in rules:
+            if rule.max_per_day or rule.max_total:
+                used = usage.setdefault((contact.id, rule.key), [])
+                today = sum(1 for at in used if at.date() == day)
+                if not within_caps(rule, today, len(used)):
+                    continue
+                used.append(event.at)
+            rows += self._add_to(
+                parts,
+                rule.points,
+                event.at,
+                kind="engagement",
+                key=f"event:{event.id}:{rule.key}",
+                rule=rule.key,
+                event_id=event.id,
+            )
+        return rows
+
+    def _usage(
+        self,
+        session: Session,
+        events: Mapping[int, Sequence[EventView]],
+        rules: Sequence[m.ScoringRule],
+    ) -> dict[tuple[int, str], list[datetime]]:
+        """When each capped rule already scored for these contacts (for the caps).
+
+        Only daily caps: the uses before the earliest day of these events cannot count.
+        """
+        found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        query = select(_ledger.c.contact_id, _ledger.c.rule, _ledger.c.at).where(
+            work.among(session, _ledger.c.contact_id, events),
+            _ledger.c.rule.in_([r.key for r in rules]),
+            _ledger.c.kind == "engagement",
+        )
+        if all(rule.max_total is None for rule in rules):
+            first = min(e.at for views in events.values() for e in views)
+            query = query.where(
+                _ledger.c.at >= first.replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+        for contact_id, rule, at in session.execute(query):
+            found[(contact_id, rule)].append(at)
+        return found
+
+    def _add(
+        self,
+        contact: Contact,
+        points: float,
+        at: datetime,
+        *,
+        kind: str,
+        key: str,
+        rule: str,
+        event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Move the contact's score parts to `at`, add `points`; the ledger rows saying so."""
+        parts = _Parts.of(contact)
+        rows = self._add_to(parts, points, at, kind=kind, key=key, rule=rule, event_id=event_id)
+        parts.store(contact)
+        return rows
+
+    def _add_to(
+        self,
+        parts: _Parts,
+        points: float,
+        at: datetime,
+        *,
+        kind: str,
+        key: str,
+        rule: str,
+        event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """`_add` on score parts held apart from the contact (a batch writes them back once)."""
+        half_life = self.config.scoring.half_life
+        rows = []
+        updated = parts.updated
+        engagement = parts.engagement
+        if updated is not None and at > updated:
+            decayed = engagement * decay_factor(at - updated, half_life)
+            if abs(engagement - decayed) >= 0.005:
+                total = parts.fit + decayed
+                rows.append(
+                    _row(
+                        parts.contact_id,
+                        f"decay:{key}",
+                        "decay",
+                        "decay",
+                        decayed - engagement,
+                        total,
+                        at,
+                        event_id,
+                    )
+                )
+            engagement = decayed
+        elif updated is not None and at < updated:
+            points *= decay_factor(updated - at, half_life)  # a late event has faded already
+            at = updated
+        if kind == "fit":
+            parts.fit += points
+        else:
+            engagement += points
+        parts.engagement = engagement
+        parts.updated = at if updated is None or at >= updated else updated
+        parts.score = round(parts.fit + parts.engagement, 4)
+        rows.append(_row(parts.contact_id, key, rule, kind, points, parts.score, at, event_id))
+        return rows
+
+    # -- profile (fit) and manual points -------------------------------------------------
+
+    def refit(
+        self, session: Session, contacts: Sequence[Contact], now: datetime
+    ) -> list[StageMove]:
+        """Re-evaluate fit rules after contact data changed; ledger the difference."""
+        rows: list[dict[str, Any]] = []
+        moves = []
+        for contact in contacts:
+            context = {
+                "contact": view_of(contact, self.config, now),
+                "now": now,
+                "stage_index": self.config.stage_index,
+            }
+            target = fit_points(self.config.scoring.fit, context)
+            delta = round(target - contact.fit_score, 4)
+            if delta:
+                rows += self._add(
+                    contact,
+                    delta,
+                    now,
+                    kind="fit",
+                    rule="fit",
+                    key=f"fit:{contact.id}:{uuid.uuid4().hex}",
+                )
+                if move := self._climb(contact, now, cause="fit"):
+                    moves.append(move)
+        if rows:
+            session.execute(insert(_ledger), rows)
+        self.engine.moves.after_moves(session, {c.id: c for c in contacts}, moves, now)
+        return moves
+
+    def add_points(
+        self,
+        session: Session,
+        contact: Contact,
+        points: float,
+        key: str,
+        rule: str,
+        now: datetime,
+    ) -> list[StageMove]:
+        """Points from a workflow's `score` step (kind "manual")."""
+        rows = self._add(contact, points, now, kind="manual", key=key, rule=rule)
+        session.execute(insert(_ledger), rows)
+        moves = [move] if (move := self._climb(contact, now, cause="score")) else []
+        self.engine.moves.after_moves(session, {contact.id: contact}, moves, now)
+        return moves
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _climb(self, contact: Contact, now: datetime, cause: str) -> StageMove | None:
+        config = self.config
+        current = contact.stage or config.stages[0]
+        target = stage_for_score(contact.score, current, config.scoring.thresholds, config.stages)
+        if target is None:
+            return None
+        contact.stage = target
+        return StageMove(contact.id, current, target, cause)
+
+    def adjust_for_rejection(
+        self, session: Session, contact: Contact, rule: str, handoff_id: int, now: datetime
+    ) -> None:
+        """`on_reject.score`: halve the score, or reset it to its fit part (a ledger row)."""
+        half_life = self.config.scoring.half_life
+        state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
+        total = state.total_at(now, half_life)
+        target = total / 2 if rule == "halve" else contact.fit_score
+        points = round(target - total, 4)
+        if points:
+            rows = self._add(
+                contact,
+                points,
+                now,
+                kind="manual",
+                rule=f"handoff.rejected:{rule}",
+                key=f"handoff:{handoff_id}:rejected:{rule}:{now.isoformat()}",
+            )
+            session.execute(insert(_ledger), rows)
+
+
+def ledger_of(session: Session, contact_id: int) -> list[ScoreEntry]:
+    return list(
+        session.scalars(
+            select(ScoreEntry)
+            .where(ScoreEntry.contact_id == contact_id)
+            .order_by(ScoreEntry.at, ScoreEntry.id)
+        )
+    )

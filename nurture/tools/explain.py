@@ -1,0 +1,175 @@
+"""`nurture explain EMAIL` and `GET /v1/contacts/{email}`: where a contact is, and why.
+
+One function gathers it all as plain data (JSON-ready), so the CLI and the API
+say the same thing: stage and history, the score with every ledger line, each
+enrollment with its step, what it waits for and what comes next, the emails it
+got, and — if nothing is being sent — the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nurture.definitions import model as m
+from nurture.definitions.ladder import at_or_beyond
+from nurture.delivery.consent import contact_block, paused_until
+from nurture.engine.service import Engine, state_of
+from nurture.errors import ContactNotFound
+from nurture.lifecycle.score_rules import ScoreState, view_of
+from nurture.store import contacts as queries
+from nurture.store.models import Contact, Enrollment, ScoreEntry, Send
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict[str, Any]:
+    contact = session.scalar(select(Contact).where(Contact.email == email.strip().lower()))
+    if contact is None:
+        raise ContactNotFound(f"no contact with email {email!r}")
+    config = engine.project.config
+    view = view_of(contact, config, now)
+    state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
+    history = queries.stage_history_of(session, contact.id)
+    ledger = session.scalars(
+        select(ScoreEntry)
+        .where(ScoreEntry.contact_id == contact.id)
+        .order_by(ScoreEntry.at, ScoreEntry.id)
+    ).all()
+    enrollments = queries.enrollments_of(session, contact.id)
+    sends = session.scalars(
+        select(Send).where(Send.contact_id == contact.id).order_by(Send.claimed_at, Send.id)
+    ).all()
+    return {
+        "contact": {
+            "id": contact.id,
+            "email": contact.email,
+            "name": " ".join(p for p in (contact.first_name, contact.last_name) if p) or None,
+            "company": contact.company,
+            "stage": view.stage,
+            "owner": contact.owner,
+            "timezone": contact.timezone or config.sending.default_timezone,
+            "consent": contact.consent_status,
+            "consent_basis": contact.consent_basis,
+            "consent_source": contact.consent_source,
+            "consent_at": _iso(contact.consent_at),
+            "consent_proof": contact.consent_proof,
+            "suppressed": contact.suppression_reason if contact.suppressed_at else None,
+            "paused_until": _iso(paused_until(contact, now)),
+            "soft_bounces": contact.soft_bounces,
+            "source": contact.source,
+            "created_at": _iso(contact.created_at),
+            "properties": dict(contact.properties),
+            "tags": list(contact.tags),
+        },
+        "score": {
+            "now": view.score,
+            "fit": state.fit,
+            "engagement": round(state.engagement_at(now, config.scoring.half_life), 4),
+            "temperature": view.temperature,
+            "ledger": [
+                {
+                    "at": _iso(e.at),
+                    "kind": e.kind,
+                    "rule": e.rule,
+                    "points": e.points,
+                    "score_after": e.score_after,
+                    "event": e.event_id,
+                }
+                for e in ledger
+            ],
+        },
+        "stage_history": [
+            {"at": _iso(h.at), "from": h.from_stage, "to": h.to_stage, "cause": h.cause}
+            for h in history
+        ],
+        "enrollments": [_enrollment(session, engine, e) for e in enrollments],
+        "emails": [
+            {
+                "at": _iso(s.sent_at or s.claimed_at),
+                "workflow": s.workflow,
+                "step": s.step,
+                "template": s.template,
+                "subject": s.subject,
+                "status": s.status,
+                "error": s.error,
+            }
+            for s in sends
+        ],
+        "not_emailed_because": _why_not(contact, enrollments, config, now),
+    }
+
+
+def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "workflow": enrollment.workflow,
+        "version": enrollment.workflow_version_id,
+        "status": enrollment.status,
+        "step": enrollment.step,
+        "started_at": _iso(enrollment.started_at),
+        "ended_at": _iso(enrollment.ended_at),
+        "exit_reason": enrollment.exit_reason,
+        "next_run_at": _iso(enrollment.next_run_at),
+    }
+    if enrollment.status in ("completed", "exited"):
+        return data
+    workflow = engine.workflow(session, enrollment)
+    state = state_of(enrollment)
+    if workflow is None:
+        data["next"] = "its workflow version can no longer be read; it will exit"
+        return data
+    step = workflow.step(state.step) if state.step else workflow.steps[0]
+    data["next"] = describe(step, workflow, enrollment.next_run_at, state.deferred)
+    return data
+
+
+def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: str | None) -> str:
+    """What this enrollment does next, in words."""
+    when = f" at {at.isoformat()}" if at else ""
+    following = workflow.next_step(step)
+    then = (
+        f"send {following.template}"
+        if isinstance(following, m.SendStep)
+        else (f"go to {following.id}" if following else "finish the workflow")
+    )
+    if isinstance(step, m.WaitForStep):
+        on_event = step.on_event or (following.id if following else "the end")
+        on_timeout = step.on_timeout or (following.id if following else "the end")
+        return (
+            f"waiting for {step.event} (then {on_event}); if none comes by"
+            f"{when or ' its timeout'}, {on_timeout}"
+        )
+    if isinstance(step, m.WaitStep):
+        return f"waiting until{when or ' its time'}, then {then}"
+    if isinstance(step, m.SendStep):
+        because = {
+            "window": " (outside the send window)",
+            "cap": " (frequency cap reached)",
+            "paused": " (the contact paused nurture email until then)",
+            "previous-email": " (the workflow's previous email is not sent yet)",
+        }
+        return f"send {step.template}{when}{because.get(deferred or '', '')}"
+    return f"run step {step.id} ({step.kind}){when}"
+
+
+def _why_not(
+    contact: Contact, enrollments: list[Enrollment] | Any, config: m.ProjectConfig, now: datetime
+) -> str | None:
+    blocked = contact_block(contact, config.sending)
+    if blocked == "no-consent":
+        return "no-consent: consent unknown and sending.require_consent is true"
+    if blocked:
+        return blocked
+    pause = paused_until(contact, now)
+    if pause is not None:
+        return f"paused until {pause.isoformat()}: the contact asked for a break; sends wait"
+    if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
+        return f"prospect (stage {contact.stage}): automated nurture email has stopped"
+    if not any(e.status in ("active", "waiting") for e in enrollments):
+        return "not in any running workflow"
+    return None

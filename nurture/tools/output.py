@@ -1,0 +1,154 @@
+"""Printing simulation and demo results for people: a timeline and a funnel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nurture.records import Record
+from nurture.tools.simulate import SimulationResult
+
+_SHOWN = {
+    "enroll": "enters",
+    "send": "email",
+    "skip": "skips",
+    "event": "event",
+    "exit": "leaves",
+    "score": "score",
+    "stage": "stage",
+    "handoff": "handoff",
+    "fail": "FAILED",
+    "retry": "retry",
+    "reject": "rejected",
+}
+
+
+def timeline_line(record: Record) -> str:
+    what = _SHOWN.get(record.kind, record.kind)
+    where = "/".join(x for x in (record.workflow, record.step) if x)
+    details = record.details
+    if record.kind == "send":
+        extra = f"« {details.get('subject', '')} »"
+    elif record.kind == "event":
+        extra = str(details.get("event", ""))
+    elif record.kind in ("exit", "skip", "fail", "reject"):
+        extra = str(details.get("reason", ""))
+    elif record.kind == "stage":
+        extra = f"{details.get('from')} → {details.get('to')}"
+    else:
+        extra = ", ".join(f"{k}={v}" for k, v in details.items())
+    return (
+        f"{record.at:%Y-%m-%d %H:%M}  {record.contact:<40} {what:<8} {where:<36} {extra}".rstrip()
+    )
+
+
+def print_timeline(console: Console, records: Sequence[Record], limit: int | None = None) -> None:
+    shown = [r for r in records if r.kind not in ("wait", "wait_for", "timeout", "resume")]
+    for record in shown[:limit] if limit else shown:
+        console.print(timeline_line(record), markup=False, highlight=False, soft_wrap=True)
+    if limit and len(shown) > limit:
+        console.print(f"… {len(shown) - limit} more")
+
+
+def print_journeys(console: Console, records: Sequence[Record], count: int = 3) -> None:
+    """The full story of the few contacts whose journeys show the most kinds of step."""
+    kinds: dict[str, set[str]] = {}
+    for record in records:
+        kinds.setdefault(record.contact, set()).add(record.kind)
+    chosen = sorted(kinds, key=lambda contact: -len(kinds[contact]))[:count]
+    for contact in chosen:
+        console.print(f"\n[bold]Journey of {contact}[/bold]")
+        print_timeline(console, [r for r in records if r.contact == contact])
+
+
+def print_summary(console: Console, result: SimulationResult) -> None:
+    days = (result.end - result.start).days
+    console.print(f"\n[bold]Funnel after {days} days[/bold]")
+    funnel = Table(box=None, pad_edge=False)
+    funnel.add_column("stage")
+    funnel.add_column("contacts", justify="right")
+    for stage, number in result.funnel.items():
+        funnel.add_row(stage, str(number))
+    console.print(funnel)
+    console.print("\n[bold]Workflows[/bold]")
+    table = Table(box=None, pad_edge=False)
+    for column in ("workflow", "enrolled", "in progress", "finished / left (reason)"):
+        table.add_column(column)
+    for name, counts in sorted(result.workflows.items()):
+        live = counts.get("active", 0) + counts.get("waiting", 0)
+        ended = ", ".join(
+            f"{label.split(':', 1)[1]} {n}" for label, n in sorted(counts.items()) if ":" in label
+        )
+        table.add_row(name, str(counts["enrolled"]), str(live), ended)
+    console.print(table)
+    if result.handoffs:
+        owners = ", ".join(f"{owner} {n}" for owner, n in sorted(result.handoffs.items()))
+        console.print(f"\n[bold]Handed to sales: {sum(result.handoffs.values())}[/bold] ({owners})")
+    console.print(f"\n[bold]Emails sent: {sum(result.sent_by_template.values())}[/bold]")
+    emails = Table(box=None, pad_edge=False)
+    emails.add_column("template")
+    emails.add_column("sent", justify="right")
+    for template, number in sorted(result.sent_by_template.items()):
+        emails.add_row(template, str(number))
+    console.print(emails)
+
+
+def print_explanation(console: Console, data: dict[str, Any]) -> None:
+    """`nurture explain`, for people."""
+    contact, score = data["contact"], data["score"]
+    name = f"{contact['name']} " if contact["name"] else ""
+    console.print(f"[bold]{name}<{contact['email']}>[/bold] {contact['company'] or ''}".rstrip())
+    console.print(
+        f"stage [bold]{contact['stage']}[/bold] · score [bold]{score['now']:g}[/bold] "
+        f"(fit {score['fit']:g} + engagement {score['engagement']:g}) · {score['temperature']}"
+        + (f" · owner {contact['owner']}" if contact["owner"] else "")
+    )
+    consent = contact.get("consent") or "unknown"
+    basis = ", ".join(x for x in (contact.get("consent_basis"), contact.get("consent_source")) if x)
+    console.print(f"consent {consent}" + (f" ({basis})" if basis else ""), markup=False)
+    why = data["not_emailed_because"]
+    console.print(
+        f"[yellow]not being emailed: {why}[/yellow]" if why else "[green]being nurtured[/green]"
+    )
+    if data["stage_history"]:
+        console.print("\n[bold]Stages[/bold]")
+        for move in data["stage_history"]:
+            console.print(
+                f"  {move['at'][:16]}  {move['from'] or '—'} → {move['to']}  ({move['cause']})"
+            )
+    console.print("\n[bold]Workflows[/bold]")
+    if not data["enrollments"]:
+        console.print("  none")
+    for enrollment in data["enrollments"]:
+        state = enrollment["status"]
+        if enrollment["exit_reason"]:
+            state += f" ({enrollment['exit_reason']})"
+        console.print(f"  {enrollment['workflow']}: {state}, step {enrollment['step'] or '—'}")
+        if enrollment.get("next"):
+            console.print(f"    next: {enrollment['next']}", markup=False)
+    if score["ledger"]:
+        console.print("\n[bold]Score ledger[/bold]")
+        table = Table(box=None, pad_edge=False)
+        for column in ("at", "kind", "rule", "points", "score"):
+            table.add_column(column, justify="right" if column in ("points", "score") else "left")
+        for line in score["ledger"]:
+            table.add_row(
+                line["at"][:16],
+                line["kind"],
+                line["rule"],
+                f"{line['points']:+g}",
+                f"{line['score_after']:g}",
+            )
+        console.print(table)
+    if data["emails"]:
+        console.print("\n[bold]Emails[/bold]")
+        for email in data["emails"]:
+            extra = f" — {email['error']}" if email["error"] else ""
+            console.print(
+                f"  {(email['at'] or '')[:16]}  {email['status']:<8} {email['template']}"
+                f"  {email['subject'] or ''}{extra}",
+                markup=False,
+            )

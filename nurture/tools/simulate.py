@@ -1,0 +1,344 @@
+"""`nurture simulate`: the real engine under a virtual clock.
+
+The same enrollment, executor, delivery and ingest code as production runs on
+a throwaway SQLite store; only the clock is virtual and jumps from one due
+moment to the next (the earliest due enrollment, send or pending event), so
+sixty days take seconds. Reactions turn sends into synthetic engagement, drawn
+from a seeded generator so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import nurture.clock as clock
+from nurture.definitions.base import parse_duration
+from nurture.definitions.loader import Project
+from nurture.engine.service import Engine, EngineOptions
+from nurture.errors import NurtureError, Problem
+from nurture.lifecycle.importer import import_contacts
+from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
+from nurture.lifecycle.notifications import Notifier
+from nurture.records import Record
+from nurture.store import db
+from nurture.store import enrollments as work
+from nurture.store.models import Contact, Enrollment, Handoff, Notification, Send
+from nurture.tokens import Signer
+from nurture.transports import CaptureTransport, Transport
+
+
+class SimulationError(NurtureError):
+    """The simulation inputs are not valid."""
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """After a send of `template`, `event` follows `after` later with probability `rate`."""
+
+    template: str
+    event: str
+    after: timedelta
+    rate: float
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def load_reactions(path: Path) -> list[Reaction]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise SimulationError(f"{path}: cannot read reactions ({exc})") from None
+    if not isinstance(data, list):
+        raise SimulationError(f"{path}: expected a list of reactions")
+    reactions = []
+    for number, item in enumerate(data, 1):
+        where = f"{path}: reaction {number}"
+        if not isinstance(item, dict) or not {"template", "event", "after", "rate"} <= set(item):
+            raise SimulationError(f"{where}: needs template, event, after and rate")
+        after = parse_duration(item["after"])
+        rate = item["rate"]
+        if after is None:
+            raise SimulationError(f"{where}: invalid duration {item['after']!r}")
+        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise SimulationError(f"{where}: rate must be between 0 and 1")
+        reactions.append(
+            Reaction(
+                str(item["template"]),
+                str(item["event"]),
+                after,
+                float(rate),
+                dict(item.get("properties") or {}),
+            )
+        )
+    return reactions
+
+
+@dataclass
+class SimulationResult:
+    records: list[Record]
+    funnel: dict[str, int]
+    workflows: dict[str, Counter[str]]
+    sent_by_template: Counter[str]
+    import_problems: list[Problem]
+    handoffs: Counter[str]  # owner → handoffs opened
+    start: datetime
+    end: datetime
+
+
+@dataclass(order=True)
+class _Pending:
+    at: datetime
+    order: int
+    event: IncomingEvent = field(compare=False)
+
+
+class Simulation:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        start: datetime,
+        days: float,
+        seed: int = 0,
+        reactions: Sequence[Reaction] = (),
+        transport: Transport | None = None,
+        on_record: Callable[[Record], None] | None = None,
+    ) -> None:
+        self.project = project
+        self.start = clock.as_utc(start)
+        self.end = self.start + timedelta(days=days)
+        self.random = random.Random(seed)
+        self.reactions: dict[str, list[Reaction]] = {}
+        for reaction in reactions:
+            self.reactions.setdefault(reaction.template, []).append(reaction)
+        self.transport = transport or CaptureTransport()
+        self.records: list[Record] = []
+        self.on_record = on_record
+        self._pending: list[_Pending] = []
+        self._order = count()
+
+    def _record(self, record: Record) -> None:
+        self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        if record.kind == "send":
+            self._react(record)
+
+    def _react(self, record: Record) -> None:
+        for reaction in self.reactions.get(str(record.details.get("template")), []):
+            if self.random.random() >= reaction.rate:
+                continue
+            at = record.at + reaction.after
+            event = IncomingEvent(
+                id=f"sim-{next(self._order)}",
+                type=reaction.event,
+                at=at,
+                email=record.contact,
+                properties={
+                    "step": record.step,
+                    "workflow": record.workflow,
+                    "template": reaction.template,
+                    **reaction.properties,
+                },
+            )
+            self.schedule(event)
+
+    def schedule(self, event: IncomingEvent) -> None:
+        heapq.heappush(self._pending, _Pending(event.at, next(self._order), event))
+
+    def run(self, contacts: Path, events: Path | None = None) -> SimulationResult:
+        with _scratch_database() as url, clock.using(clock.VirtualClock(self.start)) as virtual:
+            assert isinstance(virtual, clock.VirtualClock)
+            engine_ = db.create_engine_for(url)
+            sessions = db.session_factory(engine_)
+            engine = Engine(
+                self.project,
+                sessions,
+                self.transport,
+                Signer("simulation-key-not-secret"),
+                EngineOptions(batch_size=1000, webhook_secret="simulation"),
+                record=self._record,
+            )
+            # Webhooks go nowhere in a simulation: a stand-in CRM answers 204.
+            engine.notifier = Notifier(
+                engine,
+                "simulation",
+                client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))),
+            )
+            ingestor = Ingestor(engine)
+            config = self.project.config
+            report = import_contacts(
+                sessions,
+                contacts,
+                stages=config.stages,
+                properties=config.properties,
+                on_batch=engine.on_import,
+            )
+            if events is not None:
+                for event in read_events(events, self.start):
+                    self.schedule(event)
+            self._loop(engine, ingestor, virtual)
+            result = self._result(engine, report.rejected)
+            engine_.dispose()
+            return result
+
+    def _loop(self, engine: Engine, ingestor: Ingestor, virtual: clock.VirtualClock) -> None:
+        while True:
+            with engine.sessions() as session:
+                due = work.next_due_at(session)
+                chores = _next_chore(session, engine)
+            pending = self._pending[0].at if self._pending else None
+            moments = [m for m in (due, chores, pending) if m]
+            if not moments:
+                return
+            moment = max(min(moments), virtual.now())
+            if moment > self.end:
+                return
+            virtual.advance_to(moment)
+            progressed = self._ingest_due(engine, ingestor, moment)
+            while ids := engine.claim_due(moment, 1000):
+                engine.advance(ids)
+                progressed = True
+            if engine.deliver():
+                progressed = True
+            if engine.housekeeping(moment) and engine.notifier.deliver():
+                progressed = True
+            if not progressed:
+                # Something is due but leased (or otherwise not claimable now):
+                # step past it rather than spin on the same moment.
+                virtual.advance_to(moment + timedelta(seconds=1))
+
+    def _ingest_due(self, engine: Engine, ingestor: Ingestor, now: datetime) -> bool:
+        progressed = False
+        while self._pending and self._pending[0].at <= now:
+            event = heapq.heappop(self._pending).event
+            with engine.sessions.begin() as session:
+                try:
+                    ingestor.ingest(session, event, "simulation")
+                except InvalidEvent as exc:
+                    self._record(
+                        Record(
+                            event.at,
+                            "reject",
+                            0,
+                            event.email or "",
+                            details={"event": event.type, "reason": str(exc)},
+                        )
+                    )
+            progressed = True
+        return progressed
+
+    def _result(self, engine: Engine, problems: list[Problem]) -> SimulationResult:
+        config = self.project.config
+        with engine.sessions() as session:
+            funnel = {stage: 0 for stage in config.stages}
+            for stage, number in session.execute(
+                select(Contact.stage, func.count()).group_by(Contact.stage)
+            ):
+                funnel[stage or config.stages[0]] = (
+                    funnel.get(stage or config.stages[0], 0) + number
+                )
+            workflows: dict[str, Counter[str]] = {}
+            for name, status, reason, number in session.execute(
+                select(
+                    Enrollment.workflow, Enrollment.status, Enrollment.exit_reason, func.count()
+                ).group_by(Enrollment.workflow, Enrollment.status, Enrollment.exit_reason)
+            ):
+                counter = workflows.setdefault(name, Counter())
+                counter["enrolled"] += number
+                label = status if status in ("active", "waiting") else f"{status}:{reason}"
+                counter[label] += number
+            sent: Counter[str] = Counter()
+            for template, number in session.execute(
+                select(Send.template, func.count())
+                .where(Send.status == "sent")
+                .group_by(Send.template)
+            ):
+                sent[template] = number
+            handoffs: Counter[str] = Counter()
+            for owner, number in session.execute(
+                select(Handoff.owner, func.count()).group_by(Handoff.owner)
+            ):
+                handoffs[owner or "(unassigned)"] = number
+        return SimulationResult(
+            self.records, funnel, workflows, sent, problems, handoffs, self.start, self.end
+        )
+
+
+def _next_chore(session: Session, engine: Engine) -> datetime | None:
+    """The next SLA deadline or notification due: the virtual clock stops there too."""
+    notification = session.scalar(
+        select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+    )
+    moments = [notification] if notification else []
+    handoff = engine.project.config.handoff
+    if handoff is not None:
+        due = session.scalar(
+            select(func.min(Handoff.sla_due_at)).where(
+                Handoff.status == "open", Handoff.reminded_at.is_(None)
+            )
+        )
+        if due:
+            moments.append(due)
+        delay = handoff.sla.escalation_delay
+        if delay is not None and handoff.sla.escalate_to:
+            reminded = session.scalar(
+                select(func.min(Handoff.sla_due_at)).where(
+                    Handoff.status == "open",
+                    Handoff.reminded_at.is_not(None),
+                    Handoff.escalated_at.is_(None),
+                )
+            )
+            if reminded:
+                moments.append(reminded + delay)
+    return min(moments) if moments else None
+
+
+def read_events(path: Path, start: datetime) -> list[IncomingEvent]:
+    """Every event of a JSON Lines file, or every problem in it: never a part."""
+    import json
+
+    events = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SimulationError(f"{path}: {exc.strerror}") from None
+    problems = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(
+                parse_event(
+                    json.loads(line), now=datetime.max.replace(tzinfo=start.tzinfo), start=start
+                )
+            )
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: not JSON ({exc.msg})")
+        except InvalidEvent as exc:
+            problems.append(f"{path}:{number}: {exc}")
+    if problems:
+        raise SimulationError("\n".join(problems))
+    return events
+
+
+@contextmanager
+def _scratch_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="nurture-simulate-") as folder:
+        url = f"sqlite:///{Path(folder) / 'simulation.sqlite3'}"
+        db.upgrade(url)
+        yield url

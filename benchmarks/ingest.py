@@ -92,6 +92,8 @@ from typing import Any
 import psycopg
 from _db import temporary_database  # benchmarks/ is on sys.path when run
 
+from nurture.store.workflows import workflow_version_id
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 SECRET = "benchmark-secret-key-0123456789"
@@ -287,7 +289,6 @@ class Sink:
 
 def version_ids(url: str, project_dir: Path) -> dict[str, int]:
     from nurture.definitions.loader import load_project
-    from nurture.store import enrollments as work
     from nurture.store.db import create_engine_for, session_factory
 
     project = load_project(project_dir)
@@ -295,7 +296,7 @@ def version_ids(url: str, project_dir: Path) -> dict[str, int]:
     try:
         with session_factory(engine).begin() as session:
             return {
-                name: work.workflow_version_id(session, w.name, w.content_hash, w.source)
+                name: workflow_version_id(session, w.name, w.content_hash, w.source)
                 for name, w in project.workflows.items()
             }
     finally:
@@ -527,7 +528,7 @@ class Timers:
 STAGES = (
     ("parse", "parse_event (validation → IncomingEvent)"),
     ("resolve", "Ingestor._resolve: contacts by email, new contacts"),
-    ("record", "work.record_events of the batch: INSERT … ON CONFLICT RETURNING"),
+    ("record", "record_events of the batch: INSERT … ON CONFLICT RETURNING"),
     ("usage", "Engagement._usage: capped rules' past uses"),
     ("score", "Engagement._score_event: rules, caps, decay (Python)"),
     ("apply", "Engagement.apply itself: ledger INSERT, climb, loop"),
@@ -658,9 +659,9 @@ def ingest_all(
 ) -> dict[str, Any]:
     """Parse and ingest `events`, one transaction per batch, as `nurture events import` would."""
     import nurture.clock as clock
-    from nurture.lifecycle.ingest import Ingestor, InvalidEvent, parse_event
+    from nurture.lifecycle.ingest import InvalidEvent, parse_event
 
-    ingestor = Ingestor(engine)
+    ingestor = engine.lifecycle.ingestor
     statuses: dict[str, int] = defaultdict(int)
     parse_seconds = 0.0
     latencies = []

@@ -52,6 +52,8 @@ from typing import Any
 import psycopg
 from _db import temporary_database  # benchmarks/ is on sys.path when run
 
+from nurture.store.workflows import workflow_version_id
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 SECRET = "benchmark-secret-key-0123456789"
@@ -165,14 +167,13 @@ def write_project(root: Path) -> None:
 def load(url: str, project_dir: Path, count: int) -> None:
     """N lead contacts (COPY), each with one enrollment due now."""
     from nurture.definitions.loader import load_project
-    from nurture.store import enrollments as work
     from nurture.store.db import create_engine_for, session_factory
 
     workflow = load_project(project_dir).workflows["hello"]
     engine = create_engine_for(url)
     try:
         with session_factory(engine).begin() as session:
-            version = work.workflow_version_id(
+            version = workflow_version_id(
                 session, workflow.name, workflow.content_hash, workflow.source
             )
     finally:

@@ -19,7 +19,7 @@ import nurture.clock as clock
 from nurture.definitions.loader import Project
 from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import Ingestor, parse_event
+from nurture.lifecycle.ingest import parse_event
 from nurture.records import Record
 from nurture.store.models import Contact
 from nurture.tokens import Signer
@@ -101,7 +101,7 @@ class Harness:
             options or EngineOptions(base_url="https://nurture.example.com"),
             record=self.records.append,
         )
-        self.ingestor = Ingestor(self.engine)
+        self.ingestor = self.engine.lifecycle.ingestor
         self.sessions = sessions
         self._files = self._events = 0
 

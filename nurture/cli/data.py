@@ -113,13 +113,13 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
         Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
         """
         import nurture.clock as clock
-        from nurture.lifecycle.ingest import Ingestor, InvalidEvent, parse_event
+        from nurture.lifecycle.ingest import InvalidEvent, parse_event
 
         with cli.reported():
             if not file.is_file():
                 raise NurtureError(f"{file}: no such file")
             runtime = cli.open_runtime(project)
-            ingestor = Ingestor(cli.engine_for(runtime))
+            ingestor = cli.engine_for(runtime).lifecycle.ingestor
             lines = file.read_text(encoding="utf-8").splitlines()
             problems: list[str] = []
             counts = {"recorded": 0, "duplicate": 0, "rejected": 0}

@@ -34,7 +34,7 @@ def live_counts(settings: Settings, workflow: str) -> tuple[Counts | None, str |
     from sqlalchemy.exc import SQLAlchemyError
 
     from nurture.store import db
-    from nurture.store.contacts import running_enrollments_by_step
+    from nurture.store.enrollments import running_enrollments_by_step
 
     url = settings.database_url
     parsed = make_url(url)

@@ -32,6 +32,12 @@ def stage_for_score(
     return target
 
 
+def crosses(move_from: str | None, move_to: str, at: str, stages: Sequence[str]) -> bool:
+    """True when a stage move reaches `at` from below (or from nowhere)."""
+    before = move_from is not None and at_or_beyond(move_from, at, stages)
+    return at_or_beyond(move_to, at, stages) and not before
+
+
 #: How recent an engagement must be for a contact to be warm or hot.
 HOT_WITHIN = timedelta(days=14)
 WARM_WITHIN = timedelta(days=30)

@@ -23,16 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 import nurture.delivery.suppression as suppression
+from nurture.contacts.standing import view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.definitions.loader import Project
 from nurture.delivery.consent import MAILTO_SUBJECT_PREFIX, contact_block, paused_until
 from nurture.errors import TemplateError
-from nurture.lifecycle.score_rules import view_of
 from nurture.records import Record, Recorder
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
 from nurture.store import enrollments as work
 from nurture.store import sends as ledger
+from nurture.store.contacts import contacts_by_id
 from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
 from nurture.tokens import Signer
@@ -180,7 +181,7 @@ class Deliverer:
             if not leased:
                 return 0
             sends = ledger.load_sends(session, leased)
-            contacts = work.contacts_by_id(session, {s.contact_id for s in sends})
+            contacts = contacts_by_id(session, {s.contact_id for s in sends})
             listed = suppression.reasons_for(session, {c.email for c in contacts.values()})
             enrollments = {
                 e.id: e

@@ -32,8 +32,8 @@ from typing import cast
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from nurture.store.enrollments import insert_ignore
 from nurture.store.models import Contact, Suppression
+from nurture.store.sql import insert_ignore
 
 _suppressions = cast(Table, Suppression.__table__)
 
@@ -102,7 +102,7 @@ def suppress(
     workflow ends (reason ``suppressed:<reason>``) and claimed emails are skipped
     at send time. Returns the contact. Unsubscribes go through consent instead
     (they are listed with `add`), so a later opt-in can lift them."""
-    from nurture.lifecycle.stages import end_nurture
+    from nurture.store.enrollments import end_nurture
 
     add(session, email, reason, now, note=note, source=source)
     contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()

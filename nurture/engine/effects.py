@@ -9,19 +9,16 @@ queued once, and the traces that become the timeline's records.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
 from nurture.engine import executor as ex
-from nurture.engine.enrollment import Trigger
 from nurture.lifecycle.notifications import queue
-from nurture.records import Record
+from nurture.lifecycle.service import Lifecycle
+from nurture.records import Record, Recorder
 from nurture.store.models import Contact, Enrollment
-
-if TYPE_CHECKING:
-    from nurture.engine.service import Engine
 
 #: Executor traces that become records (simulate's timeline), under their record kind.
 RECORDED_TRACES = {
@@ -37,7 +34,8 @@ _CONTACT_FIELDS = ("first_name", "last_name", "company", "timezone", "owner")
 
 
 def apply_effects(
-    engine: Engine,
+    lifecycle: Lifecycle,
+    record: Recorder,
     session: Session,
     enrollment: Enrollment,
     contact: Contact,
@@ -70,7 +68,7 @@ def apply_effects(
             _set_fields(contact, effect)
             refit = True
         elif isinstance(effect, ex.AddScore):
-            engine.engagement.add_points(
+            lifecycle.scoring.add_points(
                 session,
                 contact,
                 effect.points,
@@ -79,15 +77,12 @@ def apply_effects(
                 now=now,
             )
         elif isinstance(effect, ex.SendNotification):
-            _notify(engine, session, enrollment, contact, effect, now)
+            _notify(record, session, enrollment, contact, effect, now)
     if refit:
-        engine.engagement.refit(session, [contact], now)
-        engine.enroller.enroll(
-            session, {contact.id: [Trigger(changed=True)]}, {contact.id: contact}, now
-        )
+        lifecycle.profile_changed(session, [contact], now)
     for trace in decision.trace:
         if trace.kind in RECORDED_TRACES:
-            engine.record(
+            record(
                 Record(
                     now,
                     RECORDED_TRACES[trace.kind],
@@ -102,7 +97,7 @@ def apply_effects(
 
 
 def _notify(
-    engine: Engine,
+    record: Recorder,
     session: Session,
     enrollment: Enrollment,
     contact: Contact,
@@ -138,7 +133,7 @@ def _notify(
             template=notify.template,
             contact_id=contact.id,
         )
-    engine.record(
+    record(
         Record(now, "notify", contact.id, contact.email, enrollment.workflow, effect.step, details)
     )
 

@@ -15,14 +15,17 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from nurture.contacts.standing import view_of
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
-from nurture.engine.executor import EventView
+from nurture.events import EventView
 from nurture.expressions import ExpressionError
-from nurture.lifecycle.score_rules import view_of
+from nurture.lifecycle.facts import StageMove
+from nurture.lifecycle.listeners import Listener
 from nurture.records import Record, Recorder
 from nurture.store import enrollments as work
 from nurture.store.models import Contact
+from nurture.store.workflows import workflow_version_id
 
 
 def may_enroll(rule: m.Reenroll, past: Sequence[work.PastEnrollment], now: datetime) -> bool:
@@ -140,7 +143,7 @@ class VersionIds:
     def __call__(self, session: Session, workflow: m.Workflow) -> int:
         key = (workflow.name, workflow.content_hash)
         if key not in self._ids:
-            self._ids[key] = work.workflow_version_id(
+            self._ids[key] = workflow_version_id(
                 session, workflow.name, workflow.content_hash, workflow.source
             )
         return self._ids[key]
@@ -166,3 +169,61 @@ def _safe_test(
         return expression.test(context)
     except ExpressionError:
         return False
+
+
+class EnrollmentListener(Listener):
+    """The engine's ear on the lifecycle: enrolls contacts where its news says.
+
+    A stage entered starts that stage's workflows; an event starts the
+    workflows that `enroll: {event: ...}` on it; any change re-tests the
+    workflows that `enroll: {when: ...}`; a recycled lead enters the workflow
+    `on_reject` names. Only triggers some workflow can take are built: most
+    projects enroll by stage alone, and a thousand triggers nobody takes cost
+    more than the rest of enrollment.
+    """
+
+    def __init__(self, enroller: Enroller, project: Project) -> None:
+        self._enroller = enroller
+        workflows = project.workflows.values()
+        self._on_events = {w.enroll.event for w in workflows if w.enroll.event is not None}
+        self._on_change = any(
+            w.enroll.stage is None and w.enroll.event is None and w.enroll.when is not None
+            for w in workflows
+        )
+
+    def after_stage_moves(
+        self,
+        session: Session,
+        contacts: Mapping[int, Contact],
+        moves: Sequence[StageMove],
+        now: datetime,
+    ) -> None:
+        triggers = {mv.contact_id: [Trigger(stage=mv.to_stage, changed=True)] for mv in moves}
+        self._enroller.enroll(session, triggers, contacts, now)
+
+    def after_events(
+        self,
+        session: Session,
+        contacts: Mapping[int, Contact],
+        events: Mapping[int, Sequence[EventView]],
+        now: datetime,
+    ) -> None:
+        triggers: dict[int, list[Trigger]] = {}
+        for contact_id, views in events.items():
+            wanted = [Trigger(event=view) for view in views if view.type in self._on_events]
+            if self._on_change:
+                wanted.append(Trigger(changed=True))
+            if wanted:
+                triggers[contact_id] = wanted
+        if triggers:
+            self._enroller.enroll(session, triggers, contacts, now)
+
+    def after_change(self, session: Session, contacts: Sequence[Contact], now: datetime) -> None:
+        if self._on_change and contacts:
+            triggers = {c.id: [Trigger(changed=True)] for c in contacts}
+            self._enroller.enroll(session, triggers, {c.id: c for c in contacts}, now)
+
+    def after_recycle(
+        self, session: Session, contact: Contact, workflow: str, now: datetime
+    ) -> None:
+        self._enroller.enroll(session, {contact.id: []}, {contact.id: contact}, now, only=workflow)

@@ -24,6 +24,7 @@ from nurture.contacts.view import ContactView
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.policy import Deferral
+from nurture.events import EventView
 from nurture.expressions import Expression, ExpressionError
 
 Status = Literal["active", "waiting", "completed", "exited"]
@@ -51,24 +52,6 @@ class EnrollmentState:
     @property
     def ended(self) -> bool:
         return self.status in ("completed", "exited")
-
-
-@dataclass(frozen=True)
-class EventView:
-    """An event as a `wait_for` match expression sees it (`event.type`, `event.url`…)."""
-
-    id: str
-    type: str
-    at: datetime
-    properties: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self.properties[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+from nurture.contacts.standing import view_of
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
@@ -26,15 +28,19 @@ from nurture.delivery.deliverer import SEND_LEASE, ClaimedSend, Deliverer, Links
 from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
 from nurture.engine.effects import apply_effects
-from nurture.engine.enrollment import Enroller, Trigger, VersionIds
+from nurture.engine.enrollment import Enroller, EnrollmentListener, VersionIds
 from nurture.errors import ConfigurationError
+from nurture.events import EventView
 from nurture.lifecycle.importer import ImportedBatch
 from nurture.lifecycle.notifications import Notifier
-from nurture.lifecycle.score_rules import view_of
+from nurture.lifecycle.service import Lifecycle
 from nurture.records import Recorder, discard
 from nurture.store import enrollments as work
 from nurture.store import sends as ledger
-from nurture.store.models import Contact, Enrollment, Event, Send
+from nurture.store.contacts import contacts_by_id
+from nurture.store.events import events_since
+from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.workflows import workflow_version_sources
 from nurture.tokens import Signer
 from nurture.transports import Transport
 
@@ -85,15 +91,12 @@ class Engine:
         self._deliverer: Deliverer | None = None
         self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
-        from nurture.lifecycle.scoring import Engagement
-        from nurture.lifecycle.stages import Moves, end_nurture
-
-        self.engagement = Engagement(self)
-        self.moves = Moves(self)
-        from nurture.lifecycle.handoff.actions import Handoffs
-
-        self.handoffs = Handoffs(self)
-        self._end_nurture = end_nurture
+        # Flow 2, told through this listener when workflows may care (stage moves,
+        # events, changes, recycled leads); it never calls back into the engine.
+        self.lifecycle = Lifecycle(
+            project.config, [EnrollmentListener(self.enroller, project)], record
+        )
+        self.handoffs = self.lifecycle.handoffs
 
     @property
     def deliverer(self) -> Deliverer:
@@ -115,14 +118,26 @@ class Engine:
     @property
     def notifier(self) -> Notifier:
         if self._notifier is None:
-            if not self.options.webhook_secret:
-                raise ConfigurationError("this engine has no webhook secret: it cannot notify")
-            self._notifier = Notifier(self, self.options.webhook_secret)
+            self._notifier = self.make_notifier()
         return self._notifier
 
     @notifier.setter
     def notifier(self, notifier: Notifier) -> None:
         self._notifier = notifier
+
+    def make_notifier(self, client: httpx.Client | None = None) -> Notifier:
+        """The notifier for this engine's project, sessions and transport; `client` is the
+        HTTP client webhooks go through (a stand-in CRM in tests and `simulate`)."""
+        if not self.options.webhook_secret:
+            raise ConfigurationError("this engine has no webhook secret: it cannot notify")
+        return Notifier(
+            self.project,
+            self.sessions,
+            self.transport,
+            self.options.base_url,
+            self.options.webhook_secret,
+            client,
+        )
 
     def housekeeping(self, now: datetime | None = None) -> list[int]:
         """SLA reminders and escalations; returns the notifications now due."""
@@ -136,28 +151,8 @@ class Engine:
     # -- contacts changed outside the engine ------------------------------------------
 
     def on_import(self, session: Session, batch: ImportedBatch) -> None:
-        """Import hook, inside the batch's transaction: the stages the rows set go
-        through the one stage-move path, changed contacts re-test `enroll: {when:
-        ...}` workflows, and changed profiles are re-scored (fit)."""
-        from nurture.lifecycle.stages import StageMove
-
-        now = clock.now()
-        moved = {change.contact_id for change in batch.stage_changes}
-        contacts = work.contacts_by_id(session, {*batch.contact_ids, *moved})
-        moves = [
-            StageMove(
-                change.contact_id,
-                change.from_stage,
-                change.to_stage,
-                "import",
-                {"source": change.source},
-            )
-            for change in batch.stage_changes
-        ]
-        self.moves.after_moves(session, contacts, moves, now)
-        triggers = {i: [Trigger(changed=True)] for i in batch.contact_ids}
-        self.enroller.enroll(session, triggers, contacts, now)
-        self.engagement.refit(session, [contacts[i] for i in batch.contact_ids], now)
+        """The hook a contacts import calls in each batch's transaction (`on_batch`)."""
+        self.lifecycle.contacts_imported(session, batch)
 
     # -- scheduling ----------------------------------------------------------------
 
@@ -176,22 +171,8 @@ class Engine:
 
         The delivering worker leases them itself; see `Deliverer.deliver`.
         """
-        from sqlalchemy import select
-
-        moment = now or clock.now()
         with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Send.id)
-                    .where(
-                        Send.status == "claimed",
-                        Send.next_attempt_at <= moment,
-                        (Send.lease_until.is_(None)) | (Send.lease_until < moment),
-                    )
-                    .order_by(Send.next_attempt_at)
-                    .limit(limit or self.options.batch_size)
-                )
-            )
+            return ledger.due_sends(session, now or clock.now(), limit or self.options.batch_size)
 
     # -- advancing ------------------------------------------------------------------
 
@@ -210,8 +191,8 @@ class Engine:
         deliverer = self.deliverer if deliver else None
         with self.sessions.begin() as session:
             enrollments = work.load_enrollments(session, enrollment_ids)
-            contacts = work.contacts_by_id(session, {e.contact_id for e in enrollments})
-            events = work.events_since(session, _waiting_since(enrollments))
+            contacts = contacts_by_id(session, {e.contact_id for e in enrollments})
+            events = events_since(session, _waiting_since(enrollments))
             recent = self._recent_sends(session, contacts, now)
             pending = ledger.pending_sends(session, contacts)
             running = [
@@ -240,7 +221,9 @@ class Engine:
                     recent.setdefault(contact.id, []).extend(
                         now for e in decision.effects if isinstance(e, ex.SendEmail)
                     )
-                    claims += apply_effects(self, session, enrollment, contact, decision, now)
+                    claims += apply_effects(
+                        self.lifecycle, self.record, session, enrollment, contact, decision, now
+                    )
             if deliver and claims:
                 # Leased to this worker from the start: it delivers them right after
                 # commit, and nobody else takes them unless it dies first.
@@ -282,7 +265,7 @@ class Engine:
             if current is not None and self.version_ids(session, current) == version:
                 self._by_version[version] = current
             else:
-                sources = work.workflow_version_sources(session, [version])
+                sources = workflow_version_sources(session, [version])
                 name, source = sources[version]
                 parsed, _problems = parse_workflow(
                     source, f"<{name} version {version}>", self.project.config
@@ -437,5 +420,5 @@ def _waiting_since(enrollments: Sequence[Enrollment]) -> dict[int, datetime]:
     return since
 
 
-def _event_view(event: Event) -> ex.EventView:
-    return ex.EventView(event.event_id, event.type, event.at, event.properties)
+def _event_view(event: Event) -> EventView:
+    return EventView(event.event_id, event.type, event.at, event.properties)

@@ -23,16 +23,18 @@ import nurture.clock as clock
 import nurture.delivery.consent as consent
 import nurture.delivery.suppression as suppression
 from nurture.contacts.parsing import is_valid_email
+from nurture.definitions import model as m
 from nurture.definitions.base import parse_duration
-from nurture.engine.enrollment import Trigger
-from nurture.engine.executor import EventView
-from nurture.engine.service import Engine
 from nurture.errors import NurtureError
-from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, is_known_event_type
-from nurture.lifecycle.stages import StageMove, end_nurture
-from nurture.records import Record, discard
-from nurture.store import enrollments as work
-from nurture.store import ingest_queries
+from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, EventView, is_known_event_type
+from nurture.lifecycle.facts import StageMove
+from nurture.lifecycle.listeners import Listener
+from nurture.lifecycle.scoring import Scoring
+from nurture.lifecycle.stages import Stages
+from nurture.records import Record, Recorder, discard
+from nurture.store.contacts import loose_contacts, save_contacts
+from nurture.store.enrollments import end_nurture, wake_contacts
+from nurture.store.events import record_events
 from nurture.store.models import Contact
 
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
@@ -141,8 +143,21 @@ class Outcome:
 
 
 class Ingestor:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    """Records events for their contacts and sets off what follows (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: m.ProjectConfig,
+        scoring: Scoring,
+        stages: Stages,
+        listener: Listener,
+        record: Recorder,
+    ) -> None:
+        self.config = config
+        self.scoring = scoring
+        self.stages = stages
+        self.listener = listener
+        self.record = record
 
     def ingest(self, session: Session, event: IncomingEvent, source: str) -> Outcome:
         """One event; a refusal raises `InvalidEvent` (nothing of it was applied)."""
@@ -165,7 +180,7 @@ class Ingestor:
         now = clock.now()
         with session.no_autoflush:
             contacts, outcomes = self._ingest(session, events, source, now)
-            ingest_queries.save_contacts(session, contacts.values(), now)
+            save_contacts(session, contacts.values(), now)
         return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
 
     def _ingest(
@@ -194,7 +209,7 @@ class Ingestor:
                     "received_at": now,
                 }
             )
-        new_ids = work.record_events(session, rows)
+        new_ids = record_events(session, rows)
         fresh: dict[int, list[EventView]] = {}
         by_id: dict[int, Contact] = {}
         for index, event in enumerate(events):
@@ -212,51 +227,21 @@ class Ingestor:
             by_id[contact.id] = contact
             self._consequences(session, contact, event, now)
         if fresh:
-            self._engine.engagement.apply(session, by_id, fresh, now)
-            work.wake_contacts(session, fresh, now)
-            self._enroll(session, fresh, by_id, now)
+            self.scoring.apply(session, by_id, fresh, now)
+            wake_contacts(session, fresh, now)
+            self.listener.after_events(session, by_id, fresh, now)
             self._record(fresh, by_id)
         return contacts, outcomes
-
-    def _enroll(
-        self,
-        session: Session,
-        fresh: Mapping[int, Sequence[EventView]],
-        by_id: Mapping[int, Contact],
-        now: datetime,
-    ) -> None:
-        """Workflows that start on these events (`enroll: {event: ...}`), and the ones whose
-        `enroll: {when: ...}` the changed score may have made true.
-
-        Only the triggers some workflow can take: most projects enroll by stage
-        alone, and a thousand triggers nobody takes cost more than the rest of
-        enrollment.
-        """
-        workflows = self._engine.project.workflows.values()
-        on_events = {w.enroll.event for w in workflows if w.enroll.event is not None}
-        on_change = any(
-            w.enroll.stage is None and w.enroll.event is None and w.enroll.when is not None
-            for w in workflows
-        )
-        triggers: dict[int, list[Trigger]] = {}
-        for contact_id, views in fresh.items():
-            wanted = [Trigger(event=view) for view in views if view.type in on_events]
-            if on_change:
-                wanted.append(Trigger(changed=True))
-            if wanted:
-                triggers[contact_id] = wanted
-        if triggers:
-            self._engine.enroller.enroll(session, triggers, by_id, now)
 
     def _record(
         self, fresh: Mapping[int, Sequence[EventView]], by_id: Mapping[int, Contact]
     ) -> None:
         """Each event for `simulate` and the demo's timelines (nothing when nobody listens)."""
-        if self._engine.record is discard:
+        if self.record is discard:
             return
         for contact_id, views in fresh.items():
             for view in views:
-                self._engine.record(
+                self.record(
                     Record(
                         view.at,
                         "event",
@@ -280,14 +265,14 @@ class Ingestor:
         emails = {e.email for e in events if e.email is not None}
         ids = {e.contact_id for e in events if e.contact_id is not None}
         found: dict[str, Contact] = {}
-        by_email, by_id = ingest_queries.loose_contacts(session, emails, ids)
+        by_email, by_id = loose_contacts(session, emails, ids)
         for contact in by_email:
             found[f"e:{contact.email}"] = contact
         for contact in by_id:
             found[f"i:{contact.id}"] = contact
         outcomes: list[Outcome | None] = []
         created: list[Contact] = []
-        config = self._engine.project.config
+        config = self.config
         # An address on the suppression list (an erased person, say) may come back
         # as a new contact, but suppressed: it is never emailed.
         new_emails = {
@@ -331,13 +316,13 @@ class Ingestor:
         if created:
             session.add_all(created)
             session.flush()
-            self._engine.moves.after_moves(
+            self.stages.apply(
                 session,
                 {c.id: c for c in created},
                 [StageMove(c.id, None, config.stages[0], "event") for c in created],
                 now,
             )
-            self._engine.engagement.refit(session, created, now)
+            self.scoring.refit(session, created, now)
         return found, outcomes
 
     def _consequences(
@@ -365,7 +350,7 @@ class Ingestor:
             self._suppress(session, contact, reason, now, source)
         elif kind == "email.bounced":
             contact.soft_bounces = (contact.soft_bounces or 0) + 1
-            if contact.soft_bounces >= self._engine.project.config.sending.soft_bounce_limit:
+            if contact.soft_bounces >= self.config.sending.soft_bounce_limit:
                 self._suppress(session, contact, "soft-bounced", now, source)
         elif kind in _MAILBOX_WORKS:
             if contact.soft_bounces:

@@ -20,23 +20,26 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+from nurture.contacts.standing import view_of
 from nurture.contacts.view import ContactView
+from nurture.definitions.loader import Project
 from nurture.errors import TemplateError
-from nurture.lifecycle.score_rules import view_of
 from nurture.rendering import TemplateLibrary, email_context
-from nurture.store import ingest_queries
-from nurture.store.models import Contact, Notification
-from nurture.transports import MAX_ATTEMPTS, Delivery, OutgoingEmail, retry_delay
-
-if TYPE_CHECKING:
-    from nurture.engine.service import Engine
+from nurture.store.contacts import contact_by_id
+from nurture.store.models import Notification
+from nurture.store.notifications import (
+    due_notifications,
+    insert_notifications,
+    lease_notification,
+    notification_by_id,
+)
+from nurture.transports import MAX_ATTEMPTS, Delivery, OutgoingEmail, Transport, retry_delay
 
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
@@ -67,7 +70,7 @@ def queue(
         handoff_id=handoff_id,
         contact_id=contact_id,
     )
-    ingest_queries.insert_notifications(session, [row])
+    insert_notifications(session, [row])
 
 
 def notification(
@@ -107,7 +110,7 @@ def notification(
 
 def queue_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queue `notification` rows in one statement, each unless its dedupe key exists."""
-    ingest_queries.insert_notifications(session, rows)
+    insert_notifications(session, rows)
 
 
 def json_safe(value: Any) -> Any:
@@ -120,28 +123,32 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class Notifier:
+    """Delivers queued notifications: webhooks over HTTP, emails through the transport.
+
+    `transport` None: this process sends no email (a notification email waits,
+    retried, for a process that can).
+    """
+
     def __init__(
-        self, engine: Engine, webhook_secret: str, client: httpx.Client | None = None
+        self,
+        project: Project,
+        sessions: sessionmaker[Session],
+        transport: Transport | None,
+        base_url: str,
+        webhook_secret: str,
+        client: httpx.Client | None = None,
     ) -> None:
-        self.engine = engine
+        self.config = project.config
+        self.sessions = sessions
+        self.transport = transport
+        self.base_url = base_url
         self.secret = webhook_secret
         self.client = client or httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
-        self.templates = TemplateLibrary(engine.project.templates_dir)
+        self.templates = TemplateLibrary(project.templates_dir)
 
     def due(self, now: datetime, limit: int = 200) -> list[int]:
-        with self.engine.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Notification.id)
-                    .where(
-                        Notification.status == "pending",
-                        Notification.next_attempt_at <= now,
-                        or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-                    )
-                    .order_by(Notification.next_attempt_at)
-                    .limit(limit)
-                )
-            )
+        with self.sessions() as session:
+            return due_notifications(session, now, limit)
 
     def deliver(self, ids: list[int] | None = None) -> int:
         """Deliver the given (or all due) notifications; returns how many were attempted."""
@@ -149,21 +156,12 @@ class Notifier:
         ids = ids if ids is not None else self.due(now)
         done = 0
         for notification_id in ids:
-            with self.engine.sessions.begin() as session:
-                leased = session.execute(
-                    update(Notification)
-                    .where(
-                        Notification.id == notification_id,
-                        Notification.status == "pending",
-                        or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-                    )
-                    .values(lease_until=now + LEASE, attempts=Notification.attempts + 1)
-                    .returning(Notification.id)
-                ).first()
-            if leased is None:
+            with self.sessions.begin() as session:
+                leased = lease_notification(session, notification_id, now, now + LEASE)
+            if not leased:
                 continue
-            with self.engine.sessions.begin() as session:
-                notification = session.get(Notification, notification_id)
+            with self.sessions.begin() as session:
+                notification = notification_by_id(session, notification_id)
                 assert notification is not None
                 self._attempt(session, notification, now)
             done += 1
@@ -221,9 +219,11 @@ class Notifier:
     def _email(
         self, session: Session, notification: Notification, now: datetime
     ) -> tuple[str, str | None, bool]:
-        contact = session.get(Contact, notification.contact_id) if notification.contact_id else None
-        config = self.engine.project.config
-        base = self.engine.options.base_url
+        contact = (
+            contact_by_id(session, notification.contact_id) if notification.contact_id else None
+        )
+        config = self.config
+        base = self.base_url
         payload = dict(notification.payload)
         handoff = dict(payload.pop("handoff", None) or {})
         payload.pop("contact", None)
@@ -255,7 +255,7 @@ class Notifier:
             text=rendered.text,
             reply_to=None,
         )
-        transport = self.engine.transport
+        transport = self.transport
         if transport is None:
             return "no-transport", "this process has no email transport", False
         result = transport.send_many([email])[0]

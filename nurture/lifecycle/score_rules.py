@@ -1,11 +1,9 @@
-"""Lead scoring: which rules an event earns, caps, decay and fit — as pure functions.
+"""Lead scoring's rules as pure functions: which rules an event earns, caps, fit, replay.
 
 A score has two parts. *Engagement* points come from events and fade with the
-configured half-life, so a contact who clicked a lot last spring is not hot
-today. *Fit* points come from the profile (budget confirmed, company size) and
-do not fade; they are re-evaluated whenever the contact's data changes. The
-stored score is `fit + engagement` as of `score_updated_at`; anything that
-reads it later decays the engagement part to "now" (`current_score`).
+configured half-life; *fit* points come from the profile (budget confirmed,
+company size) and do not fade; they are re-evaluated whenever the contact's
+data changes. How a stored score decays to "now" is `nurture.contacts.standing`.
 
 Every change is a ledger row (see `nurture.lifecycle.scoring`): the points an event
 earned per rule, the decay applied before them, a fit change. Replaying the
@@ -20,53 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from nurture.contacts.view import ContactView
+from nurture.contacts.standing import ScoreState
 from nurture.definitions import model as m
-from nurture.definitions.ladder import temperature
 from nurture.expressions import ExpressionError
-from nurture.store.models import Contact
-
-#: Signals of interest: they earn "last engaged" (temperature), unlike delivery
-#: notices, bounces and complaints.
-ENGAGEMENT_TYPES = frozenset(
-    {
-        "email.opened",
-        "email.clicked",
-        "page.visited",
-        "form.submitted",
-        "content.downloaded",
-        "webinar.registered",
-        "demo.requested",
-        "meeting.booked",
-    }
-)
-
-
-def is_engagement(event_type: str) -> bool:
-    return event_type in ENGAGEMENT_TYPES or event_type.startswith("custom.")
-
-
-def decay_factor(elapsed: timedelta, half_life: timedelta | None) -> float:
-    if half_life is None or elapsed <= timedelta(0):
-        return 1.0
-    return float(0.5 ** (elapsed / half_life))
-
-
-@dataclass(frozen=True)
-class ScoreState:
-    """A contact's score parts as of `updated_at` (None: never scored)."""
-
-    fit: float = 0.0
-    engagement: float = 0.0
-    updated_at: datetime | None = None
-
-    def engagement_at(self, moment: datetime, half_life: timedelta | None) -> float:
-        if self.updated_at is None:
-            return self.engagement
-        return self.engagement * decay_factor(moment - self.updated_at, half_life)
-
-    def total_at(self, moment: datetime, half_life: timedelta | None) -> float:
-        return round(self.fit + self.engagement_at(moment, half_life), 4)
 
 
 def matching_rules(
@@ -129,18 +83,3 @@ def replay(lines: Iterable[LedgerLine], half_life: timedelta | None) -> ScoreSta
         else:
             state = ScoreState(state.fit, engagement + line.points, line.at)
     return state
-
-
-def view_of(contact: Contact, config: m.ProjectConfig, now: datetime) -> ContactView:
-    """The contact as expressions and templates see it now: score decayed, temperature."""
-    state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
-    score = state.total_at(now, config.scoring.half_life)
-    warmth = temperature(
-        score,
-        contact.last_engaged_at,
-        now,
-        config.scoring.thresholds,
-        config.stages,
-        config.prospect_stage,
-    )
-    return contact.view(config.stages, config.properties, score=score, temperature=warmth)

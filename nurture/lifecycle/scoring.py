@@ -1,6 +1,6 @@
 """The feedback loop: recorded events → score → stage → enrollments and exits.
 
-`Engagement.apply` runs inside the transaction that recorded the events, so a
+`Scoring.apply` runs inside the transaction that recorded the events, so a
 contact's score, its ledger, its stage and the workflows it enters or leaves
 change together or not at all. The moment a contact reaches the prospect
 stage, every nurture enrollment it has ends in that same transaction, and
@@ -15,33 +15,19 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
+from nurture.contacts.standing import ScoreState, decay_factor, view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import stage_for_score
-from nurture.engine.executor import EventView
-from nurture.lifecycle.score_rules import (
-    ScoreState,
-    decay_factor,
-    fit_points,
-    is_engagement,
-    matching_rules,
-    view_of,
-    within_caps,
-)
-from nurture.lifecycle.stages import StageMove
-from nurture.store import enrollments as work
-from nurture.store import ingest_queries
-from nurture.store.models import Contact, Enrollment, ScoreEntry
-
-if TYPE_CHECKING:
-    from nurture.engine.service import Engine
-
-_ledger = cast(Table, ScoreEntry.__table__)
-_enrollments = cast(Table, Enrollment.__table__)
+from nurture.events import EventView, is_engagement
+from nurture.lifecycle.facts import StageMove
+from nurture.lifecycle.score_rules import fit_points, matching_rules, within_caps
+from nurture.lifecycle.stages import Stages
+from nurture.store.models import Contact
+from nurture.store.scores import insert_ledger, rule_uses
 
 
 @dataclass(slots=True)
@@ -98,10 +84,17 @@ def _row(
     }
 
 
-class Engagement:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.config = engine.project.config
+class Scoring:
+    """Scores events, profiles and `score` steps into the ledger, and climbs the ladder.
+
+    Every change of a contact's score is a ledger row; a score that crosses a
+    threshold moves the contact up through `Stages.apply`, in the same
+    transaction.
+    """
+
+    def __init__(self, config: m.ProjectConfig, stages: Stages) -> None:
+        self.config = config
+        self.stages = stages
         # The rules each event type may earn, in file order: most events match none.
         self._rules: dict[str, list[m.ScoringRule]] = defaultdict(list)
         for rule in self.config.scoring.rules:
@@ -136,8 +129,8 @@ class Engagement:
             move = self._climb(contact, now, cause="score")
             if move:
                 moves.append(move)
-        ingest_queries.insert_ledger(session, ledger)
-        self.engine.moves.after_moves(session, contacts, moves, now)
+        insert_ledger(session, ledger)
+        self.stages.apply(session, contacts, moves, now)
         return moves
 
     def _score_event(
@@ -188,17 +181,11 @@ class Engagement:
         Only daily caps: the uses before the earliest day of these events cannot count.
         """
         found: dict[tuple[int, str], list[datetime]] = defaultdict(list)
-        query = select(_ledger.c.contact_id, _ledger.c.rule, _ledger.c.at).where(
-            work.among(session, _ledger.c.contact_id, events),
-            _ledger.c.rule.in_([r.key for r in rules]),
-            _ledger.c.kind == "engagement",
-        )
+        since = None
         if all(rule.max_total is None for rule in rules):
             first = min(e.at for views in events.values() for e in views)
-            query = query.where(
-                _ledger.c.at >= first.replace(hour=0, minute=0, second=0, microsecond=0)
-            )
-        for contact_id, rule, at in session.execute(query):
+            since = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        for contact_id, rule, at in rule_uses(session, events, [r.key for r in rules], since):
             found[(contact_id, rule)].append(at)
         return found
 
@@ -293,8 +280,8 @@ class Engagement:
                 if move := self._climb(contact, now, cause="fit"):
                     moves.append(move)
         if rows:
-            session.execute(insert(_ledger), rows)
-        self.engine.moves.after_moves(session, {c.id: c for c in contacts}, moves, now)
+            insert_ledger(session, rows)
+        self.stages.apply(session, {c.id: c for c in contacts}, moves, now)
         return moves
 
     def add_points(
@@ -308,9 +295,9 @@ class Engagement:
     ) -> list[StageMove]:
         """Points from a workflow's `score` step (kind "manual")."""
         rows = self._add(contact, points, now, kind="manual", key=key, rule=rule)
-        session.execute(insert(_ledger), rows)
+        insert_ledger(session, rows)
         moves = [move] if (move := self._climb(contact, now, cause="score")) else []
-        self.engine.moves.after_moves(session, {contact.id: contact}, moves, now)
+        self.stages.apply(session, {contact.id: contact}, moves, now)
         return moves
 
     # -- stages --------------------------------------------------------------------------
@@ -342,14 +329,4 @@ class Engagement:
                 rule=f"handoff.rejected:{rule}",
                 key=f"handoff:{handoff_id}:rejected:{rule}:{now.isoformat()}",
             )
-            session.execute(insert(_ledger), rows)
-
-
-def ledger_of(session: Session, contact_id: int) -> list[ScoreEntry]:
-    return list(
-        session.scalars(
-            select(ScoreEntry)
-            .where(ScoreEntry.contact_id == contact_id)
-            .order_by(ScoreEntry.at, ScoreEntry.id)
-        )
-    )
+            insert_ledger(session, rows)

@@ -13,13 +13,31 @@ more than the rest of an import of 100k contacts put together.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    Integer,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import InstanceState, Session, attributes
 
 from nurture.contacts.view import ContactView
-from nurture.store.models import Contact, Enrollment, StageHistory
+from nurture.store.models import (
+    Contact,
+    StageHistory,
+    UTCDateTime,
+)
+from nurture.store.sql import among, json_rows, on_postgresql
 
 _contacts = cast(Table, Contact.__table__)
 _stage_history = cast(Table, StageHistory.__table__)
@@ -109,12 +127,6 @@ def update_contacts(session: Session, changes: Iterable[Mapping[str, Any]]) -> N
         session.execute(statement, group)
 
 
-def insert_stage_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Record stage changes (contact_id, from_stage, to_stage, at, cause, details)."""
-    if rows:
-        session.execute(insert(_stage_history), list(rows))
-
-
 def contact_by_email(session: Session, email: str) -> Contact | None:
     """The contact with `email`, compared normalised (stripped, lowercased)."""
     statement = select(Contact).where(Contact.email == email.strip().lower())
@@ -129,41 +141,122 @@ def contact_view_by_email(session: Session, email: str, project: ProjectLike) ->
     return contact.view(project.stages, project.properties)
 
 
-def stage_history_of(session: Session, contact_id: int) -> list[StageHistory]:
-    """A contact's stage moves, oldest first (explain, the sales inbox, handoff snapshots)."""
-    return list(
-        session.scalars(
-            select(StageHistory)
-            .where(StageHistory.contact_id == contact_id)
-            .order_by(StageHistory.at, StageHistory.id)
-        )
-    )
+def _pg_type(column: Any) -> str:
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "jsonb"
+    if isinstance(kind, UTCDateTime):
+        return "timestamptz"
+    if isinstance(kind, Float):
+        return "float8"
+    if isinstance(kind, Integer | BigInteger):
+        return "int8"
+    return "text"
 
 
-def enrollments_of(session: Session, contact_id: int) -> list[Enrollment]:
-    """A contact's enrollments, oldest first."""
-    return list(
-        session.scalars(
-            select(Enrollment)
-            .where(Enrollment.contact_id == contact_id)
-            .order_by(Enrollment.started_at, Enrollment.id)
-        )
-    )
+#: Every contact column a batch may change, with its type in `jsonb_to_recordset`.
+_WRITTEN: dict[str, str] = {
+    column.key: _pg_type(column)
+    for column in _contacts.columns
+    if column.key not in ("id", "created_at", "updated_at")
+}
 
 
-#: Enrollment statuses of a contact still inside its workflow.
-RUNNING_STATUSES: tuple[str, ...] = ("active", "waiting")
+_WRITTEN_KEYS = frozenset(_WRITTEN)
 
 
-def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | None, int]:
-    """How many running enrollments of `workflow` stand on each step (`nurture graph`).
+def save_contacts(session: Session, contacts: Iterable[Contact], now: datetime) -> int:
+    """Write what changed on these contacts, one statement per set of changed columns.
 
-    The key is the step id, None for enrollments not yet on their first step.
-    One grouped SELECT: the graph must stay cheap on a database of millions.
+    The ORM would write them too, but one UPDATE per contact at every autoflush:
+    half of a batch's statements. Contacts still in the session are told their
+    values are stored, so no flush repeats them; detached ones (`loose_contacts`)
+    need not be. Returns how many contacts were written.
     """
-    statement = (
-        select(Enrollment.step, func.count())
-        .where(Enrollment.workflow == workflow, Enrollment.status.in_(RUNNING_STATUSES))
-        .group_by(Enrollment.step)
+    groups: dict[tuple[str, ...], list[InstanceState[Contact]]] = {}
+    for contact in contacts:
+        state = attributes.instance_state(contact)
+        if not state.modified or state.key is None:
+            continue  # unchanged, or not yet inserted (the flush will insert it whole)
+        changed = _WRITTEN_KEYS.difference(state.unmodified_intersection(_WRITTEN_KEYS))
+        if changed:
+            groups.setdefault(tuple(sorted(changed)), []).append(state)
+    written = 0
+    for columns, states in groups.items():
+        # The instance dicts, not the attributes: no instrumentation per value read.
+        rows = [{"id": s.dict["id"], **{name: s.dict[name] for name in columns}} for s in states]
+        if on_postgresql(session):
+            parameters = {"rows": json_rows(rows), "updated_at": now}
+            session.execute(_update_contacts_statement(columns), parameters)
+        else:
+            session.execute(
+                _update_contact_statement(columns),
+                [
+                    {"b_id": row["id"], "updated_at": now, **{name: row[name] for name in columns}}
+                    for row in rows
+                ],
+            )
+        for state, row in zip(states, rows, strict=True):
+            if state.session_id is not None:
+                contact = cast(Contact, state.obj())
+                for name in columns:
+                    attributes.set_committed_value(contact, name, row[name])
+                attributes.set_committed_value(contact, "updated_at", now)
+        written += len(states)
+    return written
+
+
+@lru_cache(maxsize=64)
+def _update_contacts_statement(columns: tuple[str, ...]) -> Any:
+    assignments = ", ".join(f"{name} = r.{name}" for name in columns)
+    types = ", ".join(f"{name} {_WRITTEN[name]}" for name in columns)
+    return text(
+        f"UPDATE contacts SET {assignments}, updated_at = :updated_at"
+        f" FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, {types})"
+        " WHERE contacts.id = r.id"
     )
-    return {step: int(count) for step, count in session.execute(statement)}
+
+
+@lru_cache(maxsize=64)
+def _update_contact_statement(columns: tuple[str, ...]) -> Any:
+    return (
+        update(_contacts)
+        .where(_contacts.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in (*columns, "updated_at")})
+    )
+
+
+def loose_contacts(
+    session: Session, emails: Iterable[str], ids: Iterable[int]
+) -> tuple[list[Contact], list[Contact]]:
+    """The contacts with these addresses, and with these ids, outside the session (unless
+    it held them already: a caller's own object stays the caller's).
+
+    A batch changes hundreds of contacts and writes them itself (`save_contacts`):
+    in the session, each would cost the ORM's bookkeeping again at every flush
+    until the transaction ends. They are read on the session's connection (same
+    transaction) by a session of their own, closed at once, which leaves them
+    detached; expunging them one by one costs more than loading them.
+    """
+    held = {obj.id: obj for obj in session.identity_map.values() if isinstance(obj, Contact)}
+    loader = Session(bind=session.connection(), autoflush=False)
+    try:
+        found: list[list[Contact]] = []
+        for column, values in ((_contacts.c.email, list(emails)), (_contacts.c.id, list(ids))):
+            query = select(Contact).where(among(session, column, values))
+            found.append(list(loader.scalars(query)) if values else [])
+    finally:
+        loader.close()
+    by_email, by_id = ([held.get(c.id, c) for c in contacts] for contacts in found)
+    return by_email, by_id
+
+
+def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
+    return {
+        c.id: c
+        for c in session.scalars(select(Contact).where(among(session, Contact.id, set(ids))))
+    }
+
+
+def contact_by_id(session: Session, contact_id: int) -> Contact | None:
+    return session.get(Contact, contact_id)

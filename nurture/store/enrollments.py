@@ -12,7 +12,6 @@ Nothing here commits; the caller owns the transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,95 +19,30 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Table,
     and_,
-    any_,
     bindparam,
     case,
+    func,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-import nurture.clock as clock
 from nurture.store.models import (
-    Contact,
     Enrollment,
-    Event,
     Send,
     UTCDateTime,
-    WorkflowVersion,
 )
+from nurture.store.sql import among, json_rows
 
 _enrollments = cast(Table, Enrollment.__table__)
 _sends = cast(Table, Send.__table__)
 
 
-def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL ``= ANY(array)``, one parameter however many values.
-
-    An IN list is as many parameters: SQLAlchemy renders, and psycopg parses
-    again, a new statement for each length (~2 ms for a list of 200), where
-    the array form is one statement, prepared once.
-    """
-    wanted = list(values)
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(
-            ColumnElement[bool],
-            column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(column.type))),
-        )
-    return cast(ColumnElement[bool], column.in_(wanted))
-
-
 # --- workflow versions ----------------------------------------------------------
-
-
-def workflow_version_id(session: Session, name: str, content_hash: str, source: str) -> int:
-    """The id of this exact workflow content, stored on first use."""
-    found = session.scalar(
-        select(WorkflowVersion.id).where(
-            WorkflowVersion.name == name, WorkflowVersion.content_hash == content_hash
-        )
-    )
-    if found is not None:
-        return found
-    table = cast(Table, WorkflowVersion.__table__)
-    values = {"name": name, "content_hash": content_hash, "source": source}
-    statement = insert_ignore(session, table, values, ["name", "content_hash"])
-    session.execute(statement)
-    return session.scalars(
-        select(WorkflowVersion.id).where(
-            WorkflowVersion.name == name, WorkflowVersion.content_hash == content_hash
-        )
-    ).one()
-
-
-def workflow_version_sources(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-    rows = session.execute(
-        select(WorkflowVersion.id, WorkflowVersion.name, WorkflowVersion.source).where(
-            WorkflowVersion.id.in_(set(ids))
-        )
-    )
-    return {row.id: (row.name, row.source) for row in rows}
-
-
-def insert_ignore(
-    session: Session,
-    table: Table,
-    values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-    conflict: list[str],
-) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING; `values` None: rows come as execute parameters."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(table)
-    if values is not None:
-        statement = statement.values(values)
-    return statement.on_conflict_do_nothing(index_elements=conflict)
 
 
 # --- enrollments --------------------------------------------------------------------
@@ -259,22 +193,6 @@ def save_enrollments(session: Session, writes: Sequence[EnrollmentWrite]) -> set
     return set(session.scalars(_SAVE_MANY, {"rows": json_rows(rows)}))
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return clock.as_utc(value).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows as the one JSON document `jsonb_to_recordset` reads (times in UTC ISO 8601).
-
-    On PostgreSQL a batch's rows go as one parameter: `json.dumps` runs in C,
-    where arrays are converted element by element in Python by the driver,
-    and the statement's text never changes with the number of rows.
-    """
-    return json.dumps(rows, ensure_ascii=False, default=_iso)
-
-
 _SAVE_MANY = text(
     """
     UPDATE enrollments AS e SET
@@ -379,48 +297,55 @@ def next_due_at(session: Session) -> datetime | None:
 # --- contacts and events ----------------------------------------------------------
 
 
-def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
-    return {
-        c.id: c
-        for c in session.scalars(select(Contact).where(among(session, Contact.id, set(ids))))
-    }
-
-
-def events_since(
-    session: Session, since_by_contact: Mapping[int, datetime]
-) -> dict[int, list[Event]]:
-    """Each contact's events from its own `since` on, for `wait_for` matching."""
-    if not since_by_contact:
-        return {}
-    earliest = min(since_by_contact.values())
-    rows = session.scalars(
-        select(Event)
-        .where(among(session, Event.contact_id, set(since_by_contact)), Event.at >= earliest)
-        .order_by(Event.at)
-    )
-    found: dict[int, list[Event]] = {}
-    for event in rows:
-        assert event.contact_id is not None
-        if event.at >= since_by_contact[event.contact_id]:
-            found.setdefault(event.contact_id, []).append(event)
-    return found
-
-
 # --- events ---------------------------------------------------------------------------
 
 
-def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Insert events whose id was never seen; returns the ids actually inserted."""
-    if not rows:
-        return set()
-    from nurture.store import ingest_queries
+def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: datetime) -> int:
+    """End every running enrollment of these contacts at once: they reached the prospect
+    stage, were suppressed, unsubscribed or erased. Returns how many ended."""
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            among(session, _enrollments.c.contact_id, contact_ids),
+            Enrollment.status.in_(("active", "waiting")),
+        )
+        .values(
+            status="exited",
+            exit_reason=reason,
+            ended_at=now,
+            next_run_at=None,
+            lease_until=None,
+            waiting_for=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
-    # PostgreSQL: the rows as one JSON document, one statement whatever the batch size.
-    inserted = ingest_queries.insert_events(session, rows)
-    if inserted is not None:
-        return inserted
-    table = cast(Table, Event.__table__)
-    # Rows as executemany parameters, as in `claim_sends`: inlined with `.values(rows)`
-    # the statement was compiled afresh for every batch (`benchmarks/ingest.py`).
-    statement = insert_ignore(session, table, None, ["event_id"]).returning(table.c.event_id)
-    return {row.event_id for row in session.execute(statement, [dict(r) for r in rows])}
+
+def enrollments_of(session: Session, contact_id: int) -> list[Enrollment]:
+    """A contact's enrollments, oldest first."""
+    return list(
+        session.scalars(
+            select(Enrollment)
+            .where(Enrollment.contact_id == contact_id)
+            .order_by(Enrollment.started_at, Enrollment.id)
+        )
+    )
+
+
+def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | None, int]:
+    """How many running enrollments of `workflow` stand on each step (`nurture graph`).
+
+    The key is the step id, None for enrollments not yet on their first step.
+    One grouped SELECT: the graph must stay cheap on a database of millions.
+    """
+    statement = (
+        select(Enrollment.step, func.count())
+        .where(Enrollment.workflow == workflow, Enrollment.status.in_(RUNNING_STATUSES))
+        .group_by(Enrollment.step)
+    )
+    return {step: int(count) for step, count in session.execute(statement)}
+
+
+#: Enrollment statuses of a contact still inside its workflow.
+RUNNING_STATUSES: tuple[str, ...] = ("active", "waiting")

@@ -16,8 +16,8 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from nurture.store.enrollments import among, insert_ignore, json_rows
 from nurture.store.models import Contact, Enrollment, Send
+from nurture.store.sql import among, insert_ignore, json_rows
 
 _sends = cast(Table, Send.__table__)
 
@@ -226,3 +226,19 @@ def sends_by_message_id(session: Session, message_ids: Iterable[str]) -> dict[st
         return {}
     statement = select(Send).where(Send.message_id.in_(wanted))
     return {send.message_id: send for send in session.scalars(statement) if send.message_id}
+
+
+def due_sends(session: Session, now: datetime, limit: int) -> list[int]:
+    """Claimed sends due again (a retry, or orphaned by a dead worker) and not leased."""
+    return list(
+        session.scalars(
+            select(Send.id)
+            .where(
+                Send.status == "claimed",
+                Send.next_attempt_at <= now,
+                (Send.lease_until.is_(None)) | (Send.lease_until < now),
+            )
+            .order_by(Send.next_attempt_at)
+            .limit(limit)
+        )
+    )

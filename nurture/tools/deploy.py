@@ -33,8 +33,8 @@ from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.expressions import Expression
-from nurture.store import enrollments as work
 from nurture.store.models import Enrollment, WorkflowVersion
+from nurture.store.workflows import workflow_version_id
 
 RUNNING = ("active", "waiting")
 Status = Literal["new", "unchanged", "changed", "removed"]
@@ -310,9 +310,7 @@ def apply(session: Session, project: Project, now: datetime, *, migrate: bool = 
     deployed_now = []
     new_ids: dict[str, int] = {}
     for name, workflow in project.workflows.items():
-        new_ids[name] = work.workflow_version_id(
-            session, name, workflow.content_hash, workflow.source
-        )
+        new_ids[name] = workflow_version_id(session, name, workflow.content_hash, workflow.source)
     for item in plan.workflows:
         if item.status in ("new", "changed"):
             session.execute(

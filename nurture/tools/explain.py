@@ -14,14 +14,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nurture.contacts.standing import ScoreState, view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
-from nurture.lifecycle.score_rules import ScoreState, view_of
-from nurture.store import contacts as queries
+from nurture.store.enrollments import enrollments_of
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send
+from nurture.store.stages import stage_history_of
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -35,13 +36,13 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
     config = engine.project.config
     view = view_of(contact, config, now)
     state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
-    history = queries.stage_history_of(session, contact.id)
+    history = stage_history_of(session, contact.id)
     ledger = session.scalars(
         select(ScoreEntry)
         .where(ScoreEntry.contact_id == contact.id)
         .order_by(ScoreEntry.at, ScoreEntry.id)
     ).all()
-    enrollments = queries.enrollments_of(session, contact.id)
+    enrollments = enrollments_of(session, contact.id)
     sends = session.scalars(
         select(Send).where(Send.contact_id == contact.id).order_by(Send.claimed_at, Send.id)
     ).all()

@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 import nurture.delivery.suppression as suppression
 from nurture.errors import ContactNotFound
-from nurture.lifecycle.stages import end_nurture
+from nurture.store.enrollments import end_nurture
 from nurture.store.models import (
     Contact,
     Enrollment,

@@ -33,7 +33,6 @@ from nurture.engine.service import Engine, EngineOptions
 from nurture.errors import NurtureError, Problem
 from nurture.lifecycle.importer import import_contacts
 from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
-from nurture.lifecycle.notifications import Notifier
 from nurture.records import Record
 from nurture.store import db
 from nurture.store import enrollments as work
@@ -174,12 +173,10 @@ class Simulation:
                 record=self._record,
             )
             # Webhooks go nowhere in a simulation: a stand-in CRM answers 204.
-            engine.notifier = Notifier(
-                engine,
-                "simulation",
-                client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))),
+            engine.notifier = engine.make_notifier(
+                httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
             )
-            ingestor = Ingestor(engine)
+            ingestor = engine.lifecycle.ingestor
             config = self.project.config
             report = import_contacts(
                 sessions,

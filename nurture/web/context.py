@@ -82,7 +82,7 @@ class WebContext:
             settings=settings,
             signer=signer,
             links=Links(signer, engine.options.base_url),
-            ingestor=Ingestor(engine),
+            ingestor=engine.lifecycle.ingestor,
             contacts=ContactParser(config.stages, config.properties),
             templates=TemplateLibrary(engine.project.templates_dir),
         )

@@ -23,10 +23,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
+from nurture.contacts.standing import view_of
 from nurture.engine.service import Engine
-from nurture.lifecycle.score_rules import view_of
-from nurture.store import contacts as queries
+from nurture.store.enrollments import enrollments_of
 from nurture.store.models import Contact, Handoff
+from nurture.store.stages import stage_history_of
 
 Status = Literal["open", "accepted", "rejected"]
 Action = Literal["accept", "reject", "reopen"]
@@ -142,8 +143,8 @@ def detail(session: Session, engine: Engine, handoff: Handoff, now: datetime) ->
     contact = session.get(Contact, handoff.contact_id)
     assert contact is not None  # a handoff goes with its contact (ON DELETE CASCADE)
     view = view_of(contact, engine.project.config, now)
-    history = queries.stage_history_of(session, contact.id)
-    enrollments = queries.enrollments_of(session, contact.id)
+    history = stage_history_of(session, contact.id)
+    enrollments = enrollments_of(session, contact.id)
     return {
         **summary(handoff, contact, now),
         "accepted_at": _iso(handoff.accepted_at),

@@ -23,9 +23,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 import nurture.clock as clock
+from nurture.contacts.standing import view_of
 from nurture.delivery.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
-from nurture.lifecycle.score_rules import view_of
 from nurture.rendering import email_context
 from nurture.store.models import Contact
 from nurture.tokens import InvalidToken

@@ -23,7 +23,7 @@ from nurture.definitions.loader import load_project
 from nurture.delivery.consent import mailto_token
 from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import Ingestor, parse_event
+from nurture.lifecycle.ingest import parse_event
 from nurture.settings import Settings
 from nurture.store.models import Contact, Send
 from nurture.tokens import Signer
@@ -106,7 +106,9 @@ class World:
             "properties": properties,
         }
         with self.sessions.begin() as session:
-            Ingestor(self.engine).ingest(session, parse_event(data, now=clock.now()), "test")
+            self.engine.lifecycle.ingestor.ingest(
+                session, parse_event(data, now=clock.now()), "test"
+            )
 
     def received_by(self) -> list[str]:
         return sorted(r for m in self.server.messages for r in m.recipients)

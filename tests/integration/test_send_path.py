@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 from nurture.definitions.loader import load_project
-from nurture.lifecycle.stages import end_nurture
 from nurture.store import enrollments as work
 from nurture.store import outcomes
 from nurture.store.db import create_engine_for, session_factory, upgrade
+from nurture.store.enrollments import end_nurture
 from nurture.store.models import Enrollment, Send
 from nurture.store.outcomes import OutcomeNotRecorded
 from nurture.tools.explain import explain

@@ -19,11 +19,12 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+from nurture.contacts.standing import ScoreState
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import Ingestor, Outcome, parse_event
-from nurture.lifecycle.score_rules import LedgerLine, ScoreState, replay
+from nurture.lifecycle.ingest import Outcome, parse_event
+from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store import db
 from nurture.store.models import Contact, ScoreEntry
 
@@ -115,7 +116,7 @@ class World:
         self.db = db.create_engine_for(url)
         self.sessions: sessionmaker[Session] = db.session_factory(self.db)
         self.engine = Engine(load_project(root), self.sessions)
-        self.ingestor = Ingestor(self.engine)
+        self.ingestor = self.engine.lifecycle.ingestor
         config = self.engine.project.config
         (root / "contacts.csv").write_text(CONTACTS)
         import_contacts(

@@ -15,6 +15,7 @@ from nurture.definitions.config import parse_config
 from nurture.definitions.workflow import parse_workflow
 from nurture.delivery.policy import Deferral
 from nurture.engine import executor as ex
+from nurture.events import EventView
 
 CONFIG, _ = parse_config(
     "stages: [subscriber, lead, mql, sql]\nprospect_stage: sql\nproperties: {industry: string}\n",
@@ -101,8 +102,8 @@ def test_a_matching_click_takes_the_on_event_branch() -> None:
         ex.advance(LEAD, ex.EnrollmentState(), inputs(START)).state,
         inputs(START + timedelta(days=2)),
     ).state
-    other = ex.EventView("e1", "email.clicked", START + timedelta(days=3), {"step": "welcome"})
-    click = ex.EventView("e2", "email.clicked", START + timedelta(days=4), {"step": "guide"})
+    other = EventView("e1", "email.clicked", START + timedelta(days=3), {"step": "welcome"})
+    click = EventView("e2", "email.clicked", START + timedelta(days=4), {"step": "guide"})
     now = START + timedelta(days=4, hours=1)
 
     decision = ex.advance(LEAD, waiting, inputs(now, contact(score=50), events=[other, click]))
@@ -118,7 +119,7 @@ def test_an_event_before_the_wait_began_does_not_count() -> None:
         ex.advance(LEAD, ex.EnrollmentState(), inputs(START)).state,
         inputs(START + timedelta(days=2)),
     ).state
-    stale = ex.EventView("e0", "email.clicked", START + timedelta(days=1), {"step": "guide"})
+    stale = EventView("e0", "email.clicked", START + timedelta(days=1), {"step": "guide"})
     decision = ex.advance(LEAD, waiting, inputs(START + timedelta(days=3), events=[stale]))
     assert decision.effects == () and decision.state.step == "wait-for-4"
 
@@ -264,7 +265,7 @@ def run_to_end(
     max_rounds: int = 200,
 ) -> tuple[list[ex.Decision], list[datetime]]:
     events = [
-        ex.EventView(f"e{i}", "email.clicked", START + timedelta(minutes=n), {})
+        EventView(f"e{i}", "email.clicked", START + timedelta(minutes=n), {})
         for i, n in enumerate(sorted(click_minutes))
     ]
     state, now = ex.EnrollmentState(), START

@@ -18,7 +18,6 @@ import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.handoff.actions import HandoffConflict, next_turn
-from nurture.lifecycle.notifications import Notifier
 from nurture.store.models import (
     Contact,
     Enrollment,
@@ -94,8 +93,8 @@ class Sales(Harness):
             queued = self.answers.get(request.url.path, [])
             return httpx.Response(queued.pop(0) if queued else 204)
 
-        self.engine.notifier = Notifier(
-            self.engine, SECRET, client=httpx.Client(transport=httpx.MockTransport(crm))
+        self.engine.notifier = self.engine.make_notifier(
+            httpx.Client(transport=httpx.MockTransport(crm))
         )
 
     def qualify(self, email: str) -> None:
@@ -336,10 +335,8 @@ def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Pa
         Signer("k" * 32),
         EngineOptions(webhook_secret=SECRET),
     )
-    sales.engine.notifier = Notifier(
-        sales.engine,
-        SECRET,
-        client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))),
+    sales.engine.notifier = sales.engine.make_notifier(
+        httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
     )
     sales.import_csv(tmp_path, "email,stage,owner\ncarla@example.com,lead,claire@example.com\n")
     ids = sales.engine.claim_due()

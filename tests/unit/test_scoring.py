@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+from nurture.contacts.standing import ScoreState, decay_factor
 from nurture.definitions.ladder import stage_for_score, temperature
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
-from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
-from nurture.lifecycle.score_rules import LedgerLine, ScoreState, decay_factor, replay
+from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
+from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
 from nurture.tokens import Signer
 from tests.engine_world import Harness
@@ -326,7 +327,7 @@ def test_a_when_workflow_enrolls_once_the_score_or_profile_makes_it_true(
         "steps:\n  - send: lead/one\n"
     )
     world.engine = Engine(load_project(root), world.sessions, world.transport, Signer("k" * 32))
-    world.ingestor = Ingestor(world.engine)
+    world.ingestor = world.engine.lifecycle.ingestor
 
     def hot_enrollments() -> int:
         with world.sessions() as session:

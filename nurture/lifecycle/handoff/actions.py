@@ -14,25 +14,25 @@ action lands in the handoff's action log and the contact's stage history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
-from nurture.definitions.ladder import at_or_beyond
 from nurture.errors import NurtureError
+from nurture.lifecycle.facts import SystemEvent
 from nurture.lifecycle.handoff.opening import next_turns, open_handoffs, snapshots
+from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.notifications import queue
-from nurture.records import Record
-from nurture.store.models import Contact, Handoff, Notification
-
-if TYPE_CHECKING:
-    from nurture.engine.service import Engine
-    from nurture.lifecycle.stages import SystemEvent
+from nurture.lifecycle.scoring import Scoring
+from nurture.lifecycle.stages import Stages
+from nurture.records import Record, Recorder
+from nurture.store.contacts import contact_by_id
+from nurture.store.handoffs import handoff_by_id, handoffs_created_between, overdue_handoffs
+from nurture.store.models import Contact, Handoff
+from nurture.store.notifications import any_queued
 
 DIGEST_TEMPLATE = "sales/digest"
 
@@ -45,46 +45,49 @@ class HandoffConflict(NurtureError):
     """The handoff is not in a state that allows this action."""
 
 
-def crosses(move_from: str | None, move_to: str, at: str, stages: Sequence[str]) -> bool:
-    """True when a stage move reaches `at` from below (or from nowhere)."""
-    before = move_from is not None and at_or_beyond(move_from, at, stages)
-    return at_or_beyond(move_to, at, stages) and not before
-
-
-@dataclass
 class Handoffs:
-    engine: Engine
+    """Opens handoffs, carries out sales' actions on them, and keeps their SLA."""
 
-    @property
-    def config(self) -> m.ProjectConfig:
-        return self.engine.project.config
+    def __init__(
+        self,
+        config: m.ProjectConfig,
+        stages: Stages,
+        scoring: Scoring,
+        listener: Listener,
+        record: Recorder,
+    ) -> None:
+        self.config = config
+        self.stages = stages
+        self.scoring = scoring
+        self.listener = listener
+        self.record = record
 
     # -- opening -------------------------------------------------------------------------
 
     def open(self, session: Session, contact: Contact, now: datetime, cause: str) -> Handoff | None:
         """Open a handoff for `contact` unless one is already open."""
         opened = self.open_many(session, [(contact, cause)], now)
-        self.engine.moves.system_events(session, opened, now)
+        self.stages.emit(session, opened, now)
         if not opened:
             return None
-        return session.get(Handoff, opened[0].properties["handoff"])
+        return self.get(session, opened[0].properties["handoff"])
 
     def open_many(
         self, session: Session, opening: Sequence[tuple[Contact, str]], now: datetime
     ) -> list[SystemEvent]:
         """Open a handoff for each (contact, cause) unless one is open: owner, snapshot,
         notifications. Returns the `handoff.created` events, for the caller to record."""
-        return open_handoffs(self.engine, session, opening, now)
+        return open_handoffs(self.config, self.record, session, opening, now)
 
     def snapshot(self, session: Session, contact: Contact, now: datetime) -> dict[str, Any]:
         """What sales sees, frozen at handoff time."""
-        return snapshots(self.engine, session, {contact.id: contact}, now)[contact.id]
+        return snapshots(self.config, session, {contact.id: contact}, now)[contact.id]
 
     # -- sales actions -----------------------------------------------------------------------
 
     def get(self, session: Session, handoff_id: int, *, lock: bool = False) -> Handoff:
         """`lock` holds the row until commit: two people deciding at once → one wins, one 409."""
-        handoff = session.get(Handoff, handoff_id, with_for_update=lock or None)
+        handoff = handoff_by_id(session, handoff_id, lock=lock)
         if handoff is None:
             raise HandoffNotFound(f"no handoff #{handoff_id}")
         return handoff
@@ -95,11 +98,11 @@ class Handoffs:
             raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
         handoff.status, handoff.accepted_at, handoff.decided_by = "accepted", now, by
         self._log(handoff, now, "accepted", by, None)
-        contact = session.get(Contact, handoff.contact_id)
+        contact = contact_by_id(session, handoff.contact_id)
         assert contact is not None and self.config.handoff is not None
         target = self.config.handoff.on_accept.stage
         if target:
-            self.engine.moves.move(
+            self.stages.move(
                 session,
                 contact,
                 target,
@@ -122,22 +125,19 @@ class Handoffs:
         handoff.status, handoff.rejected_at = "rejected", now
         handoff.decided_by, handoff.reason = by, reason.strip()
         self._log(handoff, now, "rejected", by, handoff.reason)
-        contact = session.get(Contact, handoff.contact_id)
+        contact = contact_by_id(session, handoff.contact_id)
         assert contact is not None and self.config.handoff is not None
         rules = self.config.handoff.on_reject
-        engagement = self.engine.engagement
         if rules.score != "keep":
-            engagement.adjust_for_rejection(session, contact, rules.score, handoff.id, now)
+            self.scoring.adjust_for_rejection(session, contact, rules.score, handoff.id, now)
         details = {"by": by, "reason": handoff.reason, "handoff": handoff.id}
         if rules.stage:
-            self.engine.moves.move(
+            self.stages.move(
                 session, contact, rules.stage, "handoff.rejected", now, details=details
             )
         self._emit(session, contact, handoff, "handoff.rejected", now)
         if rules.workflow:
-            self.engine.enroller.enroll(
-                session, {contact.id: []}, {contact.id: contact}, now, only=rules.workflow
-            )
+            self.listener.after_recycle(session, contact, rules.workflow, now)
         return handoff
 
     def reopen(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
@@ -153,9 +153,9 @@ class Handoffs:
         handoff.sla_due_at = now + rules.sla.accept_within if rules.sla.accept_within else None
         handoff.reminded_at = handoff.escalated_at = None
         self._log(handoff, now, "reopened", by, None)
-        contact = session.get(Contact, handoff.contact_id)
+        contact = contact_by_id(session, handoff.contact_id)
         assert contact is not None
-        self.engine.moves.move(
+        self.stages.move(
             session,
             contact,
             rules.at,
@@ -175,11 +175,9 @@ class Handoffs:
         if rules is None or rules.sla.accept_within is None:
             return 0
         done = 0
-        overdue = session.scalars(
-            select(Handoff).where(Handoff.status == "open", Handoff.sla_due_at <= now)
-        ).all()
+        overdue = overdue_handoffs(session, now)
         for handoff in overdue:
-            contact = session.get(Contact, handoff.contact_id)
+            contact = contact_by_id(session, handoff.contact_id)
             assert contact is not None and handoff.sla_due_at is not None
             if handoff.reminded_at is None:
                 handoff.reminded_at = now
@@ -228,11 +226,7 @@ class Handoffs:
         self, session: Session, since: datetime, until: datetime
     ) -> dict[str, list[dict[str, Any]]]:
         """Per owner, the leads handed over in [since, until): score, status, history, last content."""
-        handoffs = session.scalars(
-            select(Handoff)
-            .where(Handoff.created_at >= since, Handoff.created_at < until)
-            .order_by(Handoff.owner, Handoff.created_at)
-        ).all()
+        handoffs = handoffs_created_between(session, since, until)
         report: dict[str, list[dict[str, Any]]] = {}
         for handoff in handoffs:
             snapshot = handoff.snapshot or {}
@@ -290,13 +284,7 @@ class Handoffs:
         if local.weekday() != 0 or local.hour < 8:
             return False
         week = now.isocalendar()
-        key = f"digest:%:{week.year}-W{week.week:02d}"
-        return (
-            session.scalar(
-                select(Notification.id).where(Notification.dedupe_key.like(key)).limit(1)
-            )
-            is None
-        )
+        return not any_queued(session, f"digest:%:{week.year}-W{week.week:02d}")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -333,15 +321,14 @@ class Handoffs:
                     handoff_id=handoff.id,
                     contact_id=contact.id,
                 )
-        self.engine.moves.system_event(
-            session,
+        event = SystemEvent(
             contact,
             f"{topic}:{handoff.id}:{len(handoff.actions or [])}",
             topic,
             {"handoff": handoff.id, "owner": handoff.owner, "reason": handoff.reason},
-            now,
         )
-        self.engine.record(
+        self.stages.emit(session, [event], now)
+        self.record(
             Record(
                 now,
                 "handoff",

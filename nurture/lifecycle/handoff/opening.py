@@ -13,22 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from nurture.contacts.standing import ScoreState, view_of
 from nurture.definitions import model as m
 from nurture.expressions import ExpressionError
+from nurture.lifecycle.facts import SystemEvent
 from nurture.lifecycle.notifications import json_safe, notification, queue_many
-from nurture.lifecycle.score_rules import ScoreState, view_of
-from nurture.records import Record
-from nurture.store import ingest_queries
-from nurture.store.ingest_queries import SnapshotData
+from nurture.records import Record, Recorder
+from nurture.store.handoffs import (
+    SnapshotData,
+    advance_round_robin,
+    contacts_with_open_handoff,
+    create_round_robin,
+    insert_handoffs,
+    snapshot_data,
+)
 from nurture.store.models import Contact
-
-if TYPE_CHECKING:
-    from nurture.engine.service import Engine
-    from nurture.lifecycle.stages import SystemEvent
 
 CONTENT_EVENTS = ("content.downloaded", "page.visited", "email.clicked", "webinar.registered")
 TIMELINE_KEYS = ("url", "title", "content", "template", "step")
@@ -36,7 +39,8 @@ ROUND_ROBIN = "handoff"
 
 
 def open_handoffs(
-    engine: Engine,
+    config: m.ProjectConfig,
+    record: Recorder,
     session: Session,
     opening: Sequence[tuple[Contact, str]],
     now: datetime,
@@ -45,13 +49,10 @@ def open_handoffs(
 
     Sets each contact's `owner`; the caller writes the contact.
     """
-    from nurture.lifecycle.stages import SystemEvent
-
-    config = engine.project.config
     rules = config.handoff
     if rules is None or not opening:
         return []
-    already = ingest_queries.contacts_with_open_handoff(session, [c.id for c, _ in opening])
+    already = contacts_with_open_handoff(session, [c.id for c, _ in opening])
     wanted: list[tuple[Contact, str]] = []
     for contact, cause in opening:
         if contact.id not in already:
@@ -60,7 +61,7 @@ def open_handoffs(
     if not wanted:
         return []
     owners = _owners(session, config, [contact for contact, _ in wanted], now)
-    data = ingest_queries.snapshot_data(session, [contact.id for contact, _ in wanted])
+    data = snapshot_data(session, [contact.id for contact, _ in wanted])
     due = now + rules.sla.accept_within if rules.sla.accept_within else None
     rows = []
     for (contact, cause), owner in zip(wanted, owners, strict=True):
@@ -78,7 +79,7 @@ def open_handoffs(
                 ],
             }
         )
-    ids = ingest_queries.insert_handoffs(session, rows)
+    ids = insert_handoffs(session, rows)
     notifications: list[dict[str, Any]] = []
     events: list[SystemEvent] = []
     topic = "handoff.created"
@@ -141,7 +142,7 @@ def open_handoffs(
                 {"handoff": handoff_id, "owner": row["owner"], "reason": None},
             )
         )
-        engine.record(
+        record(
             Record(
                 now,
                 "handoff",
@@ -198,10 +199,10 @@ def _by_rule(
 
 def next_turns(session: Session, name: str, size: int, count: int) -> list[int]:
     """The next `count` positions of a round-robin, taken atomically (safe across workers)."""
-    position = ingest_queries.advance_round_robin(session, name, count)
+    position = advance_round_robin(session, name, count)
     if position is None:
-        ingest_queries.create_round_robin(session, name)
-        position = ingest_queries.advance_round_robin(session, name, count)
+        create_round_robin(session, name)
+        position = advance_round_robin(session, name, count)
         assert position is not None
     return [(position - count + n) % size for n in range(count)]
 
@@ -263,9 +264,8 @@ def snapshot_of(
 
 
 def snapshots(
-    engine: Engine, session: Session, contacts: Mapping[int, Contact], now: datetime
+    config: m.ProjectConfig, session: Session, contacts: Mapping[int, Contact], now: datetime
 ) -> dict[int, dict[str, Any]]:
     """Snapshots of these contacts as they are now (one query per kind of data)."""
-    data = ingest_queries.snapshot_data(session, list(contacts))
-    config = engine.project.config
+    data = snapshot_data(session, list(contacts))
     return {cid: snapshot_of(config, contact, data[cid], now) for cid, contact in contacts.items()}

@@ -1,0 +1,80 @@
+"""TODO: events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Table,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
+
+from nurture.store.models import (
+    Event,
+)
+from nurture.store.sql import among, insert_ignore, json_rows, on_postgresql
+
+_events = cast(Table, Event.__table__)
+
+
+_INSERT_EVENTS = text(
+    "INSERT INTO events (event_id, type, at, contact_id, properties, raw, source, received_at)"
+    " SELECT r.event_id, r.type, r.at, r.contact_id, coalesce(r.properties, '{}'), r.raw,"
+    " r.source, r.received_at"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(event_id text, type text,"
+    " at timestamptz, contact_id bigint, properties jsonb, raw jsonb, source text,"
+    " received_at timestamptz)"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+
+def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str] | None:
+    """PostgreSQL: insert events never seen (by `event_id`); the ids actually inserted.
+
+    None elsewhere: the caller's portable statement applies.
+    """
+    if not on_postgresql(session):
+        return None
+    if not rows:
+        return set()
+    return set(session.execute(_INSERT_EVENTS, {"rows": json_rows(rows)}).scalars())
+
+
+def events_since(
+    session: Session, since_by_contact: Mapping[int, datetime]
+) -> dict[int, list[Event]]:
+    """Each contact's events from its own `since` on, for `wait_for` matching."""
+    if not since_by_contact:
+        return {}
+    earliest = min(since_by_contact.values())
+    rows = session.scalars(
+        select(Event)
+        .where(among(session, Event.contact_id, set(since_by_contact)), Event.at >= earliest)
+        .order_by(Event.at)
+    )
+    found: dict[int, list[Event]] = {}
+    for event in rows:
+        assert event.contact_id is not None
+        if event.at >= since_by_contact[event.contact_id]:
+            found.setdefault(event.contact_id, []).append(event)
+    return found
+
+
+def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert events whose id was never seen; returns the ids actually inserted."""
+    if not rows:
+        return set()
+
+    # PostgreSQL: the rows as one JSON document, one statement whatever the batch size.
+    inserted = insert_events(session, rows)
+    if inserted is not None:
+        return inserted
+    table = cast(Table, Event.__table__)
+    # Rows as executemany parameters, as in `claim_sends`: inlined with `.values(rows)`
+    # the statement was compiled afresh for every batch (`benchmarks/ingest.py`).
+    statement = insert_ignore(session, table, None, ["event_id"]).returning(table.c.event_id)
+    return {row.event_id for row in session.execute(statement, [dict(r) for r in rows])}

@@ -529,13 +529,13 @@ STAGES = (
     ("parse", "parse_event (validation → IncomingEvent)"),
     ("resolve", "Ingestor._resolve: contacts by email, new contacts"),
     ("record", "record_events of the batch: INSERT … ON CONFLICT RETURNING"),
-    ("usage", "Engagement._usage: capped rules' past uses"),
-    ("score", "Engagement._score_event: rules, caps, decay (Python)"),
-    ("apply", "Engagement.apply itself: ledger INSERT, climb, loop"),
-    ("moves", "after_moves itself: stage history INSERT, records"),
+    ("usage", "Scoring._usage: capped rules' past uses"),
+    ("score", "Scoring._score_event: rules, caps, decay (Python)"),
+    ("apply", "Scoring.apply itself: ledger INSERT, climb, loop"),
+    ("moves", "Stages.apply itself: stage history INSERT, records"),
     ("exits", "end_nurture: UPDATE enrollments → exited"),
-    ("handoff", "Handoffs.open_many, inclusive: owners, snapshots, handoffs, notifications"),
-    ("sysevent", "Moves.system_events, inclusive: stage.changed/handoff.* rows, enroll"),
+    ("handoff", "open_handoffs, inclusive: owners, snapshots, handoffs, notifications"),
+    ("sysevent", "Stages.emit, inclusive: stage.changed/handoff.* rows, enroll"),
     ("enroll", "Enroller.enroll: candidates, past enrollments, INSERT"),
     ("wake", "wake_contacts: UPDATE enrollments due now"),
     ("save", "save_contacts: the batch's contact changes, one UPDATE per column set"),
@@ -608,32 +608,26 @@ def instrument() -> Timers:
     from sqlalchemy.orm.session import SessionTransaction
 
     import nurture.lifecycle.ingest as ingest
-    import nurture.lifecycle.scoring as engagement
-    import nurture.lifecycle.stages as moves
+    import nurture.lifecycle.stages as stages
     from nurture.engine.enrollment import Enroller
-    from nurture.store import enrollments as work
+    from nurture.lifecycle.scoring import Scoring
+    from nurture.store import contacts, enrollments, events
 
     timers = Timers()
     timers.wrap(ingest.Ingestor, "ingest_batch", "ingest")
     timers.wrap(ingest.Ingestor, "_resolve", "resolve")
-    timers.wrap(work, "record_events", "record")
-    timers.wrap(work, "wake_contacts", "wake")
-    timers.wrap(engagement.Engagement, "apply", "apply")
-    timers.wrap(engagement.Engagement, "_usage", "usage")
-    timers.wrap(engagement.Engagement, "_score_event", "score")
-    timers.wrap(moves.Moves, "after_moves", "moves")
-    timers.wrap(moves.Moves, "system_events", "sysevent", inclusive=True)
-    timers.wrap(moves, "end_nurture", "exits")
-    timers.wrap(ingest, "end_nurture", "exits")
-    with contextlib.suppress(ImportError):
-        from nurture.lifecycle.handoff.actions import Handoffs
-
-        timers.wrap(Handoffs, "open_many", "handoff", inclusive=True)
-    with contextlib.suppress(ImportError):
-        from nurture.store import ingest_queries
-
-        timers.wrap(ingest_queries, "save_contacts", "save")
-        timers.wrap(ingest_queries, "wake_contacts", "wake")
+    timers.wrap(events, "record_events", "record")
+    timers.wrap(stages, "record_events", "record")
+    timers.wrap(ingest, "wake_contacts", "wake")
+    timers.wrap(Scoring, "apply", "apply")
+    timers.wrap(Scoring, "_usage", "usage")
+    timers.wrap(Scoring, "_score_event", "score")
+    timers.wrap(stages.Stages, "apply", "moves")
+    timers.wrap(stages.Stages, "emit", "sysevent", inclusive=True)
+    timers.wrap(enrollments, "end_nurture", "exits")
+    timers.wrap(stages, "open_handoffs", "handoff", inclusive=True)
+    timers.wrap(contacts, "save_contacts", "save")
+    timers.wrap(ingest, "save_contacts", "save")
     timers.wrap(Enroller, "enroll", "enroll")
     timers.wrap(Session, "flush", "flush", always=True)
     timers.wrap(SessionTransaction, "commit", "commit")

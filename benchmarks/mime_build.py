@@ -25,7 +25,8 @@ from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from nurture.transports import CaptureTransport, OutgoingEmail, build_message
+from nurture.transports import CaptureTransport, build_message
+from nurture.transports.message import OutgoingEmail
 
 FROM = "Équipe Exemple <bonjour@example.com>"
 TO = "Anne Martin <anne.martin@example.com>"

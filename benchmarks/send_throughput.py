@@ -253,7 +253,8 @@ def peak_rss_mb() -> float:
 
 def discarding_capture() -> Any:
     """The capture transport, keeping a count instead of every message (RSS stays honest)."""
-    from nurture.transports import BuiltMessage, CaptureTransport, OutgoingEmail
+    from nurture.transports import BuiltMessage, CaptureTransport
+    from nurture.transports.message import OutgoingEmail
 
     class DiscardingCapture(CaptureTransport):
         delivered = 0

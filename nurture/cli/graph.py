@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Draw a workflow's steps, waits and branches (Mermaid, SVG or HTML), with live counts."""
         import nurture.tools.graph as drawing
+        import nurture.tools.graph_svg as picture
         from nurture.definitions.loader import load_project
         from nurture.settings import get_settings
 
@@ -91,7 +92,7 @@ def register(app: typer.Typer) -> None:
                 counts, reason = live_counts(settings, found.name)
                 if reason is not None:
                     cli.errors.print(f"no live counts: {reason}", soft_wrap=True)
-            render = {"mermaid": drawing.mermaid, "svg": drawing.svg, "html": drawing.html}
+            render = {"mermaid": drawing.mermaid, "svg": picture.svg, "html": picture.html}
             text = render[format.value](found, counts)
             if out is None:
                 typer.echo(text, nl=False)

@@ -37,14 +37,8 @@ from nurture.store.contacts import contacts_by_id
 from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
 from nurture.tokens import Signer
-from nurture.transports import (
-    MAX_ATTEMPTS,
-    Delivery,
-    DeliveryError,
-    OutgoingEmail,
-    Transport,
-    retry_delay,
-)
+from nurture.transports import MAX_ATTEMPTS, DeliveryError, Transport, retry_delay
+from nurture.transports.message import Delivery, OutgoingEmail
 
 SEND_LEASE = timedelta(minutes=5)
 

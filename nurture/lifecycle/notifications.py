@@ -39,7 +39,8 @@ from nurture.store.notifications import (
     lease_notification,
     notification_by_id,
 )
-from nurture.transports import MAX_ATTEMPTS, Delivery, OutgoingEmail, Transport, retry_delay
+from nurture.transports import MAX_ATTEMPTS, Transport, retry_delay
+from nurture.transports.message import Delivery, OutgoingEmail
 
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0

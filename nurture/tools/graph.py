@@ -15,7 +15,6 @@ right, so lines never cross a node.
 
 from __future__ import annotations
 
-import html as htmlmod
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -230,33 +229,3 @@ def mermaid(workflow: m.Workflow, counts: Counts | None = None) -> str:
             out.append(f"    classDef {kind.replace('_', '')} {style}")
             out.append(f"    class {','.join(members)} {kind.replace('_', '')}")
     return "\n".join(out) + "\n"
-
-
-# --- SVG and HTML ----------------------------------------------------------------
-
-
-def svg(workflow: m.Workflow, counts: Counts | None = None) -> str:
-    """A self-contained SVG of the workflow (see `nurture.tools.graph_svg` for the layout)."""
-    from nurture.tools.graph_svg import render_svg
-
-    nodes, edges = nodes_and_edges(workflow)
-    return render_svg(workflow.name, nodes, edges, counts, node_lines)
-
-
-def html(workflow: m.Workflow, counts: Counts | None = None) -> str:
-    """One page: the SVG, then the Mermaid source to paste elsewhere; no scripts."""
-    title = htmlmod.escape(f"nurture · {workflow.name}")
-    description = htmlmod.escape(" ".join(workflow.description.split()))
-    note = "live counts: running enrollments per step" if counts is not None else "no live counts"
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title><style>"
-        "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#263238}"
-        "h1{font-size:20px;margin:0 0 4px}p{margin:0 0 16px;color:#546e7a;max-width:60em}"
-        "pre{background:#f5f5f5;padding:12px;overflow:auto;font-size:12px}"
-        "</style></head><body>"
-        f"<h1>{htmlmod.escape(workflow.name)}</h1><p>{description}<br><small>"
-        f"{htmlmod.escape(workflow.file)} · {note}</small></p>\n"
-        f"{svg(workflow, counts)}\n<h2>Mermaid</h2>\n"
-        f"<pre>{htmlmod.escape(mermaid(workflow, counts))}</pre>\n</body></html>\n"
-    )

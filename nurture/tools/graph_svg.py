@@ -11,10 +11,21 @@ on that horizontal stretch, before any lane begins, so labels never collide.
 
 from __future__ import annotations
 
+import html as htmlmod
 from collections.abc import Callable, Mapping
 from html import escape
 
-from nurture.tools.graph import END, Counts, Edge, Node, shorten
+from nurture.definitions import model as m
+from nurture.tools.graph import (
+    END,
+    Counts,
+    Edge,
+    Node,
+    mermaid,
+    node_lines,
+    nodes_and_edges,
+    shorten,
+)
 
 LineMaker = Callable[[Node, Counts | None], list[str]]
 
@@ -188,3 +199,31 @@ def _node(
         ]
     out.append("</g>")
     return out
+
+
+# --- the workflow as an SVG, and as a page ------------------------------------------
+
+
+def svg(workflow: m.Workflow, counts: Counts | None = None) -> str:
+    """A self-contained SVG of the workflow (see `nurture.tools.graph_svg` for the layout)."""
+    nodes, edges = nodes_and_edges(workflow)
+    return render_svg(workflow.name, nodes, edges, counts, node_lines)
+
+
+def html(workflow: m.Workflow, counts: Counts | None = None) -> str:
+    """One page: the SVG, then the Mermaid source to paste elsewhere; no scripts."""
+    title = htmlmod.escape(f"nurture · {workflow.name}")
+    description = htmlmod.escape(" ".join(workflow.description.split()))
+    note = "live counts: running enrollments per step" if counts is not None else "no live counts"
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>"
+        "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#263238}"
+        "h1{font-size:20px;margin:0 0 4px}p{margin:0 0 16px;color:#546e7a;max-width:60em}"
+        "pre{background:#f5f5f5;padding:12px;overflow:auto;font-size:12px}"
+        "</style></head><body>"
+        f"<h1>{htmlmod.escape(workflow.name)}</h1><p>{description}<br><small>"
+        f"{htmlmod.escape(workflow.file)} · {note}</small></p>\n"
+        f"{svg(workflow, counts)}\n<h2>Mermaid</h2>\n"
+        f"<pre>{htmlmod.escape(mermaid(workflow, counts))}</pre>\n</body></html>\n"
+    )

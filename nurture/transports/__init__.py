@@ -17,10 +17,8 @@ from __future__ import annotations
 from nurture.settings import Settings
 from nurture.transports.base import (
     MAX_ATTEMPTS,
-    Delivery,
     DeliveryError,
     MessageSigner,
-    OutgoingEmail,
     PermanentDeliveryError,
     TransientDeliveryError,
     Transport,
@@ -28,6 +26,7 @@ from nurture.transports.base import (
     retry_delay,
 )
 from nurture.transports.capture import CapturedEmail, CaptureTransport
+from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import SEND_ID_HEADER, BuiltMessage, build_message
 from nurture.transports.outbox import OutboxTransport
 from nurture.transports.smtp import SMTPTransport

@@ -17,15 +17,15 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from types import MappingProxyType, TracebackType
+from datetime import timedelta
+from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
 import nurture.clock as clock
 from nurture.errors import NurtureError
+from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import BuiltMessage, build_message
 
 logger = logging.getLogger("nurture.transports")
@@ -69,38 +69,6 @@ def mask_address(address: str) -> str:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    """One rendered email for one contact, as the engine asks a transport to send it.
-
-    `from_address`, `to` and `reply_to` take an address with an optional display
-    name (``Équipe Exemple <bonjour@example.com>``; quote a name holding
-    ``, ; : < > @ " ( )`` as RFC 5322 says). `headers` are added verbatim after
-    the ones nurture sets (e.g. ``List-Unsubscribe``); a non-ASCII value is sent
-    as RFC 2047 encoded words, which suits unstructured headers only.
-    `message_id` is generated (unique, at the From domain) when not given.
-    """
-
-    send_id: str
-    from_address: str
-    to: str
-    subject: str
-    html: str
-    text: str
-    reply_to: str | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    message_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The relay (or folder, or list) accepted the message: it is out of our hands."""
-
-    send_id: str
-    message_id: str
-    accepted_at: datetime
 
 
 class DeliveryError(NurtureError):

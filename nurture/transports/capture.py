@@ -22,11 +22,11 @@ from email.parser import BytesParser
 
 from nurture.transports.base import (
     DeliveryError,
-    OutgoingEmail,
     PermanentDeliveryError,
     TransientDeliveryError,
     Transport,
 )
+from nurture.transports.message import OutgoingEmail
 from nurture.transports.mime import BuiltMessage, parse_address
 
 TRANSIENT_REPLY = (451, "4.3.0 Simulated temporary failure")

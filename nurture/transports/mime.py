@@ -34,10 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from nurture.transports.base import OutgoingEmail
+from nurture.transports.message import OutgoingEmail
 
 SEND_ID_HEADER = "X-Nurture-Send-Id"
 

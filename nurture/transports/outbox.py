@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 import nurture.clock as clock
-from nurture.transports.base import OutgoingEmail, TransientDeliveryError, Transport
+from nurture.transports.base import TransientDeliveryError, Transport
+from nurture.transports.message import OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -42,11 +42,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from nurture.errors import ConfigurationError
 from nurture.transports.base import (
     DeliveryError,
-    OutgoingEmail,
     PermanentDeliveryError,
     TransientDeliveryError,
     Transport,
 )
+from nurture.transports.message import OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 
 logger = logging.getLogger("nurture.transports.smtp")

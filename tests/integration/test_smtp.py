@@ -16,13 +16,12 @@ import pytest
 from nurture.errors import ConfigurationError
 from nurture.transports import (
     SEND_ID_HEADER,
-    Delivery,
-    OutgoingEmail,
     PermanentDeliveryError,
     SMTPTransport,
     TransientDeliveryError,
 )
 from nurture.transports import smtp as smtp_module
+from nurture.transports.message import Delivery, OutgoingEmail
 from tests.smtp_server import SMTPTestServer, client_ssl_context, silent_server
 
 MakeServer = Callable[..., SMTPTestServer]

@@ -12,12 +12,12 @@ from nurture.settings import Settings
 from nurture.transports import (
     CaptureTransport,
     OutboxTransport,
-    OutgoingEmail,
     PermanentDeliveryError,
     build_message,
     transport_from_settings,
 )
 from nurture.transports.dkim import DkimSigner, load_key
+from nurture.transports.message import OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 from tests.dkim_support import DOMAIN, SELECTOR, dkim_key
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import nurture.tools.graph as graph
+import nurture.tools.graph_svg as graph_svg
 from nurture.definitions import model as m
 from nurture.definitions.loader import load_project
 from nurture.definitions.workflow import parse_workflow, successors
@@ -144,14 +145,14 @@ def test_counts_show_on_each_node() -> None:
     assert "👂 email.clicked ≤ 5d<br/>#35;listen<br/>7 here" in text
     assert "3 starting" in text and text.count("0 here") == len(workflow.steps) - 2
     assert "here" not in graph.mermaid(workflow)
-    picture = graph.svg(workflow, counts)
+    picture = graph_svg.svg(workflow, counts)
     assert ">7 here<" in picture and ">3 starting<" in picture
 
 
 @pytest.mark.parametrize("name", ["lead-nurture", "mql-acceleration", "lead-recycle"])
 def test_svg_is_self_contained_xml_with_every_step(name: str) -> None:
     workflow = load_project(REPO).workflows[name]
-    picture = graph.svg(workflow)
+    picture = graph_svg.svg(workflow)
     root = ET.fromstring(picture)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert "<script" not in picture and "http" not in picture.replace(
@@ -165,8 +166,8 @@ def test_svg_is_self_contained_xml_with_every_step(name: str) -> None:
 
 def test_svg_escapes_labels_and_html_embeds_svg_and_mermaid() -> None:
     workflow = _workflow()
-    ET.fromstring(graph.svg(workflow))  # the odd branch condition is valid XML
-    page = graph.html(workflow)
+    ET.fromstring(graph_svg.svg(workflow))  # the odd branch condition is valid XML
+    page = graph_svg.html(workflow)
     assert page.startswith("<!doctype html>") and "<svg" in page and "<pre>" in page
     assert "flowchart TD" in page and "<script" not in page and "<link" not in page
 

@@ -28,10 +28,8 @@ from nurture.transports import (
     MAX_ATTEMPTS,
     SEND_ID_HEADER,
     CaptureTransport,
-    Delivery,
     DeliveryError,
     OutboxTransport,
-    OutgoingEmail,
     PermanentDeliveryError,
     SMTPTransport,
     TransientDeliveryError,
@@ -41,6 +39,7 @@ from nurture.transports import (
     transport_from_settings,
 )
 from nurture.transports.base import MAX_RETRY_DELAY
+from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import header_line, parse_address, quoted_printable
 from nurture.transports.smtp import redact_url
 

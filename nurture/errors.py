@@ -1,7 +1,9 @@
 """One exception root for everything nurture reports to a user.
 
 `NurtureError` subclasses are problems with input or state that a user can fix
-(a bad file, a bad row, an unknown contact). `ConfigurationError` sits outside
+(a bad file, a bad row, an unknown contact), or a passing refusal from the
+database (`Retryable`: `nurture.store.db` translates the driver's errors into
+`Conflict` and `DatabaseUnavailable`, once). `ConfigurationError` sits outside
 the root on purpose: retry loops catch `NurtureError` and must never swallow a
 broken deployment (wrong URL, missing secret) and spin on it.
 """
@@ -55,6 +57,18 @@ class TemplateError(NurtureError):
 
 class ContactNotFound(NurtureError):
     """No contact with that email or id."""
+
+
+class Retryable(NurtureError):
+    """The database turned this transaction down for a passing reason: try it again."""
+
+
+class Conflict(Retryable):
+    """Another writer stored the same row first; a retry reads what it wrote."""
+
+
+class DatabaseUnavailable(Retryable):
+    """The database is unreachable or dropped the connection."""
 
 
 class ConfigurationError(Exception):

@@ -143,7 +143,7 @@ class Harness:
         """Record one event as the API would; its outcome (recorded, duplicate…)."""
         with self.sessions.begin() as session:
             event = parse_event(data, now=self.clock.now())
-            return self.ingestor.ingest(session, event, "test").status
+            return self.ingestor.ingest_one(session, event, "test").status
 
     def signal(
         self,

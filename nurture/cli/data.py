@@ -101,6 +101,48 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
             if report.rejected:
                 raise typer.Exit(2)
 
+    @contacts_app.command("move")
+    def contacts_move(
+        email: Annotated[str, typer.Argument(help="The contact's email.")],
+        stage: Annotated[str, typer.Argument(help="The stage to move it to (up or down).")],
+        reason: Annotated[
+            str | None, typer.Option(help="Why, for the stage history and `explain`.")
+        ] = None,
+        project: ProjectDir = None,
+    ) -> None:
+        """Move a contact to a stage by hand: the same path as a score or an import
+        (history, stage.changed, the handoff at handoff.at, the new stage's workflows)."""
+        import nurture.clock as clock
+        from nurture.store.contacts import contact_by_email
+        from nurture.store.handoffs import open_handoff_for
+
+        with cli.reported():
+            runtime = cli.open_runtime(project)
+            config = runtime.project.config
+            if stage not in config.stages:
+                raise NurtureError(f"unknown stage {stage!r} (stages: {', '.join(config.stages)})")
+            engine = cli.engine_for(runtime)
+            with runtime.sessions.begin() as session:
+                contact = contact_by_email(session, email)
+                if contact is None:
+                    raise NurtureError(f"no contact with email {email!r}")
+                details = {"by": "cli"} | ({"reason": reason} if reason else {})
+                now = clock.now()
+                move = engine.lifecycle.stages.move(
+                    session, contact, stage, "manual", now, details=details
+                )
+                if move is None:
+                    cli.console.print(f"{contact.email} is already at {stage}: nothing to do")
+                    return
+                handoff = open_handoff_for(session, contact.id)
+                cli.console.print(
+                    f"[green]✓[/green] {contact.email}: {move.from_stage} → {move.to_stage}"
+                )
+                if handoff is not None and handoff.created_at == now:
+                    cli.console.print(
+                        f"  handed to sales: handoff #{handoff.id}, owner {handoff.owner or '—'}"
+                    )
+
     @events_app.command("import")
     def events_import(
         file: Annotated[
@@ -126,10 +168,9 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
             batch: list[tuple[int, Any]] = []
 
             def flush() -> None:
-                with runtime.sessions.begin() as session:
-                    outcomes = ingestor.ingest_batch(
-                        session, [e for _, e in batch], f"import:{file.name}"
-                    )
+                outcomes = ingestor.ingest(
+                    runtime.sessions, [e for _, e in batch], f"import:{file.name}"
+                )
                 for (number, _), outcome in zip(batch, outcomes, strict=True):
                     counts[outcome.status] += 1
                     if outcome.status == "rejected":

@@ -33,6 +33,7 @@ def live_counts(settings: Settings, workflow: str) -> tuple[Counts | None, str |
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from nurture.errors import DatabaseUnavailable
     from nurture.store import db
     from nurture.store.enrollments import running_enrollments_by_step
 
@@ -51,7 +52,7 @@ def live_counts(settings: Settings, workflow: str) -> tuple[Counts | None, str |
                 return running_enrollments_by_step(session, workflow), None
         finally:
             engine.dispose()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:
         original = getattr(exc, "orig", None) or exc
         reason = (str(original).splitlines() or [type(exc).__name__])[0]
         return None, f"database unreachable ({reason})"

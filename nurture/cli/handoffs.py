@@ -31,59 +31,44 @@ def register(app: typer.Typer) -> None:
         owner: Annotated[str | None, typer.Option(help="Only this owner's.")] = None,
         project: ProjectDir = None,
     ) -> None:
-        """Handoffs with score, temperature, owner and age against the SLA (overdue first)."""
+        """Handoffs with score, temperature, owner and age against the SLA (the most
+        urgent open ones first, then the latest decisions)."""
         import nurture.clock as clock
-        from nurture.lifecycle.handoff.actions import is_overdue
-        from nurture.store.models import Handoff
+        from nurture.lifecycle.handoff import views
+        from nurture.store.handoffs import handoffs_with_contacts
 
         with cli.reported():
             runtime = cli.open_runtime(project)
             now = clock.now()
-            from sqlalchemy import select
-
             with runtime.sessions() as session:
-                query = select(Handoff).order_by(Handoff.created_at)
-                if status:
-                    query = query.where(Handoff.status == status)
-                if owner:
-                    query = query.where(Handoff.owner == owner)
-                rows = session.scalars(query).all()
-            rows = sorted(rows, key=lambda h: not is_overdue(h, now))
+                rows = [
+                    views.summary(handoff, contact, now)
+                    for handoff, contact in handoffs_with_contacts(
+                        session, status, owner, limit=10_000
+                    )
+                ]
             table = Table(box=None, pad_edge=False)
-            for column in (
-                "#",
-                "contact",
-                "company",
-                "score",
-                "temp.",
-                "owner",
-                "status",
-                "age",
-                "SLA",
-            ):
+            for column in ("#", "contact", "company", "score", "temp.", "owner", "status", "age"):
                 table.add_column(column)
-            for handoff in rows:
-                snap = handoff.snapshot or {}
-                contact = snap.get("contact", {})
-                age = now - handoff.created_at
+            table.add_column("SLA")
+            for row in rows:
+                age = row["age_seconds"]
                 sla = (
                     "[red]OVERDUE[/red]"
-                    if is_overdue(handoff, now)
-                    else (
-                        f"due {handoff.sla_due_at:%Y-%m-%d %H:%M}"
-                        if handoff.sla_due_at and handoff.status == "open"
-                        else ""
-                    )
+                    if row["overdue"]
+                    else f"due {row['sla_due_at'][:16].replace('T', ' ')}"
+                    if row["sla_due_at"] and row["status"] == "open"
+                    else ""
                 )
                 table.add_row(
-                    str(handoff.id),
-                    contact.get("email", ""),
-                    contact.get("company") or "",
-                    f"{snap.get('score', {}).get('total', 0):g}",
-                    snap.get("temperature") or "",
-                    handoff.owner or "—",
-                    handoff.status,
-                    f"{age.days}d {age.seconds // 3600}h",
+                    str(row["id"]),
+                    row["contact"]["email"],
+                    row["contact"]["company"] or "",
+                    f"{row['score'] or 0:g}",
+                    row["temperature"] or "",
+                    row["owner"] or "—",
+                    row["status"],
+                    f"{age // 86400}d {age % 86400 // 3600}h",
                     sla,
                 )
             cli.console.print(table if rows else "no handoffs")
@@ -95,20 +80,14 @@ def register(app: typer.Typer) -> None:
         project: ProjectDir = None,
     ) -> None:
         """Everything sales received: snapshot, score breakdown, timeline, last content, actions."""
+        import nurture.clock as clock
+        from nurture.lifecycle.handoff import views
+
         with cli.reported():
             runtime = cli.open_runtime(project)
             with runtime.sessions() as session:
                 handoff = cli.engine_for(runtime).handoffs.get(session, handoff_id)
-                data: dict[str, Any] = {
-                    "id": handoff.id,
-                    "status": handoff.status,
-                    "owner": handoff.owner,
-                    "created_at": handoff.created_at.isoformat(),
-                    "sla_due_at": handoff.sla_due_at.isoformat() if handoff.sla_due_at else None,
-                    "reason": handoff.reason,
-                    "actions": handoff.actions or [],
-                    "snapshot": handoff.snapshot or {},
-                }
+                data = views.detail(session, runtime.project.config, handoff, clock.now())
             if json_output:
                 typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
                 return

@@ -27,15 +27,13 @@ import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
+from nurture.store import suppressions
+from nurture.store.contacts import contact_by_email
+from nurture.store.enrollments import end_nurture
 from nurture.store.models import Contact, Suppression
-from nurture.store.sql import insert_ignore
-
-_suppressions = cast(Table, Suppression.__table__)
 
 #: Reasons an address is suppressed; the contact's `suppression_reason` uses the same words.
 REASONS = ("bounced", "complained", "unsubscribed", "soft-bounced", "manual", "erased")
@@ -77,16 +75,17 @@ def add(
     stores the hash alone (an erasure).
     """
     assert reason in REASONS, reason
-    values = {
-        "email_hash": email_hash(email),
-        "email": normalise(email) if keep_address else None,
-        "reason": reason,
-        "note": note,
-        "source": source,
-        "created_at": now,
-    }
-    result = session.execute(insert_ignore(session, _suppressions, values, ["email_hash"]))
-    return bool(getattr(result, "rowcount", 0))
+    return suppressions.insert_entry(
+        session,
+        {
+            "email_hash": email_hash(email),
+            "email": normalise(email) if keep_address else None,
+            "reason": reason,
+            "note": note,
+            "source": source,
+            "created_at": now,
+        },
+    )
 
 
 def suppress(
@@ -102,10 +101,8 @@ def suppress(
     workflow ends (reason ``suppressed:<reason>``) and claimed emails are skipped
     at send time. Returns the contact. Unsubscribes go through consent instead
     (they are listed with `add`), so a later opt-in can lift them."""
-    from nurture.store.enrollments import end_nurture
-
     add(session, email, reason, now, note=note, source=source)
-    contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()
+    contact = contact_by_email(session, normalise(email))
     if contact is not None and contact.suppressed_at is None:
         contact.suppressed_at = now
         contact.suppression_reason = reason
@@ -117,11 +114,8 @@ def suppress(
 def lift(session: Session, email: str, *, reasons: Collection[str] | None = None) -> bool:
     """Take the address off the list (only entries with one of `reasons`, if given);
     the contact is emailable again unless its consent says otherwise."""
-    statement = delete(Suppression).where(Suppression.email_hash == email_hash(email))
-    if reasons is not None:
-        statement = statement.where(Suppression.reason.in_(list(reasons)))
-    removed = bool(getattr(session.execute(statement), "rowcount", 0))
-    contact = session.scalars(select(Contact).where(Contact.email == normalise(email))).first()
+    removed = suppressions.delete_entries(session, email_hash(email), reasons)
+    contact = contact_by_email(session, normalise(email))
     if contact is not None and contact.suppressed_at is not None and reasons is None:
         contact.suppressed_at = None
         contact.suppression_reason = None
@@ -135,42 +129,25 @@ def reasons_for(session: Session, emails: Collection[str]) -> dict[str, str]:
     hashes = {email_hash(e): normalise(e) for e in emails}
     if not hashes:
         return {}
-    found: dict[str, str] = {}
-    keys = list(hashes)
-    for start in range(0, len(keys), 1000):  # bound the IN list
-        rows = session.execute(
-            select(Suppression.email_hash, Suppression.reason).where(
-                Suppression.email_hash.in_(keys[start : start + 1000])
-            )
-        )
-        for digest, reason in rows:
-            found[hashes[digest]] = reason
-    return found
+    return {
+        hashes[digest]: reason
+        for digest, reason in suppressions.reasons_by_hash(session, hashes).items()
+    }
 
 
 def forget_address(session: Session, email: str) -> None:
     """Keep the entry, drop the address in clear (an erasure)."""
-    session.execute(
-        update(Suppression).where(Suppression.email_hash == email_hash(email)).values(email=None)
-    )
+    suppressions.forget_address(session, email_hash(email))
 
 
 def entries(session: Session, reason: str | None = None) -> Sequence[Entry]:
-    query = select(Suppression).order_by(Suppression.created_at, Suppression.id)
-    if reason is not None:
-        query = query.where(Suppression.reason == reason)
-    return [
-        Entry(s.email, s.email_hash, s.reason, s.note, s.source, s.created_at)
-        for s in session.scalars(query)
-    ]
+    return [_entry(s) for s in suppressions.list_entries(session, reason)]
 
 
 def entry(session: Session, email: str) -> Entry | None:
-    found = session.scalars(
-        select(Suppression).where(Suppression.email_hash == email_hash(email))
-    ).first()
-    if found is None:
-        return None
-    return Entry(
-        found.email, found.email_hash, found.reason, found.note, found.source, found.created_at
-    )
+    found = suppressions.entry_by_hash(session, email_hash(email))
+    return None if found is None else _entry(found)
+
+
+def _entry(row: Suppression) -> Entry:
+    return Entry(row.email, row.email_hash, row.reason, row.note, row.source, row.created_at)

@@ -53,14 +53,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
 import nurture.delivery.suppression as suppression
 from nurture.contacts.files import ContactFileError, read_records
 from nurture.contacts.parsing import TEXT_COLUMNS, ContactInput, ContactParser, InvalidContact
-from nurture.errors import Problem
+from nurture.errors import Conflict, Problem
 from nurture.store import contacts as queries
 
 DEFAULT_BATCH_SIZE = 2000
@@ -226,7 +225,7 @@ class _BatchWriter:
                 try:
                     outcome = self._apply(session, batch)
                     session.commit()
-                except IntegrityError:
+                except Conflict:
                     session.rollback()
                     if attempt == 2:
                         raise

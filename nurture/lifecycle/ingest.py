@@ -12,12 +12,12 @@ feedback: an unsubscribe, a complaint or a hard bounce stops all email at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 import nurture.delivery.consent as consent
@@ -25,7 +25,7 @@ import nurture.delivery.suppression as suppression
 from nurture.contacts.parsing import is_valid_email
 from nurture.definitions import model as m
 from nurture.definitions.base import parse_duration
-from nurture.errors import NurtureError
+from nurture.errors import Conflict, NurtureError
 from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, EventView, is_known_event_type
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.listeners import Listener
@@ -38,6 +38,9 @@ from nurture.store.events import record_events
 from nurture.store.models import Contact
 
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
+
+#: Attempts of a transaction that lost an insert race (two first events at once).
+ATTEMPTS = 3
 
 
 class InvalidEvent(NurtureError):
@@ -159,8 +162,33 @@ class Ingestor:
         self.listener = listener
         self.record = record
 
-    def ingest(self, session: Session, event: IncomingEvent, source: str) -> Outcome:
-        """One event; a refusal raises `InvalidEvent` (nothing of it was applied)."""
+    def ingest(
+        self,
+        sessions: sessionmaker[Session],
+        events: Sequence[IncomingEvent] | Callable[[Session], Sequence[IncomingEvent]],
+        source: str,
+    ) -> list[Outcome]:
+        """The entry every door uses (API, webhooks, tracking, the CLI): `events` recorded
+        in a transaction of their own, one outcome each, in order.
+
+        A transaction that loses a race (two first events of one new contact,
+        in two processes) is retried, up to `ATTEMPTS` times. `events` may be
+        a function of the transaction's session (a tracking hit looks up its
+        send there): it is called again on every attempt.
+        """
+        for attempt in range(ATTEMPTS):
+            try:
+                with sessions.begin() as session:
+                    batch = events(session) if callable(events) else events
+                    return self.ingest_batch(session, batch, source) if batch else []
+            except Conflict:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def ingest_one(self, session: Session, event: IncomingEvent, source: str) -> Outcome:
+        """One event in the caller's transaction; a refusal raises `InvalidEvent`
+        (nothing of it was applied)."""
         [outcome] = self.ingest_batch(session, [event], source)
         if outcome.status == "rejected":
             raise InvalidEvent(outcome.reason)

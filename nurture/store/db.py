@@ -24,10 +24,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from nurture.errors import Conflict, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -56,7 +65,45 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "handle_error", _translate)
     return engine
+
+
+def _translate(context: ExceptionContext) -> BaseException | None:
+    """The database's errors, once, as nurture's own: `Conflict` for a unique key (or
+    any integrity rule) another writer got to first, `DatabaseUnavailable` for a lost
+    or refused connection. Callers retry or report these without knowing SQLAlchemy;
+    the original stays as the cause. The pool's pre-ping is left alone: it expects
+    the driver's error to replace a dead connection."""
+    if context.is_pre_ping:
+        return None
+    error = context.sqlalchemy_exception
+    if isinstance(error, IntegrityError):
+        return Conflict(f"{_constraint(error)}: another writer stored it first")
+    if context.is_disconnect or isinstance(error, OperationalError | InterfaceError):
+        return DatabaseUnavailable(
+            f"the database is unreachable or dropped the connection ({type(error.orig).__name__})"
+            if isinstance(error, DBAPIError)
+            else "the database is unreachable or dropped the connection"
+        )
+    return None
+
+
+def _constraint(error: IntegrityError) -> str:
+    """The constraint's name when the driver says it (never the values: they are
+    contact data), else the kind of error."""
+    name = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    return f"constraint {name}" if name else "integrity rule"
+
+
+def ping(sessions: sessionmaker[Session]) -> bool:
+    """Whether the database answers a query now (the health check)."""
+    try:
+        with sessions() as session:
+            session.execute(text("SELECT 1"))
+    except (DatabaseUnavailable, SQLAlchemyError):
+        return False
+    return True
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -1,4 +1,4 @@
-"""TODO: handoffs."""
+"""Handoffs (`handoffs`, `round_robin`): opening in bulk, the snapshot's data, lists, locks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Table,
+    case,
     func,
     insert,
     select,
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nurture.store.models import (
+    Contact,
     Event,
     Handoff,
     RoundRobin,
@@ -209,3 +211,61 @@ def handoffs_created_between(
         .where(Handoff.created_at >= since, Handoff.created_at < until)
         .order_by(Handoff.owner, Handoff.created_at)
     ).all()
+
+
+def handoffs_with_contacts(
+    session: Session,
+    status: str | None = None,
+    owner: str | None = None,
+    limit: int = 200,
+) -> list[tuple[Handoff, Contact]]:
+    """Handoffs and their contacts, as every list shows them: open ones first, the most
+    urgent first (no SLA last); then the latest decisions. `owner` matches without case."""
+    query = select(Handoff, Contact).join(Contact, Contact.id == Handoff.contact_id)
+    if status is not None:
+        query = query.where(Handoff.status == status)
+    if owner:
+        query = query.where(func.lower(Handoff.owner) == owner.strip().lower())
+    is_open = Handoff.status == "open"
+    due = case((is_open, Handoff.sla_due_at), else_=None)
+    decided = func.coalesce(Handoff.accepted_at, Handoff.rejected_at, Handoff.created_at)
+    query = query.order_by(
+        case((is_open, 0), else_=1), due.is_(None), due, decided.desc(), Handoff.id.desc()
+    )
+    return [(handoff, contact) for handoff, contact in session.execute(query.limit(limit))]
+
+
+def count_by_status(session: Session, now: datetime, owner: str | None = None) -> dict[str, int]:
+    """How many handoffs per status, and under "overdue" how many open ones are past
+    their SLA."""
+    query = select(Handoff.status, func.count()).group_by(Handoff.status)
+    overdue = select(func.count()).where(
+        Handoff.status == "open", Handoff.sla_due_at.is_not(None), Handoff.sla_due_at <= now
+    )
+    if owner:
+        query = query.where(func.lower(Handoff.owner) == owner.strip().lower())
+        overdue = overdue.where(func.lower(Handoff.owner) == owner.strip().lower())
+    found = {str(status): int(number) for status, number in session.execute(query).all()}
+    found["overdue"] = int(session.scalar(overdue.select_from(Handoff)) or 0)
+    return found
+
+
+def owners(session: Session) -> list[str]:
+    """Every owner with a handoff, in order."""
+    found = session.scalars(
+        select(Handoff.owner).where(Handoff.owner.is_not(None)).distinct().order_by(Handoff.owner)
+    ).all()
+    return [o for o in found if o]
+
+
+def lock_handoff(session: Session, handoff_id: int) -> None:
+    """Lock the handoff's row for the rest of the transaction (a no-op on SQLite): two
+    people deciding one handoff at once, the second waits and then sees the first's."""
+    session.execute(select(Handoff.id).where(Handoff.id == handoff_id).with_for_update())
+
+
+def open_handoff_for(session: Session, contact_id: int) -> Handoff | None:
+    """The contact's open handoff, if it has one (there is at most one)."""
+    return session.scalars(
+        select(Handoff).where(Handoff.contact_id == contact_id, Handoff.status == "open")
+    ).first()

@@ -225,7 +225,7 @@ class Simulation:
             event = heapq.heappop(self._pending).event
             with engine.sessions.begin() as session:
                 try:
-                    ingestor.ingest(session, event, "simulation")
+                    ingestor.ingest_one(session, event, "simulation")
                 except InvalidEvent as exc:
                     self._record(
                         Record(

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 
 import nurture.clock as clock
 from nurture.contacts.parsing import ContactInput, InvalidContact
@@ -46,7 +45,6 @@ from nurture.web.schemas import (
     one_or_many,
     problems,
 )
-from nurture.web.sends import ATTEMPTS
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["api"])
 
@@ -108,16 +106,9 @@ def ingest_events(context: WebContext, items: Sequence[Any]) -> EventsResult:
                 index=index, id=_event_id(item), status="rejected", reason=str(exc)
             )
     if valid:
-        for attempt in range(ATTEMPTS):
-            try:
-                with context.engine.sessions.begin() as session:
-                    outcomes = context.ingestor.ingest_batch(
-                        session, [event for _, event in valid], "api"
-                    )
-                break
-            except IntegrityError:  # lost a race creating the same new contact
-                if attempt == ATTEMPTS - 1:
-                    raise
+        outcomes = context.ingestor.ingest(
+            context.engine.sessions, [event for _, event in valid], "api"
+        )
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             results[index] = EventResult(
                 index=index,

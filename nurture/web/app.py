@@ -16,11 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.engine.service import Engine
 from nurture.settings import Settings
+from nurture.store import db
 from nurture.web import (
     api,
     handoff_api,
@@ -88,13 +87,10 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     )
     async def healthz() -> JSONResponse:
         def ping() -> bool:
-            try:
-                with engine.sessions() as session:
-                    session.execute(text("SELECT 1"))
+            if db.ping(engine.sessions):
                 return True
-            except SQLAlchemyError:
-                log.exception("health check: the database is not reachable")
-                return False
+            log.error("health check: the database is not reachable")
+            return False
 
         if await run_in_threadpool(ping):
             return JSONResponse({"status": "ok"})

@@ -32,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader
 
 import nurture.clock as clock
 from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
+from nurture.store.handoffs import owners as handoff_owners
 from nurture.web import inbox
 from nurture.web.auth import key_matches
 from nurture.web.bodies import text_problem
@@ -275,7 +276,7 @@ def inbox_page(
     with context.engine.sessions() as db:
         items = inbox.list_handoffs(db, now, chosen, owner, limit=500)
         numbers = inbox.counts(db, now, owner)
-        owners = inbox.owners(db)
+        owners = handoff_owners(db)
     return render(
         context,
         "sales/inbox.html",

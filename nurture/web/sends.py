@@ -14,19 +14,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
 from nurture.lifecycle.ingest import IncomingEvent, Outcome
 from nurture.store import sends as ledger
-from nurture.store.models import Contact, Send
+from nurture.store.contacts import contact_by_id
+from nurture.store.models import Send
 from nurture.web.context import WebContext
 
 log = logging.getLogger("nurture.web")
-
-#: Attempts of a transaction that lost an insert race (two first events at once).
-ATTEMPTS = 3
 
 
 def send_properties(send: Send) -> dict[str, Any]:
@@ -64,32 +61,36 @@ def record_for_send(
     Returns "recorded", "duplicate", "gone" (no such send) or "skipped" (the
     contact has already withdrawn consent and `unless_withdrawn` was asked).
     """
-    for attempt in range(ATTEMPTS):
-        try:
-            with context.engine.sessions.begin() as session:
-                send = load_send(session, send_id)
-                if send is None:
-                    return "gone"
-                if unless_withdrawn:
-                    contact = session.get(Contact, send.contact_id)
-                    if contact is None:
-                        return "gone"
-                    if contact.consent_status == "withdrawn":
-                        return "skipped"
-                event = IncomingEvent(
-                    id=event_id,
-                    type=event_type,
-                    at=clock.now(),
-                    contact_id=send.contact_id,
-                    properties={**send_properties(send), **(properties or {})},
-                    raw=raw,
-                )
-                [outcome] = context.ingestor.ingest_batch(session, [event], source)
-                return _status(outcome)
-        except IntegrityError:
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    status: str | None = None
+
+    def event_of(session: Session) -> list[IncomingEvent]:
+        nonlocal status
+        status = None
+        send = load_send(session, send_id)
+        if send is None:
+            status = "gone"
+            return []
+        if unless_withdrawn:
+            contact = contact_by_id(session, send.contact_id)
+            if contact is None:
+                status = "gone"
+                return []
+            if contact.consent_status == "withdrawn":
+                status = "skipped"
+                return []
+        return [
+            IncomingEvent(
+                id=event_id,
+                type=event_type,
+                at=clock.now(),
+                contact_id=send.contact_id,
+                properties={**send_properties(send), **(properties or {})},
+                raw=raw,
+            )
+        ]
+
+    outcomes = context.ingestor.ingest(context.engine.sessions, event_of, source)
+    return status or _status(outcomes[0])
 
 
 def _status(outcome: Outcome) -> str:

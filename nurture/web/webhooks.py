@@ -18,7 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from nurture.lifecycle.ingest import IncomingEvent
 from nurture.store import sends as ledger
@@ -27,7 +27,7 @@ from nurture.web.bodies import is_json, read_body
 from nurture.web.context import WebContext, web_context
 from nurture.web.providers import PROVIDERS, ProviderEvent, WebhookRefused
 from nurture.web.schemas import WEBHOOK_BODY, WebhookResult, WebhookResults, problems
-from nurture.web.sends import ATTEMPTS, load_send, send_properties
+from nurture.web.sends import load_send, send_properties
 
 log = logging.getLogger("nurture.web")
 
@@ -77,44 +77,39 @@ def _message_ids(value: str | None) -> list[str]:
 
 
 def record(context: WebContext, provider: str, events: list[ProviderEvent]) -> WebhookResults:
-    for attempt in range(ATTEMPTS):
-        try:
-            with context.engine.sessions.begin() as session:
-                by_message_id = ledger.sends_by_message_id(
-                    session, [m for e in events for m in _message_ids(e.message_id)]
+    results: list[WebhookResult | None] = []
+    incoming: list[tuple[int, IncomingEvent]] = []
+
+    def matched(session: Session) -> list[IncomingEvent]:
+        """The events that name one of our sends, in the ingest's transaction (again
+        on a retry); the others get their result here."""
+        results[:] = [None] * len(events)
+        incoming.clear()
+        by_message_id = ledger.sends_by_message_id(
+            session, [m for e in events for m in _message_ids(e.message_id)]
+        )
+        for index, event in enumerate(events):
+            if event.problem or event.ignore or event.id is None or event.type is None:
+                results[index] = WebhookResult(
+                    index=index,
+                    id=event.id,
+                    status="rejected" if event.problem else "ignored",
+                    reason=event.problem or event.ignore,
                 )
-                results: list[WebhookResult | None] = [None] * len(events)
-                incoming: list[tuple[int, IncomingEvent]] = []
-                for index, event in enumerate(events):
-                    if event.problem or event.ignore or event.id is None or event.type is None:
-                        results[index] = WebhookResult(
-                            index=index,
-                            id=event.id,
-                            status="rejected" if event.problem else "ignored",
-                            reason=event.problem or event.ignore,
-                        )
-                        continue
-                    send = load_send(session, event.send_id) or next(
-                        (
-                            by_message_id[m]
-                            for m in _message_ids(event.message_id)
-                            if m in by_message_id
-                        ),
-                        None,
-                    )
-                    if send is None:
-                        results[index] = WebhookResult(
-                            index=index, id=event.id, status="ignored", reason=_unmatched(event)
-                        )
-                        continue
-                    incoming.append((index, _incoming(event, send)))
-                outcomes = context.ingestor.ingest_batch(
-                    session, [e for _, e in incoming], f"webhook:{provider}"
+                continue
+            send = load_send(session, event.send_id) or next(
+                (by_message_id[m] for m in _message_ids(event.message_id) if m in by_message_id),
+                None,
+            )
+            if send is None:
+                results[index] = WebhookResult(
+                    index=index, id=event.id, status="ignored", reason=_unmatched(event)
                 )
-            break
-        except IntegrityError:
-            if attempt == ATTEMPTS - 1:
-                raise
+                continue
+            incoming.append((index, _incoming(event, send)))
+        return [e for _, e in incoming]
+
+    outcomes = context.ingestor.ingest(context.engine.sessions, matched, f"webhook:{provider}")
     for (index, event_in), outcome in zip(incoming, outcomes, strict=True):
         results[index] = WebhookResult(
             index=index,

@@ -153,3 +153,45 @@ def test_outside_a_project_commands_say_what_is_missing(tmp_path: Path) -> None:
     result = run("validate", cwd=tmp_path)
     assert result.returncode == 1
     assert "not a nurture project" in result.stdout
+
+
+def test_contacts_imported_or_moved_into_the_handoff_stage_are_handed_to_sales(
+    project: Path,
+) -> None:
+    contacts = project / "contacts.csv"
+    contacts.write_text(
+        "email,first_name,company,stage\n"
+        "anne@example.com,Anne,Atelier,sql\n"
+        "bob@example.com,Bob,Batipro,lead\n"
+    )
+    assert run("contacts", "import", str(contacts), cwd=project).returncode == 0
+
+    listed = run("handoffs", "list", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    assert "anne@example.com" in listed.stdout and "bob@example.com" not in listed.stdout
+
+    moved = run(
+        "contacts", "move", "bob@example.com", "sql", "--reason", "demo booked", cwd=project
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert "bob@example.com: lead → sql" in moved.stdout
+    assert "handed to sales: handoff #2" in moved.stdout
+    again = run("contacts", "move", "bob@example.com", "sql", cwd=project)
+    assert "already at sql" in again.stdout
+
+    shown = run("handoffs", "show", "2", "--json", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    handoff = json.loads(shown.stdout)
+    assert handoff["status"] == "open" and handoff["contact"]["email"] == "bob@example.com"
+    assert handoff["actions"][0]["reason"] == "manual"
+    assert handoff["now"]["stage_history"][-1] == {
+        **handoff["now"]["stage_history"][-1],
+        "from": "lead",
+        "to": "sql",
+        "cause": "manual",
+        "reason": "demo booked",
+    }
+    assert "bob@example.com" in run("handoffs", "list", cwd=project).stdout
+
+    unknown = run("contacts", "move", "bob@example.com", "vip", cwd=project)
+    assert unknown.returncode == 1 and "unknown stage 'vip'" in unknown.stderr

@@ -105,10 +105,9 @@ class World:
             "contact": {"email": email},
             "properties": properties,
         }
-        with self.sessions.begin() as session:
-            self.engine.lifecycle.ingestor.ingest(
-                session, parse_event(data, now=clock.now()), "test"
-            )
+        self.engine.lifecycle.ingestor.ingest(
+            self.sessions, [parse_event(data, now=clock.now())], "test"
+        )
 
     def received_by(self) -> list[str]:
         return sorted(r for m in self.server.messages for r in m.recipients)

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
 from nurture.definitions.model import ProjectConfig
+from nurture.errors import Conflict
 from nurture.store.contacts import contact_view_by_email
 from nurture.store.db import create_engine_for, current_revision, database_url, head_revision
 from nurture.store.models import (
@@ -56,7 +56,7 @@ def test_a_send_claim_key_is_claimed_once(session: Session, contact: Contact) ->
     session.commit()
 
     session.add(Send(claim_key=key, contact_id=contact.id, template="lead/welcome"))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
     session.rollback()
 
@@ -74,7 +74,7 @@ def test_an_event_id_is_ingested_once(session: Session, contact: Contact) -> Non
     session.commit()
 
     session.add(Event(event_id="evt-123", type="page.visited", at=at, contact_id=contact.id))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
     session.rollback()
     assert session.scalar(select(Event.event_id)) == "evt-123"
@@ -95,13 +95,13 @@ def test_a_score_ledger_key_scores_once(session: Session, contact: Contact) -> N
     session.add(entry())
     session.commit()
     session.add(entry())
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
 
 
 def test_one_contact_per_email(session: Session, contact: Contact) -> None:
     session.add(Contact(email=contact.email))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
 
 
@@ -110,7 +110,7 @@ def test_one_workflow_version_per_content(session: Session) -> None:
     session.add(WorkflowVersion(name="other", content_hash="a" * 64, source="v1"))
     session.commit()
     session.add(WorkflowVersion(name="w", content_hash="a" * 64, source="v1"))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
 
 
@@ -180,7 +180,7 @@ def test_defaults_come_from_the_one_clock(session: Session) -> None:
 
 def test_sqlite_enforces_foreign_keys(session: Session) -> None:
     session.add(StageHistory(contact_id=12345, to_stage="lead", cause="manual"))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         session.commit()
 
 

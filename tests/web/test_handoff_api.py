@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import nurture.clock as clock
 from nurture.lifecycle.handoff.actions import HandoffConflict
 from nurture.store import db
+from nurture.store.handoffs import lock_handoff
 from nurture.web import inbox
 from tests.web.sales_world import API_KEY, SalesWorld, build, populate
 
@@ -264,7 +265,7 @@ def test_two_people_deciding_at_once_one_wins_on_postgresql(
                     outcome["result"] = exc
 
             with world.engine.sessions.begin() as first:
-                inbox.lock(first, handoff_id)
+                lock_handoff(first, handoff_id)
                 racer = threading.Thread(target=second)
                 racer.start()
                 racer.join(timeout=0.5)

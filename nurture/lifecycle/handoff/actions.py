@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from nurture.definitions import model as m
 from nurture.errors import NurtureError
 from nurture.lifecycle.facts import SystemEvent
+from nurture.lifecycle.handoff import views
 from nurture.lifecycle.handoff.opening import next_turns, open_handoffs, snapshots
 from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.notifications import queue
@@ -238,7 +239,7 @@ class Handoffs:
                     "handoff": handoff.id,
                     "created_at": handoff.created_at.isoformat(),
                     "status": handoff.status,
-                    "overdue": is_overdue(handoff, until),
+                    "overdue": views.is_overdue(handoff, until),
                     "email": contact.get("email"),
                     "name": contact.get("name"),
                     "company": contact.get("company"),
@@ -290,18 +291,7 @@ class Handoffs:
 
     @staticmethod
     def _payload(handoff: Handoff, contact: Contact) -> dict[str, Any]:
-        return {
-            "handoff": {
-                "id": handoff.id,
-                "status": handoff.status,
-                "owner": handoff.owner,
-                "created_at": handoff.created_at.isoformat(),
-                "sla_due_at": handoff.sla_due_at.isoformat() if handoff.sla_due_at else None,
-                "reason": handoff.reason,
-            },
-            "contact": {"id": contact.id, "email": contact.email},
-            "snapshot": handoff.snapshot,
-        }
+        return views.payload(views.fields_of(handoff), contact, handoff.snapshot)
 
     def _emit(
         self, session: Session, contact: Contact, handoff: Handoff, topic: str, now: datetime
@@ -344,10 +334,6 @@ class Handoffs:
             *(handoff.actions or []),
             {"at": now.isoformat(), "action": action, "by": by, "reason": reason},
         ]
-
-
-def is_overdue(handoff: Handoff, now: datetime) -> bool:
-    return handoff.status == "open" and handoff.sla_due_at is not None and handoff.sla_due_at <= now
 
 
 def next_turn(session: Session, name: str, size: int) -> int:

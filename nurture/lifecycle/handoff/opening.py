@@ -21,6 +21,7 @@ from nurture.contacts.standing import ScoreState, view_of
 from nurture.definitions import model as m
 from nurture.expressions import ExpressionError
 from nurture.lifecycle.facts import SystemEvent
+from nurture.lifecycle.handoff import views
 from nurture.lifecycle.notifications import json_safe, notification, queue_many
 from nurture.records import Record, Recorder
 from nurture.store.handoffs import (
@@ -84,18 +85,18 @@ def open_handoffs(
     events: list[SystemEvent] = []
     topic = "handoff.created"
     for (contact, _cause), row, handoff_id in zip(wanted, rows, ids, strict=True):
-        payload = {
-            "handoff": {
-                "id": handoff_id,
-                "status": "open",
-                "owner": row["owner"],
-                "created_at": now.isoformat(),
-                "sla_due_at": due.isoformat() if due else None,
-                "reason": None,
-            },
-            "contact": {"id": contact.id, "email": contact.email},
-            "snapshot": row["snapshot"],
-        }
+        payload = views.payload(
+            views.fields(
+                handoff_id=handoff_id,
+                status="open",
+                owner=row["owner"],
+                created_at=now,
+                sla_due_at=due,
+                reason=None,
+            ),
+            contact,
+            row["snapshot"],
+        )
         for number, notify in enumerate(rules.notify):
             if notify.kind == "webhook":
                 key, target, template = f"webhook:{number}", notify.target, None

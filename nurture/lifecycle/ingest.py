@@ -32,7 +32,7 @@ from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.scoring import Scoring
 from nurture.lifecycle.stages import Stages
 from nurture.records import Record, Recorder, discard
-from nurture.store.contacts import loose_contacts, save_contacts
+from nurture.store.contacts import add_contacts, loose_contacts, save_contacts
 from nurture.store.enrollments import end_nurture, wake_contacts
 from nurture.store.events import record_events
 from nurture.store.models import Contact
@@ -342,8 +342,7 @@ class Ingestor:
                 created.append(contact)
                 outcomes.append(None)
         if created:
-            session.add_all(created)
-            session.flush()
+            add_contacts(session, created)
             self.stages.apply(
                 session,
                 {c.id: c for c in created},

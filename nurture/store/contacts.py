@@ -260,3 +260,10 @@ def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
 
 def contact_by_id(session: Session, contact_id: int) -> Contact | None:
     return session.get(Contact, contact_id)
+
+
+def add_contacts(session: Session, contacts: Sequence[Contact]) -> None:
+    """Insert new contacts made as ORM objects (first events of unknown addresses); their
+    ids are set on return."""
+    session.add_all(contacts)
+    session.flush()

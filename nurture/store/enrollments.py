@@ -349,3 +349,53 @@ def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | N
 
 #: Enrollment statuses of a contact still inside its workflow.
 RUNNING_STATUSES: tuple[str, ...] = ("active", "waiting")
+
+
+def running_by_version(session: Session) -> list[tuple[str, int, str | None, int]]:
+    """(workflow, version id, step, count) of running enrollments (`nurture plan`)."""
+    rows = session.execute(
+        select(
+            Enrollment.workflow,
+            Enrollment.workflow_version_id,
+            Enrollment.step,
+            func.count(),
+        )
+        .where(Enrollment.status.in_(RUNNING_STATUSES))
+        .group_by(Enrollment.workflow, Enrollment.workflow_version_id, Enrollment.step)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def running_steps(session: Session) -> list[tuple[int, int, str | None]]:
+    """(id, version id, step) of every running enrollment that is on a step."""
+    rows = session.execute(
+        select(Enrollment.id, Enrollment.workflow_version_id, Enrollment.step).where(
+            Enrollment.status.in_(RUNNING_STATUSES), Enrollment.step.is_not(None)
+        )
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def move_running(
+    session: Session,
+    workflow: str,
+    version_id: int,
+    step: str | None,
+    values: Mapping[str, Any],
+) -> int:
+    """Set `values` on the running enrollments of one workflow version on one step (a
+    migration); how many moved. `visit` is bumped too, so a worker that loaded one
+    before the move fails its optimistic write (`WHERE visit = :seen`) instead of
+    writing the old version back."""
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.workflow == workflow,
+            Enrollment.workflow_version_id == version_id,
+            Enrollment.status.in_(RUNNING_STATUSES),
+            Enrollment.step.is_(None) if step is None else Enrollment.step == step,
+        )
+        .values(**values, visit=Enrollment.visit + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -269,3 +269,18 @@ def open_handoff_for(session: Session, contact_id: int) -> Handoff | None:
     return session.scalars(
         select(Handoff).where(Handoff.contact_id == contact_id, Handoff.status == "open")
     ).first()
+
+
+def next_sla_deadlines(session: Session) -> tuple[datetime | None, datetime | None]:
+    """The earliest SLA deadline of an open handoff not yet reminded, and of one reminded
+    but not yet escalated."""
+    open_ = Handoff.status == "open"
+    unreminded = session.scalar(
+        select(func.min(Handoff.sla_due_at)).where(open_, Handoff.reminded_at.is_(None))
+    )
+    unescalated = session.scalar(
+        select(func.min(Handoff.sla_due_at)).where(
+            open_, Handoff.reminded_at.is_not(None), Handoff.escalated_at.is_(None)
+        )
+    )
+    return unreminded, unescalated

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, text, update
+from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -85,3 +85,10 @@ def lease_notification(
 
 def notification_by_id(session: Session, notification_id: int) -> Notification | None:
     return session.get(Notification, notification_id)
+
+
+def next_notification_due(session: Session) -> datetime | None:
+    """When the earliest pending notification is due."""
+    return session.scalar(
+        select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+    )

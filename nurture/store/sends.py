@@ -242,3 +242,12 @@ def due_sends(session: Session, now: datetime, limit: int) -> list[int]:
             .limit(limit)
         )
     )
+
+
+def sends_of(session: Session, contact_id: int) -> list[Send]:
+    """A contact's sends in the order they were claimed (`explain`)."""
+    return list(
+        session.scalars(
+            select(Send).where(Send.contact_id == contact_id).order_by(Send.claimed_at, Send.id)
+        )
+    )

@@ -26,17 +26,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.expressions import Expression
-from nurture.store.models import Enrollment, WorkflowVersion
-from nurture.store.workflows import workflow_version_id
+from nurture.store.enrollments import move_running, running_by_version, running_steps
+from nurture.store.workflows import mark_deployed, withdraw, workflow_version_id, workflow_versions
 
-RUNNING = ("active", "waiting")
 Status = Literal["new", "unchanged", "changed", "removed"]
 #: stay: keeps its version; same-step: same id, same kind; restart: same id, new
 #: kind; next-step: its step is gone, goes to the next surviving one; completes.
@@ -174,15 +172,7 @@ class _Version:
 
 
 def _versions(session: Session) -> dict[int, _Version]:
-    rows = session.execute(
-        select(
-            WorkflowVersion.id,
-            WorkflowVersion.name,
-            WorkflowVersion.content_hash,
-            WorkflowVersion.source,
-            WorkflowVersion.deployed_at,
-        ).order_by(WorkflowVersion.id)
-    )
+    rows = workflow_versions(session)
     numbers: dict[str, int] = {}
     found = {}
     for row in rows:
@@ -207,17 +197,7 @@ def deployed_versions(versions: Iterable[_Version]) -> dict[str, _Version]:
 
 def _running(session: Session) -> list[tuple[str, int, str | None, int]]:
     """(workflow, version id, step, count) of running enrollments."""
-    rows = session.execute(
-        select(
-            Enrollment.workflow,
-            Enrollment.workflow_version_id,
-            Enrollment.step,
-            func.count(),
-        )
-        .where(Enrollment.status.in_(RUNNING))
-        .group_by(Enrollment.workflow, Enrollment.workflow_version_id, Enrollment.step)
-    )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return running_by_version(session)
 
 
 class _Parsed:
@@ -313,19 +293,11 @@ def apply(session: Session, project: Project, now: datetime, *, migrate: bool = 
         new_ids[name] = workflow_version_id(session, name, workflow.content_hash, workflow.source)
     for item in plan.workflows:
         if item.status in ("new", "changed"):
-            session.execute(
-                update(WorkflowVersion)
-                .where(WorkflowVersion.id == new_ids[item.name])
-                .values(deployed_at=now)
-            )
+            mark_deployed(session, new_ids[item.name], now)
             deployed_now.append(item.name)
     withdrawn = tuple(w.name for w in plan.workflows if w.status == "removed")
     if withdrawn:
-        session.execute(
-            update(WorkflowVersion)
-            .where(WorkflowVersion.name.in_(withdrawn))
-            .values(deployed_at=None)
-        )
+        withdraw(session, withdrawn)
     moved = completed = 0
     if migrate:
         for item in plan.workflows:
@@ -344,18 +316,7 @@ def migrate_group(
     session: Session, workflow: str, group: Group, new_version_id: int, now: datetime
 ) -> int:
     """Move one group's running enrollments to the new version; returns how many."""
-    match = (
-        Enrollment.workflow == workflow,
-        Enrollment.workflow_version_id == group.version_id,
-        Enrollment.status.in_(RUNNING),
-        Enrollment.step.is_(None) if group.step is None else Enrollment.step == group.step,
-    )
-    # Bumping `visit` makes a worker that loaded the enrollment before the move fail its
-    # optimistic write (`WHERE visit = :seen`) instead of writing the old version back.
-    values: dict[str, Any] = {
-        "workflow_version_id": new_version_id,
-        "visit": Enrollment.visit + 1,
-    }
+    values: dict[str, Any] = {"workflow_version_id": new_version_id}
     if group.outcome == "completes":
         values |= {
             "status": "completed",
@@ -371,24 +332,14 @@ def migrate_group(
             "waiting_for": None,
             "next_run_at": now,
         }
-    result = session.execute(
-        update(Enrollment)
-        .where(*match)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return move_running(session, workflow, group.version_id, group.step, values)
 
 
 def stranded(session: Session, project: Project) -> list[int]:
     """Running enrollments whose step is missing from the version they run: must be none."""
     versions = _versions(session)
     parsed = _Parsed(project, versions)
-    rows = session.execute(
-        select(Enrollment.id, Enrollment.workflow_version_id, Enrollment.step).where(
-            Enrollment.status.in_(RUNNING), Enrollment.step.is_not(None)
-        )
-    )
+    rows = running_steps(session)
     found = []
     for enrollment_id, version_id, step in rows:
         workflow = parsed(version_id)

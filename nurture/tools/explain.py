@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.contacts.standing import ScoreState, view_of
@@ -20,8 +19,11 @@ from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
+from nurture.store.contacts import contact_by_email
 from nurture.store.enrollments import enrollments_of
-from nurture.store.models import Contact, Enrollment, ScoreEntry, Send
+from nurture.store.models import Contact, Enrollment
+from nurture.store.scores import ledger_of
+from nurture.store.sends import sends_of
 from nurture.store.stages import stage_history_of
 
 
@@ -30,22 +32,16 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict[str, Any]:
-    contact = session.scalar(select(Contact).where(Contact.email == email.strip().lower()))
+    contact = contact_by_email(session, email)
     if contact is None:
         raise ContactNotFound(f"no contact with email {email!r}")
     config = engine.project.config
     view = view_of(contact, config, now)
     state = ScoreState(contact.fit_score, contact.engagement_score, contact.score_updated_at)
     history = stage_history_of(session, contact.id)
-    ledger = session.scalars(
-        select(ScoreEntry)
-        .where(ScoreEntry.contact_id == contact.id)
-        .order_by(ScoreEntry.at, ScoreEntry.id)
-    ).all()
+    ledger = ledger_of(session, contact.id)
     enrollments = enrollments_of(session, contact.id)
-    sends = session.scalars(
-        select(Send).where(Send.contact_id == contact.id).order_by(Send.claimed_at, Send.id)
-    ).all()
+    sends = sends_of(session, contact.id)
     return {
         "contact": {
             "id": contact.id,

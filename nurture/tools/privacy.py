@@ -26,21 +26,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import Session
 
 import nurture.delivery.suppression as suppression
 from nurture.errors import ContactNotFound
+from nurture.store.contacts import contact_by_email
 from nurture.store.enrollments import end_nurture
-from nurture.store.models import (
-    Contact,
-    Enrollment,
-    Event,
-    Handoff,
-    Notification,
-    ScoreEntry,
-    Send,
-    StageHistory,
+from nurture.store.models import Contact
+from nurture.store.privacy import (
+    as_dict,
+    events_of,
+    forget_sends,
+    handoffs_of,
+    notifications_of,
+    rows_about,
 )
 
 #: Event properties that describe our own emails, not the person: kept on erasure.
@@ -54,25 +53,10 @@ def tombstone(contact_id: int) -> str:
     return f"erased-{contact_id}@invalid"
 
 
-def _row(row: DeclarativeBase) -> dict[str, Any]:
-    """Every column of a row, JSON-ready."""
-    data: dict[str, Any] = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
-        data[column.key] = value.isoformat() if isinstance(value, datetime) else value
-    return data
-
-
-def _rows(session: Session, model: type[DeclarativeBase], contact_id: int) -> list[dict[str, Any]]:
-    table = model.__table__
-    query = select(model).where(table.c.contact_id == contact_id).order_by(table.c.id)
-    return [_row(r) for r in session.scalars(query)]
-
-
 def export_person(session: Session, email: str, now: datetime) -> dict[str, Any]:
     """Everything held about the person with this address (raises `ContactNotFound`)."""
     address = suppression.normalise(email)
-    contact = session.scalars(select(Contact).where(Contact.email == address)).first()
+    contact = contact_by_email(session, address)
     listed = suppression.entry(session, address)
     if contact is None and listed is None:
         raise ContactNotFound(f"no contact with email {email!r}, and not on the suppression list")
@@ -91,7 +75,7 @@ def export_person(session: Session, email: str, now: datetime) -> dict[str, Any]
     }
     if contact is None:
         return data
-    row = _row(contact)
+    row = as_dict(contact)
     data["contact"] = row
     data["consent"] = {
         "status": contact.consent_status,
@@ -100,16 +84,7 @@ def export_person(session: Session, email: str, now: datetime) -> dict[str, Any]
         "at": row["consent_at"],
         "proof": contact.consent_proof,
     }
-    for key, model in (
-        ("stage_history", StageHistory),
-        ("events", Event),
-        ("score_ledger", ScoreEntry),
-        ("enrollments", Enrollment),
-        ("sends", Send),
-        ("handoffs", Handoff),
-        ("notifications", Notification),
-    ):
-        data[key] = _rows(session, model, contact.id)
+    data.update(rows_about(session, contact.id))
     return data
 
 
@@ -135,31 +110,20 @@ def erase_person(session: Session, email: str, now: datetime) -> Erasure:
     suppression.add(session, address, "erased", now, source="erase", keep_address=False)
     # The entry may have existed with another reason and the address in clear.
     suppression.forget_address(session, address)
-    contact = session.scalars(select(Contact).where(Contact.email == address)).first()
+    contact = contact_by_email(session, address)
     if contact is None:
         return Erasure(None)
     ended = end_nurture(session, [contact.id], "erased", now)
     stand_in = tombstone(contact.id)
     _anonymise_contact(contact, stand_in, now)
     events = _scrub_events(session, contact.id)
-    sends = session.execute(
-        update(Send)
-        .where(Send.contact_id == contact.id)
-        .values(subject=None, error=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Send)
-        .where(Send.contact_id == contact.id, Send.status == "claimed")
-        .values(status="skipped", error="erased", next_attempt_at=None, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    sends = forget_sends(session, contact.id)
     handoffs = _scrub_handoffs(session, contact.id, address, stand_in)
     notifications = _scrub_notifications(session, contact.id, address, stand_in)
     return Erasure(
         contact.id,
         events=events,
-        sends=int(getattr(sends, "rowcount", 0) or 0),
+        sends=sends,
         handoffs=handoffs,
         notifications=notifications,
         enrollments_ended=ended,
@@ -183,7 +147,7 @@ def _anonymise_contact(contact: Contact, stand_in: str, now: datetime) -> None:
 
 def _scrub_events(session: Session, contact_id: int) -> int:
     count = 0
-    for event in session.scalars(select(Event).where(Event.contact_id == contact_id)):
+    for event in events_of(session, contact_id):
         event.properties = {k: v for k, v in event.properties.items() if k in KEPT_EVENT_PROPERTIES}
         event.raw = None
         count += 1
@@ -192,7 +156,7 @@ def _scrub_events(session: Session, contact_id: int) -> int:
 
 def _scrub_handoffs(session: Session, contact_id: int, address: str, stand_in: str) -> int:
     count = 0
-    for handoff in session.scalars(select(Handoff).where(Handoff.contact_id == contact_id)):
+    for handoff in handoffs_of(session, contact_id):
         snapshot = dict(handoff.snapshot or {})
         contact = dict(snapshot.get("contact") or {})
         snapshot["contact"] = {
@@ -224,9 +188,7 @@ def _scrub_notifications(session: Session, contact_id: int, address: str, stand_
     """Notifications about the person lose their payload (pending ones are not sent);
     others that mention the address (weekly digests) have it replaced."""
     count = 0
-    for notification in session.scalars(
-        select(Notification).where(Notification.contact_id == contact_id)
-    ):
+    for notification in notifications_of(session, contact_id):
         notification.payload = {"erased": True}
         notification.log = None
         notification.last_error = None
@@ -235,9 +197,7 @@ def _scrub_notifications(session: Session, contact_id: int, address: str, stand_
             notification.last_error = "the contact was erased"
             notification.next_attempt_at = None
         count += 1
-    for notification in session.scalars(
-        select(Notification).where(Notification.contact_id.is_(None))
-    ):
+    for notification in notifications_of(session, None):
         cleaned = scrub(notification.payload, address, stand_in)
         if cleaned != notification.payload:
             notification.payload = cleaned

@@ -31,14 +31,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 import nurture.clock as clock
 from nurture.definitions.base import parse_duration
 from nurture.definitions.loader import Project
 from nurture.errors import NurtureError
-from nurture.store.models import Contact, Event, Handoff, Send, StageHistory
+from nurture.store import reports as store
 
 EMAIL_EVENTS: dict[str, str] = {
     "email.delivered": "delivered",
@@ -69,23 +68,16 @@ def _stats(durations: Sequence[float]) -> dict[str, float | None]:
 
 def stage_volume(session: Session, stages: Sequence[str]) -> dict[str, int]:
     """Contacts now in each stage (erased ones included: they still count)."""
-    stage = func.coalesce(Contact.stage, stages[0])
-    query = select(stage, func.count()).group_by(stage)
-    found = {name: int(n) for name, n in session.execute(query)}
-    return {s: int(found.get(s, 0)) for s in stages}
+    found = store.contacts_per_stage(session, stages[0])
+    return {s: found.get(s, 0) for s in stages}
 
 
 def stage_entries(
     session: Session, stages: Sequence[str], since: datetime, until: datetime
 ) -> dict[str, int]:
     """Distinct contacts who entered each stage during [since, until)."""
-    query = (
-        select(StageHistory.to_stage, func.count(func.distinct(StageHistory.contact_id)))
-        .where(StageHistory.at >= since, StageHistory.at < until)
-        .group_by(StageHistory.to_stage)
-    )
-    found = {name: int(n) for name, n in session.execute(query)}
-    return {s: int(found.get(s, 0)) for s in stages}
+    found = store.stage_entries(session, since, until)
+    return {s: found.get(s, 0) for s in stages}
 
 
 # --- conversion ---------------------------------------------------------------------------
@@ -97,27 +89,14 @@ def cohort_conversion(
     """For each consecutive pair: the cohort entering `from` in the period, how many went on."""
     rows = []
     for index in range(len(stages) - 1):
-        here, above = stages[index], list(stages[index + 1 :])
-        entered = aliased(StageHistory)
-        later = aliased(StageHistory)
-        cohort = and_(entered.to_stage == here, entered.at >= since, entered.at < until)
-        went_on = exists().where(
-            later.contact_id == entered.contact_id,
-            later.to_stage.in_(above),
-            later.at >= entered.at,
-            later.id != entered.id,
-        )
-        total = session.scalar(select(func.count(func.distinct(entered.contact_id))).where(cohort))
-        converted = session.scalar(
-            select(func.count(func.distinct(entered.contact_id))).where(cohort, went_on)
-        )
+        total, converted = store.cohort(session, stages[index], stages[index + 1 :], since, until)
         rows.append(
             {
-                "from": here,
+                "from": stages[index],
                 "to": stages[index + 1],
-                "entered": int(total or 0),
-                "converted": int(converted or 0),
-                "rate": _rate(int(converted or 0), int(total or 0)),
+                "entered": total,
+                "converted": converted,
+                "rate": _rate(converted, total),
             }
         )
     return rows
@@ -130,63 +109,32 @@ def time_in_stage(
     session: Session, stages: Sequence[str], since: datetime, until: datetime, now: datetime
 ) -> list[dict[str, Any]]:
     """Stays that began in the period: until the next move, or until now if still current."""
-    following = (
-        func.lead(StageHistory.at)
-        .over(partition_by=StageHistory.contact_id, order_by=(StageHistory.at, StageHistory.id))
-        .label("left_at")
-    )
-    moves = select(
-        StageHistory.to_stage.label("stage"), StageHistory.at.label("at"), following
-    ).subquery()
-    # Window functions bypass the column type: read the raw value back through it.
-    query = select(moves.c.stage, moves.c.at, moves.c.left_at).where(
-        moves.c.at >= since, moves.c.at < until
-    )
-    stays: dict[str, list[float]] = defaultdict(list)
+    durations: dict[str, list[float]] = defaultdict(list)
     still: dict[str, int] = defaultdict(int)
-    for stage, at, left_at in session.execute(query):
-        start = _moment(at)
-        end = _moment(left_at) if left_at is not None else now
+    for stage, start, left_at in store.stays(session, since, until):
         if left_at is None:
             still[stage] += 1
-        stays[stage].append(max(0.0, (end - start).total_seconds()))
+        durations[stage].append(max(0.0, ((left_at or now) - start).total_seconds()))
     return [
-        {"stage": s, "stays": len(stays[s]), "open": still[s], **_stats(stays[s])} for s in stages
+        {"stage": s, "stays": len(durations[s]), "open": still[s], **_stats(durations[s])}
+        for s in stages
     ]
-
-
-def _moment(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite hands window-function results back as text
-        value = datetime.fromisoformat(value)
-    return clock.as_utc(value)
 
 
 # --- handoffs -----------------------------------------------------------------------------
 
 
-def _score_at_handoff() -> Any:
-    return Handoff.snapshot[("score", "total")].as_float()
-
-
 def handoff_outcomes(session: Session, since: datetime, until: datetime) -> dict[str, Any]:
     """Handoffs opened in the period: by status, acceptance rate, time to accept."""
-    in_period = and_(Handoff.created_at >= since, Handoff.created_at < until)
-    by_status = select(Handoff.status, func.count()).where(in_period).group_by(Handoff.status)
-    counts = {status: int(n) for status, n in session.execute(by_status)}
-    accepted = session.execute(
-        select(Handoff.created_at, Handoff.accepted_at).where(
-            in_period, Handoff.status == "accepted", Handoff.accepted_at.is_not(None)
-        )
-    ).all()
-    waits = [(a - c).total_seconds() for c, a in accepted if a is not None]
-    n_accepted, n_rejected = int(counts.get("accepted", 0)), int(counts.get("rejected", 0))
+    counts = store.handoffs_by_status(session, since, until)
+    n_accepted, n_rejected = counts.get("accepted", 0), counts.get("rejected", 0)
     return {
-        "created": int(sum(counts.values())),
-        "open": int(counts.get("open", 0)),
+        "created": sum(counts.values()),
+        "open": counts.get("open", 0),
         "accepted": n_accepted,
         "rejected": n_rejected,
         "acceptance_rate": _rate(n_accepted, n_accepted + n_rejected),
-        "time_to_accept": _stats(waits),
+        "time_to_accept": _stats(store.acceptance_waits(session, since, until)),
     }
 
 
@@ -201,21 +149,16 @@ def score_calibration(
         f"{edges[1]:g}–{edges[2]:g}",
         f"≥ {edges[2]:g}",
     ]
-    query = select(Handoff.status, _score_at_handoff()).where(
-        Handoff.created_at >= since,
-        Handoff.created_at < until,
-        Handoff.status.in_(("accepted", "rejected")),
-    )
     tally: dict[str, dict[str, int]] = {label: {"accepted": 0, "rejected": 0} for label in labels}
     scores: dict[str, list[float]] = {label: [] for label in labels}
     unknown = {"accepted": 0, "rejected": 0}
-    for status, score in session.execute(query):
+    for status, score in store.decided_scores(session, since, until):
         if score is None:
             unknown[status] += 1
             continue
         band = labels[sum(1 for edge in edges if score >= edge)]
         tally[band][status] += 1
-        scores[band].append(float(score))
+        scores[band].append(score)
     rows = []
     for low, label in zip([None, *edges], labels, strict=True):
         entry = tally[label]
@@ -248,8 +191,6 @@ def score_calibration(
 
 def email_stats(session: Session, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Per email (workflow, template): sends of the period and their events, once per send."""
-    in_period = and_(Send.sent_at >= since, Send.sent_at < until)
-    key = (Send.workflow, Send.template)
     rows: dict[tuple[str | None, str], dict[str, Any]] = {}
 
     def row(workflow: str | None, template: str) -> dict[str, Any]:
@@ -258,36 +199,17 @@ def email_stats(session: Session, since: datetime, until: datetime) -> list[dict
             {"workflow": workflow, "template": template, **dict.fromkeys(EMAIL_COUNTS, 0)},
         )
 
-    sent = select(*key, func.count()).where(in_period, Send.status == "sent").group_by(*key)
-    for workflow, template, number in session.execute(sent):
-        row(workflow, template)["sent"] = int(number)
-    send_id = Event.properties["send_id"].as_integer()
-    reacted = (
-        select(*key, Event.type, func.count(func.distinct(Send.id)))
-        .join(Event, send_id == Send.id)
-        .where(in_period, Send.status == "sent", Event.type.in_(list(EMAIL_EVENTS)))
-        .group_by(*key, Event.type)
-    )
-    for workflow, template, kind, number in session.execute(reacted):
-        row(workflow, template)[EMAIL_EVENTS[kind]] += int(number)
-    # Events that name their email only by template (no send id: some ESP imports,
-    # simulations): once per contact and email, those of the period.
-    template = Event.properties["template"].as_string()
-    workflow = Event.properties["workflow"].as_string()
-    unmatched = (
-        select(workflow, template, Event.type, func.count(func.distinct(Event.contact_id)))
-        .where(
-            send_id.is_(None),
-            template.is_not(None),
-            Event.at >= since,
-            Event.at < until,
-            Event.type.in_(list(EMAIL_EVENTS)),
-        )
-        .group_by(workflow, template, Event.type)
-    )
-    for workflow_name, template_name, kind, number in session.execute(unmatched):
-        if (workflow_name, template_name) in rows:  # emails sent in the period only
-            row(workflow_name, template_name)[EMAIL_EVENTS[kind]] += int(number)
+    sent, reacted = store.sent_per_email(session, since, until, list(EMAIL_EVENTS))
+    for workflow, template, number in sent:
+        row(workflow, template)["sent"] = number
+    for workflow, template, kind, number in reacted:
+        row(workflow, template)[EMAIL_EVENTS[kind]] += number
+    # Events naming their email by template only: once per contact and email.
+    for workflow, template, kind, number in store.events_by_template(
+        session, since, until, list(EMAIL_EVENTS)
+    ):
+        if (workflow, template) in rows:  # emails sent in the period only
+            row(workflow, template)[EMAIL_EVENTS[kind]] += number
     result = sorted(rows.values(), key=lambda r: (r["workflow"] or "", r["template"]))
     return [_with_rates(r) for r in result]
 

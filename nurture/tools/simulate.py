@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
@@ -34,9 +33,10 @@ from nurture.errors import NurtureError, Problem
 from nurture.lifecycle.importer import import_contacts
 from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
 from nurture.records import Record
-from nurture.store import db
+from nurture.store import db, reports
 from nurture.store import enrollments as work
-from nurture.store.models import Contact, Enrollment, Handoff, Notification, Send
+from nurture.store.handoffs import next_sla_deadlines
+from nurture.store.notifications import next_notification_due
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport, Transport
 
@@ -243,33 +243,17 @@ class Simulation:
         config = self.project.config
         with engine.sessions() as session:
             funnel = {stage: 0 for stage in config.stages}
-            for stage, number in session.execute(
-                select(Contact.stage, func.count()).group_by(Contact.stage)
-            ):
-                funnel[stage or config.stages[0]] = (
-                    funnel.get(stage or config.stages[0], 0) + number
-                )
+            for stage, number in reports.contacts_per_stage(session, config.stages[0]).items():
+                funnel[stage] = funnel.get(stage, 0) + number
             workflows: dict[str, Counter[str]] = {}
-            for name, status, reason, number in session.execute(
-                select(
-                    Enrollment.workflow, Enrollment.status, Enrollment.exit_reason, func.count()
-                ).group_by(Enrollment.workflow, Enrollment.status, Enrollment.exit_reason)
-            ):
+            for name, status, reason, number in reports.enrollment_outcomes(session):
                 counter = workflows.setdefault(name, Counter())
                 counter["enrolled"] += number
                 label = status if status in ("active", "waiting") else f"{status}:{reason}"
                 counter[label] += number
-            sent: Counter[str] = Counter()
-            for template, number in session.execute(
-                select(Send.template, func.count())
-                .where(Send.status == "sent")
-                .group_by(Send.template)
-            ):
-                sent[template] = number
+            sent: Counter[str] = Counter(reports.sent_per_template(session))
             handoffs: Counter[str] = Counter()
-            for owner, number in session.execute(
-                select(Handoff.owner, func.count()).group_by(Handoff.owner)
-            ):
+            for owner, number in reports.handoffs_per_owner(session).items():
                 handoffs[owner or "(unassigned)"] = number
         return SimulationResult(
             self.records, funnel, workflows, sent, problems, handoffs, self.start, self.end
@@ -278,30 +262,16 @@ class Simulation:
 
 def _next_chore(session: Session, engine: Engine) -> datetime | None:
     """The next SLA deadline or notification due: the virtual clock stops there too."""
-    notification = session.scalar(
-        select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
-    )
+    notification = next_notification_due(session)
     moments = [notification] if notification else []
     handoff = engine.project.config.handoff
     if handoff is not None:
-        due = session.scalar(
-            select(func.min(Handoff.sla_due_at)).where(
-                Handoff.status == "open", Handoff.reminded_at.is_(None)
-            )
-        )
-        if due:
-            moments.append(due)
+        unreminded, unescalated = next_sla_deadlines(session)
+        if unreminded:
+            moments.append(unreminded)
         delay = handoff.sla.escalation_delay
-        if delay is not None and handoff.sla.escalate_to:
-            reminded = session.scalar(
-                select(func.min(Handoff.sla_due_at)).where(
-                    Handoff.status == "open",
-                    Handoff.reminded_at.is_not(None),
-                    Handoff.escalated_at.is_(None),
-                )
-            )
-            if reminded:
-                moments.append(reminded + delay)
+        if delay is not None and handoff.sla.escalate_to and unescalated:
+            moments.append(unescalated + delay)
     return min(moments) if moments else None
 
 

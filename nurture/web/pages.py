@@ -27,7 +27,7 @@ from nurture.contacts.standing import view_of
 from nurture.delivery.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
 from nurture.rendering import email_context
-from nurture.store.models import Contact
+from nurture.store.contacts import contact_by_id
 from nurture.tokens import InvalidToken
 from nurture.web.context import WebContext, web_context
 from nurture.web.sends import load_send, record_for_send
@@ -260,7 +260,7 @@ def view_in_browser(token: str, context: Context) -> HTMLResponse:
     engine = context.engine
     with engine.sessions() as session:
         send = load_send(session, payload.get("s"))
-        contact = session.get(Contact, send.contact_id) if send is not None else None
+        contact = contact_by_id(session, send.contact_id) if send is not None else None
         if send is None or contact is None:
             return not_found_page()
         view = view_of(contact, engine.project.config, now)

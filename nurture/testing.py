@@ -43,6 +43,7 @@ import pytest
 
 import nurture.clock as clock
 from nurture.definitions.loader import CONFIG_FILE, load_project
+from nurture.events import EventType
 from nurture.records import Record
 from nurture.tools.simulate import Reaction, Simulation, SimulationResult, load_reactions
 
@@ -154,7 +155,7 @@ class SimResult:
             Handoff(r.contact, r.details.get("owner"), r.at)
             for r in self.records
             if r.kind == "handoff"
-            and r.details.get("event", "handoff.created") == "handoff.created"
+            and r.details.get("event", EventType.HANDOFF_CREATED) == EventType.HANDOFF_CREATED
         ]
 
     def rejected(self) -> list[Record]:

@@ -18,7 +18,7 @@ from nurture.contacts.view import STANDARD_FIELDS
 from nurture.definitions import model as m
 from nurture.definitions.reader import LineDict, LineList
 from nurture.errors import Problem
-from nurture.events import EVENT_TYPES, is_known_event_type
+from nurture.events import EVENT_TYPES, SYSTEM_EVENT_TYPES, is_known_event_type
 from nurture.expressions import (
     EXPRESSION_NAMES,
     Expression,
@@ -51,13 +51,7 @@ SLA_KEYS = ("accept_within", "escalate_after", "escalate_to")
 ON_ACCEPT_KEYS = ("stage",)
 WEBHOOK_KEYS = ("url", "events")
 #: What an outbound webhook may subscribe to.
-WEBHOOK_TOPICS = (
-    "stage.changed",
-    "handoff.created",
-    "handoff.accepted",
-    "handoff.rejected",
-    "handoff.reopened",
-)
+WEBHOOK_TOPICS: tuple[str, ...] = tuple(t.value for t in SYSTEM_EVENT_TYPES)
 ON_REJECT_KEYS = ("stage", "score", "workflow")
 ON_REJECT_SCORES = ("keep", "halve", "reset")
 SENDING_KEYS = (

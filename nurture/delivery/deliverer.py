@@ -36,6 +36,7 @@ from nurture.store import sends as ledger
 from nurture.store.contacts import contacts_by_id
 from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
+from nurture.store.statuses import EnrollmentStatus, SendStatus
 from nurture.tokens import Signer
 from nurture.transports import MAX_ATTEMPTS, DeliveryError, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
@@ -62,7 +63,7 @@ def block_reason(
         return f"suppressed:{listed}"
     if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
         return "prospect"
-    if enrollment is not None and enrollment.status == "exited":
+    if enrollment is not None and enrollment.status == EnrollmentStatus.EXITED:
         return f"exited:{enrollment.exit_reason}"
     return None
 
@@ -235,7 +236,7 @@ class Deliverer:
             enrollment = enrollments.get(send.enrollment_id) if send.enrollment_id else None
             reason = block_reason(contact, enrollment, config, listed.get(contact.email))
             if reason is not None:
-                outcomes.append(self._finished(send, "skipped", error=reason))
+                outcomes.append(self._finished(send, SendStatus.SKIPPED, error=reason))
                 self._emit(now, "skip", send, contact, {"reason": reason})
                 continue
             pause = paused_until(contact, now)
@@ -269,7 +270,7 @@ class Deliverer:
                 try:
                     email = self._compose(send, contact, now)
                 except TemplateError as exc:
-                    log.record(self._finished(send, "failed", error=str(exc)))
+                    log.record(self._finished(send, SendStatus.FAILED, error=str(exc)))
                     details = {"reason": "template", "error": str(exc)}
                     self._emit(now, "fail", send, contact, details)
                     continue
@@ -343,7 +344,7 @@ class Deliverer:
                 now, "send", send, contact, {"template": send.template, "subject": email.subject}
             )
             return {
-                **self._finished(send, "sent"),
+                **self._finished(send, SendStatus.SENT),
                 "message_id": result.message_id,
                 "subject": email.subject,
                 "sent_at": result.accepted_at,
@@ -355,19 +356,19 @@ class Deliverer:
             )
             return {
                 "send_id": send.id,
-                "status": "claimed",
+                "status": SendStatus.CLAIMED,
                 "error": str(result),
                 "next_attempt_at": retry_at,
                 "lease_until": None,
             }
         self._emit(now, "fail", send, contact, {"reason": "delivery", "error": str(result)})
-        return self._finished(send, "failed", error=str(result))
+        return self._finished(send, SendStatus.FAILED, error=str(result))
 
     @staticmethod
     def _deferred(send: SendRow, until: datetime) -> dict[str, Any]:
         return {
             "send_id": send.id,
-            "status": "claimed",
+            "status": SendStatus.CLAIMED,
             "next_attempt_at": until,
             "lease_until": None,
             "attempts": max(send.attempts - 1, 0),

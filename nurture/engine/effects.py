@@ -19,6 +19,7 @@ from nurture.lifecycle.notifications import queue
 from nurture.lifecycle.service import Lifecycle
 from nurture.records import Record, Recorder
 from nurture.store.models import Contact, Enrollment
+from nurture.store.statuses import SendStatus
 
 #: Executor traces that become records (simulate's timeline), under their record kind.
 RECORDED_TRACES = {
@@ -55,7 +56,7 @@ def apply_effects(
                     "workflow": enrollment.workflow,
                     "step": effect.step,
                     "template": effect.template,
-                    "status": "claimed",
+                    "status": SendStatus.CLAIMED,
                     "claimed_at": now,
                     "attempts": 0,
                     "next_attempt_at": now,

@@ -25,6 +25,7 @@ from nurture.lifecycle.listeners import Listener
 from nurture.records import Record, Recorder
 from nurture.store import enrollments as work
 from nurture.store.models import Contact
+from nurture.store.statuses import EnrollmentStatus
 from nurture.store.workflows import workflow_version_id
 
 
@@ -123,7 +124,7 @@ class Enroller:
                     "workflow_version_id": self._version_ids(session, workflow),
                     "step": None,
                     "visit": 0,
-                    "status": "active",
+                    "status": EnrollmentStatus.ACTIVE,
                     "next_run_at": now,
                     "started_at": now,
                 }

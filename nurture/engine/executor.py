@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from nurture.contacts.view import ContactView
@@ -26,8 +26,7 @@ from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.policy import Deferral
 from nurture.events import EventView
 from nurture.expressions import Expression, ExpressionError
-
-Status = Literal["active", "waiting", "completed", "exited"]
+from nurture.store.statuses import EnrollmentStatus
 
 #: Safety net: validation rejects loops without a wait, but a decision must end.
 MAX_STEPS_PER_ADVANCE = 500
@@ -43,7 +42,7 @@ class EnrollmentState:
 
     step: str | None = None
     visit: int = 0
-    status: Status = "active"
+    status: EnrollmentStatus = EnrollmentStatus.ACTIVE
     waiting_since: datetime | None = None
     wait_until: datetime | None = None
     exit_reason: str | None = None
@@ -51,7 +50,7 @@ class EnrollmentState:
 
     @property
     def ended(self) -> bool:
-        return self.status in ("completed", "exited")
+        return self.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)
 
 
 @dataclass(frozen=True)
@@ -199,11 +198,11 @@ class _Run:
     def go(self) -> Decision:
         state = self.state
         if state.step is None:
-            state = replace(state, step=self.workflow.steps[0].id, status="active")
+            state = replace(state, step=self.workflow.steps[0].id, status=EnrollmentStatus.ACTIVE)
         for _ in range(MAX_STEPS_PER_ADVANCE):
             reason = exit_reason(self.workflow, self.inputs, self.contact)
             if reason is not None:
-                return self._end(state, "exited", reason)
+                return self._end(state, EnrollmentStatus.EXITED, reason)
             assert state.step is not None
             step = self.workflow.step(state.step)
             outcome = self._execute(step, state)
@@ -213,8 +212,8 @@ class _Run:
             if state.ended:
                 return self._decision(state, None)
             if state.step is None:
-                return self._end(state, "completed", "completed")
-        return self._end(state, "exited", "step-limit")
+                return self._end(state, EnrollmentStatus.COMPLETED, "completed")
+        return self._end(state, EnrollmentStatus.EXITED, "step-limit")
 
     def _decision(self, state: EnrollmentState, next_run_at: datetime | None) -> Decision:
         return Decision(
@@ -225,7 +224,7 @@ class _Run:
             matched_event=self.matched_event,
         )
 
-    def _end(self, state: EnrollmentState, status: Status, reason: str) -> Decision:
+    def _end(self, state: EnrollmentState, status: EnrollmentStatus, reason: str) -> Decision:
         self.trace.append(Trace("exit", state.step, {"reason": reason}))
         ended = replace(
             state, status=status, exit_reason=reason, waiting_since=None, wait_until=None
@@ -235,7 +234,12 @@ class _Run:
     def _goto(self, state: EnrollmentState, target: str | None) -> EnrollmentState:
         """Move the pointer; None means "fell off the end": the workflow completes."""
         return replace(
-            state, step=target, status="active", waiting_since=None, wait_until=None, deferred=None
+            state,
+            step=target,
+            status=EnrollmentStatus.ACTIVE,
+            waiting_since=None,
+            wait_until=None,
+            deferred=None,
         )
 
     def _next(self, step: m.Step) -> str | None:
@@ -283,7 +287,7 @@ class _Run:
         # An exit step is the workflow finishing as written ("completed", whatever
         # its reason); "exited" is reserved for being forced out (prospect,
         # suppressed, exit condition), which also cancels emails not yet sent.
-        return self._end(state, "completed", step.reason)
+        return self._end(state, EnrollmentStatus.COMPLETED, step.reason)
 
     def _send(self, step: m.SendStep, state: EnrollmentState) -> EnrollmentState | Decision:
         sent = sum(isinstance(effect, SendEmail) for effect in self.effects)
@@ -302,7 +306,7 @@ class _Run:
             )
             waiting = replace(
                 state,
-                status="waiting",
+                status=EnrollmentStatus.WAITING,
                 waiting_since=None,
                 wait_until=deferral.until,
                 deferred=deferral.reason,
@@ -316,7 +320,9 @@ class _Run:
     def _wait(self, step: m.WaitStep, state: EnrollmentState) -> EnrollmentState | Decision:
         if state.waiting_since is None:
             until = wait_until(step, self.now, self.inputs.timezone)
-            state = replace(state, status="waiting", waiting_since=self.now, wait_until=until)
+            state = replace(
+                state, status=EnrollmentStatus.WAITING, waiting_since=self.now, wait_until=until
+            )
             self.trace.append(Trace("wait", step.id, {"until": until.isoformat()}))
         assert state.wait_until is not None
         if self.now < state.wait_until:
@@ -326,7 +332,9 @@ class _Run:
     def _wait_for(self, step: m.WaitForStep, state: EnrollmentState) -> EnrollmentState | Decision:
         if state.waiting_since is None:
             until = self.now + step.timeout
-            state = replace(state, status="waiting", waiting_since=self.now, wait_until=until)
+            state = replace(
+                state, status=EnrollmentStatus.WAITING, waiting_since=self.now, wait_until=until
+            )
             self.trace.append(
                 Trace("wait_for", step.id, {"event": step.event, "until": until.isoformat()})
             )

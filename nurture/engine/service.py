@@ -40,6 +40,7 @@ from nurture.store import sends as ledger
 from nurture.store.contacts import contacts_by_id
 from nurture.store.events import events_since
 from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.statuses import EnrollmentStatus
 from nurture.store.workflows import workflow_version_sources
 from nurture.tokens import Signer
 from nurture.transports import Transport
@@ -198,7 +199,8 @@ class Engine:
             running = [
                 e
                 for e in enrollments
-                if e.contact_id in contacts and e.status not in ("completed", "exited")
+                if e.contact_id in contacts
+                and e.status not in (EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)
             ]
             claims: list[dict[str, Any]] = []
             for round_ in _rounds(running):
@@ -289,7 +291,7 @@ class Engine:
             ended = ex.EnrollmentState(
                 step=state.step,
                 visit=state.visit,
-                status="exited",
+                status=EnrollmentStatus.EXITED,
                 exit_reason="definition-invalid",
             )
             return ex.Decision(
@@ -361,7 +363,7 @@ class Engine:
                 "until": state.wait_until.isoformat() if state.wait_until else None,
                 "deferred": state.deferred,
             }
-            if state.status == "waiting"
+            if state.status == EnrollmentStatus.WAITING
             else None
         )
         return work.EnrollmentWrite(
@@ -385,7 +387,7 @@ def state_of(enrollment: Enrollment) -> ex.EnrollmentState:
     return ex.EnrollmentState(
         step=enrollment.step,
         visit=enrollment.visit,
-        status=enrollment.status,  # type: ignore[arg-type]
+        status=EnrollmentStatus(enrollment.status),
         waiting_since=_parse(waiting.get("since")),
         wait_until=_parse(waiting.get("until")),
         exit_reason=enrollment.exit_reason,

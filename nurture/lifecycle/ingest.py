@@ -26,7 +26,7 @@ from nurture.contacts.parsing import is_valid_email
 from nurture.definitions import model as m
 from nurture.definitions.base import parse_duration
 from nurture.errors import Conflict, NurtureError
-from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, EventView, is_known_event_type
+from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, EventType, EventView, is_known_event_type
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.scoring import Scoring
@@ -92,13 +92,13 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
     properties = data.get("properties", {})
     if not isinstance(properties, Mapping):
         raise InvalidEvent("'properties' must be an object")
-    if kind == "email.bounced" and properties.get("bounce") not in ("hard", "soft"):
+    if kind == EventType.EMAIL_BOUNCED and properties.get("bounce") not in ("hard", "soft"):
         raise InvalidEvent("email.bounced needs properties.bounce: hard or soft")
     problem = (
         consent.check_form_consent(properties)
-        if kind == "form.submitted"
+        if kind == EventType.FORM_SUBMITTED
         else consent.check_pause(properties)
-        if kind == "email.paused"
+        if kind == EventType.EMAIL_PAUSED
         else None
     )
     if problem is not None:
@@ -363,30 +363,30 @@ class Ingestor:
         """
         source = f"event:{event.id}"
         kind = event.type
-        if kind == "email.unsubscribed":
+        if kind == EventType.EMAIL_UNSUBSCRIBED:
             if contact.consent_status != "withdrawn":
                 contact.consent_status = "withdrawn"
                 contact.consent_at = event.at
                 contact.consent_source = source
             suppression.add(session, contact.email, "unsubscribed", now, source=source)
             end_nurture(session, [contact.id], "unsubscribed", now)
-        elif kind == "email.complained" or (
-            kind == "email.bounced" and event.properties.get("bounce") == "hard"
+        elif kind == EventType.EMAIL_COMPLAINED or (
+            kind == EventType.EMAIL_BOUNCED and event.properties.get("bounce") == "hard"
         ):
             reason = kind.removeprefix("email.")
             self._suppress(session, contact, reason, now, source)
-        elif kind == "email.bounced":
+        elif kind == EventType.EMAIL_BOUNCED:
             contact.soft_bounces = (contact.soft_bounces or 0) + 1
             if contact.soft_bounces >= self.config.sending.soft_bounce_limit:
                 self._suppress(session, contact, "soft-bounced", now, source)
         elif kind in _MAILBOX_WORKS:
             if contact.soft_bounces:
                 contact.soft_bounces = 0
-        elif kind == "email.paused":
+        elif kind == EventType.EMAIL_PAUSED:
             until = event.at + timedelta(days=int(event.properties["days"]))
             if contact.paused_until is None or until > contact.paused_until:
                 contact.paused_until = until
-        elif kind == "form.submitted":
+        elif kind == EventType.FORM_SUBMITTED:
             self._form_consent(session, contact, event, now)
 
     @staticmethod
@@ -420,7 +420,9 @@ class Ingestor:
 
 
 #: Signs that the mailbox works: they reset the soft-bounce count.
-_MAILBOX_WORKS = frozenset({"email.delivered", "email.opened", "email.clicked"})
+_MAILBOX_WORKS = frozenset(
+    {EventType.EMAIL_DELIVERED, EventType.EMAIL_OPENED, EventType.EMAIL_CLICKED}
+)
 
 
 def _key(event: IncomingEvent) -> str:

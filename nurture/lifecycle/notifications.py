@@ -39,6 +39,7 @@ from nurture.store.notifications import (
     lease_notification,
     notification_by_id,
 )
+from nurture.store.statuses import NotificationStatus
 from nurture.transports import MAX_ATTEMPTS, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
 
@@ -101,7 +102,7 @@ def notification(
         "handoff_id": handoff_id,
         "contact_id": contact_id,
         "payload": payload if plain else json_safe(payload),
-        "status": "pending",
+        "status": NotificationStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -184,10 +185,10 @@ class Notifier:
         notification.log = [*(notification.log or []), entry]
         notification.lease_until = None
         if error is None:
-            notification.status, notification.sent_at = "sent", now
+            notification.status, notification.sent_at = NotificationStatus.SENT, now
             notification.next_attempt_at, notification.last_error = None, None
         elif permanent or notification.attempts >= MAX_ATTEMPTS:
-            notification.status, notification.next_attempt_at = "failed", None
+            notification.status, notification.next_attempt_at = NotificationStatus.FAILED, None
             notification.last_error = error
         else:
             notification.next_attempt_at = now + retry_delay(notification.attempts)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond, crosses
-from nurture.events import EventView
+from nurture.events import EventType, EventView
 from nurture.lifecycle.facts import StageMove, SystemEvent
 from nurture.lifecycle.handoff.opening import open_handoffs
 from nurture.lifecycle.listeners import Listener
@@ -128,7 +128,7 @@ class Stages:
         hooks = [
             (number, hook)
             for number, hook in enumerate(self.config.webhooks)
-            if "stage.changed" in hook.events
+            if EventType.STAGE_CHANGED in hook.events
         ]
         emitted = []
         notifications = []
@@ -141,13 +141,13 @@ class Stages:
                 "score": contact.score,
             }
             stamp = f"{contact.id}:{now.isoformat()}:{number}:{mv.to_stage}"
-            emitted.append(SystemEvent(contact, f"stage:{stamp}", "stage.changed", change))
+            emitted.append(SystemEvent(contact, f"stage:{stamp}", EventType.STAGE_CHANGED, change))
             for hook_number, hook in hooks:
                 notifications.append(
                     notification(
                         f"stage.changed:{stamp}:{hook_number}",
                         "webhook",
-                        "stage.changed",
+                        EventType.STAGE_CHANGED,
                         hook.url,
                         {"contact": {"id": contact.id, "email": contact.email}, **change},
                         now,

@@ -1,46 +1,13 @@
-"""Persistence: the models, engines and sessions, named queries, migrations.
+"""Persistence: the models, engines and sessions, one query module per table family, migrations.
 
 The database is nurture's source of truth (the broker only dispatches), so
-everything durable lives behind this package: `models` for the tables, `db`
-for connecting and migrating, `queries` for the operations themselves.
+everything durable lives behind this package, and every statement of the
+product is a named function here: `models` for the tables and `statuses` for
+what their status columns hold, `db` for connecting, migrating and translating
+the driver's errors, `sql` for what the query modules share, then one module per
+family of tables (`contacts`, `stages`, `events`, `scores`, `enrollments`,
+`workflows`, `sends` and `outcomes`, `handoffs`, `notifications`,
+`suppressions`, `privacy`, `reports`, `metrics`).
+
+This file imports nothing: importing one module of the package loads only it.
 """
-
-from __future__ import annotations
-
-from nurture.store.db import (
-    create_engine_for,
-    current_revision,
-    downgrade,
-    head_revision,
-    session_factory,
-    upgrade,
-)
-from nurture.store.models import (
-    Base,
-    Contact,
-    Enrollment,
-    Event,
-    Handoff,
-    ScoreEntry,
-    Send,
-    StageHistory,
-    WorkflowVersion,
-)
-
-__all__ = [
-    "Base",
-    "Contact",
-    "Enrollment",
-    "Event",
-    "Handoff",
-    "ScoreEntry",
-    "Send",
-    "StageHistory",
-    "WorkflowVersion",
-    "create_engine_for",
-    "current_revision",
-    "downgrade",
-    "head_revision",
-    "session_factory",
-    "upgrade",
-]

@@ -37,6 +37,7 @@ from nurture.store.models import (
     UTCDateTime,
 )
 from nurture.store.sql import among, json_rows
+from nurture.store.statuses import RUNNING, EnrollmentStatus
 
 _enrollments = cast(Table, Enrollment.__table__)
 _sends = cast(Table, Send.__table__)
@@ -250,7 +251,7 @@ def _save_one() -> Any:
             table.c.id == bindparam("b_id"),
             table.c.visit == bindparam("b_visit"),
             table.c.step.is_not_distinct_from(bindparam("b_step")),
-            table.c.status.in_(("active", "waiting")),
+            table.c.status.in_(RUNNING),
         )
         .values(values)
     )
@@ -307,10 +308,10 @@ def end_nurture(session: Session, contact_ids: Sequence[int], reason: str, now: 
         update(Enrollment)
         .where(
             among(session, _enrollments.c.contact_id, contact_ids),
-            Enrollment.status.in_(("active", "waiting")),
+            Enrollment.status.in_(RUNNING),
         )
         .values(
-            status="exited",
+            status=EnrollmentStatus.EXITED,
             exit_reason=reason,
             ended_at=now,
             next_run_at=None,
@@ -341,14 +342,10 @@ def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | N
     """
     statement = (
         select(Enrollment.step, func.count())
-        .where(Enrollment.workflow == workflow, Enrollment.status.in_(RUNNING_STATUSES))
+        .where(Enrollment.workflow == workflow, Enrollment.status.in_(RUNNING))
         .group_by(Enrollment.step)
     )
     return {step: int(count) for step, count in session.execute(statement)}
-
-
-#: Enrollment statuses of a contact still inside its workflow.
-RUNNING_STATUSES: tuple[str, ...] = ("active", "waiting")
 
 
 def running_by_version(session: Session) -> list[tuple[str, int, str | None, int]]:
@@ -360,7 +357,7 @@ def running_by_version(session: Session) -> list[tuple[str, int, str | None, int
             Enrollment.step,
             func.count(),
         )
-        .where(Enrollment.status.in_(RUNNING_STATUSES))
+        .where(Enrollment.status.in_(RUNNING))
         .group_by(Enrollment.workflow, Enrollment.workflow_version_id, Enrollment.step)
     )
     return [(r[0], r[1], r[2], r[3]) for r in rows]
@@ -370,7 +367,7 @@ def running_steps(session: Session) -> list[tuple[int, int, str | None]]:
     """(id, version id, step) of every running enrollment that is on a step."""
     rows = session.execute(
         select(Enrollment.id, Enrollment.workflow_version_id, Enrollment.step).where(
-            Enrollment.status.in_(RUNNING_STATUSES), Enrollment.step.is_not(None)
+            Enrollment.status.in_(RUNNING), Enrollment.step.is_not(None)
         )
     )
     return [(r[0], r[1], r[2]) for r in rows]
@@ -392,7 +389,7 @@ def move_running(
         .where(
             Enrollment.workflow == workflow,
             Enrollment.workflow_version_id == version_id,
-            Enrollment.status.in_(RUNNING_STATUSES),
+            Enrollment.status.in_(RUNNING),
             Enrollment.step.is_(None) if step is None else Enrollment.step == step,
         )
         .values(**values, visit=Enrollment.visit + 1)

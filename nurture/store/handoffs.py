@@ -29,6 +29,7 @@ from nurture.store.models import (
     StageHistory,
 )
 from nurture.store.sql import among, json_rows, on_postgresql
+from nurture.store.statuses import HandoffStatus, SendStatus
 
 _events = cast(Table, Event.__table__)
 
@@ -53,7 +54,7 @@ def contacts_with_open_handoff(session: Session, contact_ids: Iterable[int]) -> 
     if not wanted:
         return set()
     statement = select(_handoffs.c.contact_id).where(
-        among(session, _handoffs.c.contact_id, wanted), _handoffs.c.status == "open"
+        among(session, _handoffs.c.contact_id, wanted), _handoffs.c.status == HandoffStatus.OPEN
     )
     return set(session.execute(statement).scalars())
 
@@ -153,7 +154,7 @@ def snapshot_data(
         found[contact_id].history.append(HistoryLine(at, from_stage, to_stage, cause))
     emails = session.execute(
         select(_sends.c.contact_id, _sends.c.sent_at, _sends.c.template, _sends.c.subject)
-        .where(among(session, _sends.c.contact_id, ids), _sends.c.status == "sent")
+        .where(among(session, _sends.c.contact_id, ids), _sends.c.status == SendStatus.SENT)
         .order_by(_sends.c.contact_id, _sends.c.sent_at, _sends.c.id)
     )
     for contact_id, sent_at, template, subject in emails:
@@ -198,7 +199,7 @@ def handoff_by_id(session: Session, handoff_id: int, *, lock: bool = False) -> H
 def overdue_handoffs(session: Session, now: datetime) -> Sequence[Handoff]:
     """Open handoffs past their SLA (reminded or escalated ones too: the caller checks)."""
     return session.scalars(
-        select(Handoff).where(Handoff.status == "open", Handoff.sla_due_at <= now)
+        select(Handoff).where(Handoff.status == HandoffStatus.OPEN, Handoff.sla_due_at <= now)
     ).all()
 
 
@@ -226,7 +227,7 @@ def handoffs_with_contacts(
         query = query.where(Handoff.status == status)
     if owner:
         query = query.where(func.lower(Handoff.owner) == owner.strip().lower())
-    is_open = Handoff.status == "open"
+    is_open = Handoff.status == HandoffStatus.OPEN
     due = case((is_open, Handoff.sla_due_at), else_=None)
     decided = func.coalesce(Handoff.accepted_at, Handoff.rejected_at, Handoff.created_at)
     query = query.order_by(
@@ -240,7 +241,9 @@ def count_by_status(session: Session, now: datetime, owner: str | None = None) -
     their SLA."""
     query = select(Handoff.status, func.count()).group_by(Handoff.status)
     overdue = select(func.count()).where(
-        Handoff.status == "open", Handoff.sla_due_at.is_not(None), Handoff.sla_due_at <= now
+        Handoff.status == HandoffStatus.OPEN,
+        Handoff.sla_due_at.is_not(None),
+        Handoff.sla_due_at <= now,
     )
     if owner:
         query = query.where(func.lower(Handoff.owner) == owner.strip().lower())
@@ -267,14 +270,16 @@ def lock_handoff(session: Session, handoff_id: int) -> None:
 def open_handoff_for(session: Session, contact_id: int) -> Handoff | None:
     """The contact's open handoff, if it has one (there is at most one)."""
     return session.scalars(
-        select(Handoff).where(Handoff.contact_id == contact_id, Handoff.status == "open")
+        select(Handoff).where(
+            Handoff.contact_id == contact_id, Handoff.status == HandoffStatus.OPEN
+        )
     ).first()
 
 
 def next_sla_deadlines(session: Session) -> tuple[datetime | None, datetime | None]:
     """The earliest SLA deadline of an open handoff not yet reminded, and of one reminded
     but not yet escalated."""
-    open_ = Handoff.status == "open"
+    open_ = Handoff.status == HandoffStatus.OPEN
     unreminded = session.scalar(
         select(func.min(Handoff.sla_due_at)).where(open_, Handoff.reminded_at.is_(None))
     )

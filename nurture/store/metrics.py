@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from nurture.store.models import Enrollment, Event, Handoff, Notification, Send
+from nurture.store.statuses import HandoffStatus, SendStatus
 
 #: The window of `events_recent`: how fast events are coming in now.
 RECENT_EVENTS = timedelta(minutes=5)
@@ -53,7 +54,7 @@ def sends_due(session: Session, now: datetime) -> int:
         session.scalar(
             select(func.count())
             .select_from(Send)
-            .where(Send.next_attempt_at <= now, Send.status == "claimed")
+            .where(Send.next_attempt_at <= now, Send.status == SendStatus.CLAIMED)
         )
         or 0
     )
@@ -93,7 +94,7 @@ def handoffs_overdue(session: Session, now: datetime) -> int:
         session.scalar(
             select(func.count())
             .select_from(Handoff)
-            .where(Handoff.status == "open", Handoff.sla_due_at <= now)
+            .where(Handoff.status == HandoffStatus.OPEN, Handoff.sla_due_at <= now)
         )
         or 0
     )

@@ -48,6 +48,12 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 import nurture.clock as clock
 from nurture.contacts.view import ContactView
+from nurture.store.statuses import (
+    EnrollmentStatus,
+    HandoffStatus,
+    NotificationStatus,
+    SendStatus,
+)
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -248,7 +254,7 @@ class Enrollment(Base):
     step: Mapped[str | None]  # current step id; NULL before the first step
     visit: Mapped[int] = mapped_column(default=0)
     #: active / waiting / completed / exited
-    status: Mapped[str] = mapped_column(default="active")
+    status: Mapped[str] = mapped_column(default=EnrollmentStatus.ACTIVE)
     waiting_for: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
     next_run_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
@@ -288,7 +294,7 @@ class Send(Base):
     template: Mapped[str]
     subject: Mapped[str | None]
     #: claimed / sent / failed / skipped
-    status: Mapped[str] = mapped_column(default="claimed")
+    status: Mapped[str] = mapped_column(default=SendStatus.CLAIMED)
     message_id: Mapped[str | None]
     error: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -351,7 +357,7 @@ class Handoff(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = _contact_fk()
     #: open / accepted / rejected
-    status: Mapped[str] = mapped_column(default="open")
+    status: Mapped[str] = mapped_column(default=HandoffStatus.OPEN)
     owner: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     sla_due_at: Mapped[datetime | None]
@@ -408,7 +414,7 @@ class Notification(Base):
     contact_id: Mapped[int | None] = _contact_fk(nullable=True)
     payload: Mapped[Any] = mapped_column(JSONColumn())
     #: pending / sent / failed
-    status: Mapped[str] = mapped_column(default="pending")
+    status: Mapped[str] = mapped_column(default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]

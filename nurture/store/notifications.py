@@ -14,6 +14,7 @@ from nurture.store.models import (
     Notification,
 )
 from nurture.store.sql import json_rows, on_postgresql
+from nurture.store.statuses import NotificationStatus
 
 _notifications = cast(Table, Notification.__table__)
 
@@ -56,7 +57,7 @@ def due_notifications(session: Session, now: datetime, limit: int) -> list[int]:
         session.scalars(
             select(Notification.id)
             .where(
-                Notification.status == "pending",
+                Notification.status == NotificationStatus.PENDING,
                 Notification.next_attempt_at <= now,
                 or_(Notification.lease_until.is_(None), Notification.lease_until < now),
             )
@@ -74,7 +75,7 @@ def lease_notification(
         update(Notification)
         .where(
             Notification.id == notification_id,
-            Notification.status == "pending",
+            Notification.status == NotificationStatus.PENDING,
             or_(Notification.lease_until.is_(None), Notification.lease_until < now),
         )
         .values(lease_until=until, attempts=Notification.attempts + 1)
@@ -90,5 +91,7 @@ def notification_by_id(session: Session, notification_id: int) -> Notification |
 def next_notification_due(session: Session) -> datetime | None:
     """When the earliest pending notification is due."""
     return session.scalar(
-        select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+        select(func.min(Notification.next_attempt_at)).where(
+            Notification.status == NotificationStatus.PENDING
+        )
     )

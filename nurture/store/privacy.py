@@ -19,6 +19,7 @@ from nurture.store.models import (
     Send,
     StageHistory,
 )
+from nurture.store.statuses import SendStatus
 
 #: The tables holding rows about one contact, under the names an export uses.
 CONTACT_TABLES: tuple[tuple[str, type[DeclarativeBase]], ...] = (
@@ -77,8 +78,8 @@ def forget_sends(session: Session, contact_id: int) -> int:
     )
     session.execute(
         update(Send)
-        .where(Send.contact_id == contact_id, Send.status == "claimed")
-        .values(status="skipped", error="erased", next_attempt_at=None, lease_until=None)
+        .where(Send.contact_id == contact_id, Send.status == SendStatus.CLAIMED)
+        .values(status=SendStatus.SKIPPED, error="erased", next_attempt_at=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(sends, "rowcount", 0) or 0)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 
 import nurture.clock as clock
 from nurture.store.models import Contact, Enrollment, Event, Handoff, Send, StageHistory
+from nurture.store.statuses import HandoffStatus, SendStatus
 
 
 def contacts_per_stage(session: Session, first_stage: str) -> dict[str, int]:
@@ -100,7 +101,7 @@ def acceptance_waits(session: Session, since: datetime, until: datetime) -> list
         select(Handoff.created_at, Handoff.accepted_at).where(
             Handoff.created_at >= since,
             Handoff.created_at < until,
-            Handoff.status == "accepted",
+            Handoff.status == HandoffStatus.ACCEPTED,
             Handoff.accepted_at.is_not(None),
         )
     ).all()
@@ -114,7 +115,7 @@ def decided_scores(
     query = select(Handoff.status, Handoff.snapshot[("score", "total")].as_float()).where(
         Handoff.created_at >= since,
         Handoff.created_at < until,
-        Handoff.status.in_(("accepted", "rejected")),
+        Handoff.status.in_((HandoffStatus.ACCEPTED, HandoffStatus.REJECTED)),
     )
     return [
         (status, None if score is None else float(score))
@@ -127,7 +128,7 @@ def sent_per_email(
 ) -> tuple[list[tuple[str | None, str, int]], list[tuple[str | None, str, str, int]]]:
     """Per (workflow, template): the sends sent in the period, and per event kind among
     `kinds` the sends that had one (any time; matched by `properties.send_id`)."""
-    in_period = and_(Send.sent_at >= since, Send.sent_at < until, Send.status == "sent")
+    in_period = and_(Send.sent_at >= since, Send.sent_at < until, Send.status == SendStatus.SENT)
     key = (Send.workflow, Send.template)
     sent = select(*key, func.count()).where(in_period).group_by(*key)
     send_id = Event.properties["send_id"].as_integer()
@@ -177,7 +178,11 @@ def enrollment_outcomes(session: Session) -> list[tuple[str, str, str | None, in
 
 
 def sent_per_template(session: Session) -> dict[str, int]:
-    query = select(Send.template, func.count()).where(Send.status == "sent").group_by(Send.template)
+    query = (
+        select(Send.template, func.count())
+        .where(Send.status == SendStatus.SENT)
+        .group_by(Send.template)
+    )
     return {template: int(n) for template, n in session.execute(query)}
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from nurture.store.models import Contact, Enrollment, Send
 from nurture.store.sql import among, insert_ignore, json_rows
+from nurture.store.statuses import SendStatus
 
 _sends = cast(Table, Send.__table__)
 
@@ -77,7 +78,7 @@ def lease_sends(
 ) -> list[int]:
     """Lease sends due for delivery (the given ones, or the oldest due); counts an attempt."""
     due = and_(
-        Send.status == "claimed",
+        Send.status == SendStatus.CLAIMED,
         Send.next_attempt_at <= now,
         or_(Send.lease_until.is_(None), Send.lease_until < now),
     )
@@ -110,7 +111,7 @@ def renew_send_leases(session: Session, sends: Sequence[tuple[int, int]], until:
             .where(
                 _sends.c.id == bindparam("send_id"),
                 _sends.c.attempts == bindparam("held_attempts"),
-                _sends.c.status == "claimed",
+                _sends.c.status == SendStatus.CLAIMED,
             )
             .values(lease_until=until),
             [{"send_id": i, "held_attempts": a} for i, a in sends],
@@ -183,7 +184,7 @@ def pending_sends(session: Session, contact_ids: Iterable[int]) -> dict[int, dat
     rows = session.execute(
         select(Send.enrollment_id, Send.next_attempt_at, Send.lease_until).where(
             among(session, Send.contact_id, set(contact_ids)),
-            Send.status == "claimed",
+            Send.status == SendStatus.CLAIMED,
             Send.enrollment_id.is_not(None),
         )
     )
@@ -207,7 +208,7 @@ def recent_send_times(
         select(Send.contact_id, Send.claimed_at).where(
             among(session, Send.contact_id, set(contact_ids)),
             Send.claimed_at >= since,
-            Send.status.in_(("claimed", "sent")),
+            Send.status.in_((SendStatus.CLAIMED, SendStatus.SENT)),
         )
     )
     found: dict[int, list[datetime]] = {}
@@ -234,7 +235,7 @@ def due_sends(session: Session, now: datetime, limit: int) -> list[int]:
         session.scalars(
             select(Send.id)
             .where(
-                Send.status == "claimed",
+                Send.status == SendStatus.CLAIMED,
                 Send.next_attempt_at <= now,
                 (Send.lease_until.is_(None)) | (Send.lease_until < now),
             )

@@ -33,6 +33,7 @@ from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.expressions import Expression
 from nurture.store.enrollments import move_running, running_by_version, running_steps
+from nurture.store.statuses import EnrollmentStatus
 from nurture.store.workflows import mark_deployed, withdraw, workflow_version_id, workflow_versions
 
 Status = Literal["new", "unchanged", "changed", "removed"]
@@ -319,7 +320,7 @@ def migrate_group(
     values: dict[str, Any] = {"workflow_version_id": new_version_id}
     if group.outcome == "completes":
         values |= {
-            "status": "completed",
+            "status": EnrollmentStatus.COMPLETED,
             "exit_reason": "step-removed",
             "ended_at": now,
             "next_run_at": None,
@@ -328,7 +329,7 @@ def migrate_group(
     elif group.outcome in ("restart", "next-step"):
         values |= {
             "step": group.target,
-            "status": "active",
+            "status": EnrollmentStatus.ACTIVE,
             "waiting_for": None,
             "next_run_at": now,
         }

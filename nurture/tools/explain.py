@@ -25,6 +25,7 @@ from nurture.store.models import Contact, Enrollment
 from nurture.store.scores import ledger_of
 from nurture.store.sends import sends_of
 from nurture.store.stages import stage_history_of
+from nurture.store.statuses import RUNNING, EnrollmentStatus
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -113,7 +114,7 @@ def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dic
         "exit_reason": enrollment.exit_reason,
         "next_run_at": _iso(enrollment.next_run_at),
     }
-    if enrollment.status in ("completed", "exited"):
+    if enrollment.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED):
         return data
     workflow = engine.workflow(session, enrollment)
     state = state_of(enrollment)
@@ -167,6 +168,6 @@ def _why_not(
         return f"paused until {pause.isoformat()}: the contact asked for a break; sends wait"
     if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
         return f"prospect (stage {contact.stage}): automated nurture email has stopped"
-    if not any(e.status in ("active", "waiting") for e in enrollments):
+    if not any(e.status in RUNNING for e in enrollments):
         return "not in any running workflow"
     return None

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nurture.records import Record
+from nurture.store.statuses import EnrollmentStatus
 from nurture.tools.simulate import SimulationResult
 
 _SHOWN = {
@@ -78,7 +79,7 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     for column in ("workflow", "enrolled", "in progress", "finished / left (reason)"):
         table.add_column(column)
     for name, counts in sorted(result.workflows.items()):
-        live = counts.get("active", 0) + counts.get("waiting", 0)
+        live = counts.get(EnrollmentStatus.ACTIVE, 0) + counts.get(EnrollmentStatus.WAITING, 0)
         ended = ", ".join(
             f"{label.split(':', 1)[1]} {n}" for label, n in sorted(counts.items()) if ":" in label
         )

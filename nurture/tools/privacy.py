@@ -41,6 +41,7 @@ from nurture.store.privacy import (
     notifications_of,
     rows_about,
 )
+from nurture.store.statuses import NotificationStatus
 
 #: Event properties that describe our own emails, not the person: kept on erasure.
 KEPT_EVENT_PROPERTIES = frozenset(
@@ -192,8 +193,8 @@ def _scrub_notifications(session: Session, contact_id: int, address: str, stand_
         notification.payload = {"erased": True}
         notification.log = None
         notification.last_error = None
-        if notification.status == "pending":
-            notification.status = "failed"
+        if notification.status == NotificationStatus.PENDING:
+            notification.status = NotificationStatus.FAILED
             notification.last_error = "the contact was erased"
             notification.next_attempt_at = None
         count += 1

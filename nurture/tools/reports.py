@@ -37,15 +37,16 @@ import nurture.clock as clock
 from nurture.definitions.base import parse_duration
 from nurture.definitions.loader import Project
 from nurture.errors import NurtureError
+from nurture.events import EventType
 from nurture.store import reports as store
 
 EMAIL_EVENTS: dict[str, str] = {
-    "email.delivered": "delivered",
-    "email.opened": "opened",
-    "email.clicked": "clicked",
-    "email.unsubscribed": "unsubscribed",
-    "email.bounced": "bounced",
-    "email.complained": "complained",
+    EventType.EMAIL_DELIVERED: "delivered",
+    EventType.EMAIL_OPENED: "opened",
+    EventType.EMAIL_CLICKED: "clicked",
+    EventType.EMAIL_UNSUBSCRIBED: "unsubscribed",
+    EventType.EMAIL_BOUNCED: "bounced",
+    EventType.EMAIL_COMPLAINED: "complained",
 }
 EMAIL_COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "complained")
 

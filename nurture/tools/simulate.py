@@ -37,6 +37,7 @@ from nurture.store import db, reports
 from nurture.store import enrollments as work
 from nurture.store.handoffs import next_sla_deadlines
 from nurture.store.notifications import next_notification_due
+from nurture.store.statuses import RUNNING
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport, Transport
 
@@ -249,7 +250,7 @@ class Simulation:
             for name, status, reason, number in reports.enrollment_outcomes(session):
                 counter = workflows.setdefault(name, Counter())
                 counter["enrolled"] += number
-                label = status if status in ("active", "waiting") else f"{status}:{reason}"
+                label = status if status in RUNNING else f"{status}:{reason}"
                 counter[label] += number
             sent: Counter[str] = Counter(reports.sent_per_template(session))
             handoffs: Counter[str] = Counter()

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 import nurture.clock as clock
 from nurture.engine.broker import QUEUE
 from nurture.store.metrics import RECENT_EVENTS, Figures, read_figures
+from nurture.store.statuses import SendStatus
 from nurture.web.context import WebContext, web_context
 
 log = logging.getLogger("nurture.web")
@@ -36,7 +37,7 @@ log = logging.getLogger("nurture.web")
 router = APIRouter(tags=["operations"])
 
 #: Always reported, at 0 when absent, so a dashboard's series never vanish.
-SEND_STATUSES = ("claimed", "sent", "failed", "skipped")
+SEND_STATUSES = tuple(SendStatus)
 #: Dramatiq's Redis keys (brokers/redis/dispatch.lua): each queue's messages sit in
 #: the hash `<namespace>:<queue>.msgs` until acknowledged; `.DQ` is the delay
 #: queue (retries waiting for their backoff), `.XQ` the dead letters.

@@ -26,6 +26,7 @@ import nurture.clock as clock
 from nurture.contacts.standing import view_of
 from nurture.delivery.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
+from nurture.events import EventType
 from nurture.rendering import email_context
 from nurture.store.contacts import contact_by_id
 from nurture.tokens import InvalidToken
@@ -173,7 +174,7 @@ def unsubscribe(token: str, context: Context) -> HTMLResponse:
         record_for_send(
             context,
             send_id,
-            event_type="email.unsubscribed",
+            event_type=EventType.EMAIL_UNSUBSCRIBED,
             event_id=f"unsubscribe:{send_id}",
             properties={"method": "link"},
             raw={"via": "unsubscribe", "send_id": send_id},
@@ -220,7 +221,7 @@ async def pause(token: str, request: Request, context: Context) -> HTMLResponse:
             record_for_send,
             context,
             send_id,
-            event_type="email.paused",
+            event_type=EventType.EMAIL_PAUSED,
             event_id=f"pause:{send_id}:{uuid.uuid4()}",
             properties={"days": days, "method": "link"},
             raw={"via": "pause", "send_id": send_id, "days": days},

@@ -33,6 +33,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 
 import nurture.clock as clock
+from nurture.events import EventType
 from nurture.web.bodies import MAX_ITEMS, parse_json, text_problem
 from nurture.web.context import WebContext
 
@@ -118,10 +119,10 @@ def _provider_id(provider: str, value: object) -> str | None:
 # --- generic --------------------------------------------------------------------
 
 _GENERIC_TYPES = {
-    "delivered": "email.delivered",
-    "bounced": "email.bounced",
-    "complained": "email.complained",
-    "unsubscribed": "email.unsubscribed",
+    "delivered": EventType.EMAIL_DELIVERED,
+    "bounced": EventType.EMAIL_BOUNCED,
+    "complained": EventType.EMAIL_COMPLAINED,
+    "unsubscribed": EventType.EMAIL_UNSUBSCRIBED,
 }
 
 
@@ -168,7 +169,7 @@ class Generic:
             reason = f"unknown type {name!r} (expected one of {', '.join(_GENERIC_TYPES)})"
         elif at is None:
             reason = f"invalid time {item.get('at')!r} (ISO 8601 with a timezone expected)"
-        elif kind == "email.bounced":
+        elif kind == EventType.EMAIL_BOUNCED:
             if item.get("bounce") not in ("hard", "soft"):
                 reason = "a bounce needs 'bounce': hard or soft"
             properties["bounce"] = item.get("bounce")
@@ -232,9 +233,9 @@ class Mailgun:
         kind: str | None = None
         ignore = None
         if name == "delivered":
-            kind = "email.delivered"
+            kind = EventType.EMAIL_DELIVERED
         elif name == "failed":
-            kind = "email.bounced"
+            kind = EventType.EMAIL_BOUNCED
             severity = data.get("severity")
             properties["bounce"] = "hard" if severity == "permanent" else "soft"
             if isinstance(data.get("reason"), str):
@@ -243,9 +244,9 @@ class Mailgun:
             if isinstance(status, Mapping) and isinstance(status.get("code"), int):
                 properties["code"] = status["code"]
         elif name == "complained":
-            kind = "email.complained"
+            kind = EventType.EMAIL_COMPLAINED
         elif name == "unsubscribed":
-            kind = "email.unsubscribed"
+            kind = EventType.EMAIL_UNSUBSCRIBED
         else:
             ignore = (
                 f"Mailgun event {name!r} is not recorded (nurture tracks opens and clicks itself)"

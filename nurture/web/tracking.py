@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
+from nurture.events import EventType
 from nurture.tokens import InvalidToken
 from nurture.web.context import WebContext, web_context
 from nurture.web.pages import not_found_page
@@ -92,7 +93,7 @@ def click(token: str, request: Request, context: Context) -> Response:
         record_for_send(
             context,
             send_id,
-            event_type="email.clicked",
+            event_type=EventType.EMAIL_CLICKED,
             event_id=f"click:{send_id}:{uuid.uuid4()}",
             properties={"url": target},
             raw={"via": "click", "send_id": send_id, "url": target, **_client(request)},
@@ -119,7 +120,7 @@ def open_pixel(token: str, request: Request, context: Context) -> Response:
             record_for_send(
                 context,
                 send_id,
-                event_type="email.opened",
+                event_type=EventType.EMAIL_OPENED,
                 event_id=f"open:{send_id}:{uuid.uuid4()}",
                 raw={"via": "open", "send_id": send_id, **_client(request)},
             )

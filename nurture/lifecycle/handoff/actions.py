@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
 from nurture.errors import NurtureError
+from nurture.events import EventType
 from nurture.lifecycle.facts import SystemEvent
 from nurture.lifecycle.handoff import views
 from nurture.lifecycle.handoff.opening import next_turns, open_handoffs, snapshots
@@ -34,6 +35,7 @@ from nurture.store.contacts import contact_by_id
 from nurture.store.handoffs import handoff_by_id, handoffs_created_between, overdue_handoffs
 from nurture.store.models import Contact, Handoff
 from nurture.store.notifications import any_queued
+from nurture.store.statuses import HandoffStatus
 
 DIGEST_TEMPLATE = "sales/digest"
 
@@ -95,9 +97,9 @@ class Handoffs:
 
     def accept(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
         handoff = self.get(session, handoff_id, lock=True)
-        if handoff.status != "open":
+        if handoff.status != HandoffStatus.OPEN:
             raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
-        handoff.status, handoff.accepted_at, handoff.decided_by = "accepted", now, by
+        handoff.status, handoff.accepted_at, handoff.decided_by = HandoffStatus.ACCEPTED, now, by
         self._log(handoff, now, "accepted", by, None)
         contact = contact_by_id(session, handoff.contact_id)
         assert contact is not None and self.config.handoff is not None
@@ -107,11 +109,11 @@ class Handoffs:
                 session,
                 contact,
                 target,
-                "handoff.accepted",
+                EventType.HANDOFF_ACCEPTED,
                 now,
                 details={"by": by, "handoff": handoff.id},
             )
-        self._emit(session, contact, handoff, "handoff.accepted", now)
+        self._emit(session, contact, handoff, EventType.HANDOFF_ACCEPTED, now)
         return handoff
 
     def reject(
@@ -121,9 +123,9 @@ class Handoffs:
         if not reason.strip():
             raise HandoffConflict("a reason is required to send a lead back to nurturing")
         handoff = self.get(session, handoff_id, lock=True)
-        if handoff.status != "open":
+        if handoff.status != HandoffStatus.OPEN:
             raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
-        handoff.status, handoff.rejected_at = "rejected", now
+        handoff.status, handoff.rejected_at = HandoffStatus.REJECTED, now
         handoff.decided_by, handoff.reason = by, reason.strip()
         self._log(handoff, now, "rejected", by, handoff.reason)
         contact = contact_by_id(session, handoff.contact_id)
@@ -134,9 +136,9 @@ class Handoffs:
         details = {"by": by, "reason": handoff.reason, "handoff": handoff.id}
         if rules.stage:
             self.stages.move(
-                session, contact, rules.stage, "handoff.rejected", now, details=details
+                session, contact, rules.stage, EventType.HANDOFF_REJECTED, now, details=details
             )
-        self._emit(session, contact, handoff, "handoff.rejected", now)
+        self._emit(session, contact, handoff, EventType.HANDOFF_REJECTED, now)
         if rules.workflow:
             self.listener.after_recycle(session, contact, rules.workflow, now)
         return handoff
@@ -144,11 +146,11 @@ class Handoffs:
     def reopen(self, session: Session, handoff_id: int, by: str, now: datetime) -> Handoff:
         """A lead sent back too soon: open again, back on the handoff stage."""
         handoff = self.get(session, handoff_id, lock=True)
-        if handoff.status != "rejected":
+        if handoff.status != HandoffStatus.REJECTED:
             raise HandoffConflict(
                 f"handoff #{handoff_id} is {handoff.status}: only a rejected one reopens"
             )
-        handoff.status, handoff.rejected_at, handoff.decided_by = "open", None, None
+        handoff.status, handoff.rejected_at, handoff.decided_by = HandoffStatus.OPEN, None, None
         rules = self.config.handoff
         assert rules is not None
         handoff.sla_due_at = now + rules.sla.accept_within if rules.sla.accept_within else None
@@ -160,12 +162,12 @@ class Handoffs:
             session,
             contact,
             rules.at,
-            "handoff.reopened",
+            EventType.HANDOFF_REOPENED,
             now,
             details={"by": by, "handoff": handoff.id},
             open_handoff=False,
         )
-        self._emit(session, contact, handoff, "handoff.reopened", now)
+        self._emit(session, contact, handoff, EventType.HANDOFF_REOPENED, now)
         return handoff
 
     # -- the SLA ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from nurture.contacts.standing import ScoreState, view_of
 from nurture.definitions import model as m
+from nurture.events import EventType
 from nurture.expressions import ExpressionError
 from nurture.lifecycle.facts import SystemEvent
 from nurture.lifecycle.handoff import views
@@ -33,8 +34,14 @@ from nurture.store.handoffs import (
     snapshot_data,
 )
 from nurture.store.models import Contact
+from nurture.store.statuses import HandoffStatus
 
-CONTENT_EVENTS = ("content.downloaded", "page.visited", "email.clicked", "webinar.registered")
+CONTENT_EVENTS = (
+    EventType.CONTENT_DOWNLOADED,
+    EventType.PAGE_VISITED,
+    EventType.EMAIL_CLICKED,
+    EventType.WEBINAR_REGISTERED,
+)
 TIMELINE_KEYS = ("url", "title", "content", "template", "step")
 ROUND_ROBIN = "handoff"
 
@@ -70,7 +77,7 @@ def open_handoffs(
         rows.append(
             {
                 "contact_id": contact.id,
-                "status": "open",
+                "status": HandoffStatus.OPEN,
                 "owner": owner,
                 "created_at": now,
                 "sla_due_at": due,
@@ -83,12 +90,12 @@ def open_handoffs(
     ids = insert_handoffs(session, rows)
     notifications: list[dict[str, Any]] = []
     events: list[SystemEvent] = []
-    topic = "handoff.created"
+    topic = EventType.HANDOFF_CREATED
     for (contact, _cause), row, handoff_id in zip(wanted, rows, ids, strict=True):
         payload = views.payload(
             views.fields(
                 handoff_id=handoff_id,
-                status="open",
+                status=HandoffStatus.OPEN,
                 owner=row["owner"],
                 created_at=now,
                 sla_due_at=due,

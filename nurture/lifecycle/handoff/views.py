@@ -24,6 +24,7 @@ from nurture.store.contacts import contact_by_id
 from nurture.store.enrollments import enrollments_of
 from nurture.store.models import Contact, Handoff
 from nurture.store.stages import stage_history_of
+from nurture.store.statuses import HandoffStatus
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -74,11 +75,15 @@ def payload(
 
 
 def is_overdue(handoff: Handoff, now: datetime) -> bool:
-    return handoff.status == "open" and handoff.sla_due_at is not None and handoff.sla_due_at <= now
+    return (
+        handoff.status == HandoffStatus.OPEN
+        and handoff.sla_due_at is not None
+        and handoff.sla_due_at <= now
+    )
 
 
 def decided_at(handoff: Handoff) -> datetime | None:
-    return handoff.accepted_at if handoff.status == "accepted" else handoff.rejected_at
+    return handoff.accepted_at if handoff.status == HandoffStatus.ACCEPTED else handoff.rejected_at
 
 
 def summary(handoff: Handoff, contact: Contact, now: datetime) -> dict[str, Any]:

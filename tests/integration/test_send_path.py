@@ -23,10 +23,10 @@ from nurture.store.db import create_engine_for, session_factory, upgrade
 from nurture.store.enrollments import end_nurture
 from nurture.store.models import Enrollment, Send
 from nurture.store.outcomes import OutcomeNotRecorded
+from nurture.testing import START, Harness
 from nurture.tools.explain import explain
 from nurture.transports import CaptureTransport
 from nurture.transports.mime import BuiltMessage
-from tests.engine_world import START, Harness
 
 EXTRA = """\
 name: lead-extra
@@ -53,7 +53,7 @@ def db_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 def harness_for(project: Path, sessions: sessionmaker[Session], tmp: Path, rows: str) -> Harness:
     harness = Harness(load_project(project), sessions)
-    harness.import_csv(tmp, "email,first_name,company,stage\n" + rows)
+    harness.import_csv("email,first_name,company,stage\n" + rows)
     return harness
 
 
@@ -311,7 +311,7 @@ def test_connections_the_server_dropped_are_replaced_before_a_batch_uses_them(
                 deliver_claimed(*args, **kwargs)  # type: ignore[arg-type]
 
             h.engine.deliverer.deliver_claimed = restart_first  # type: ignore[method-assign]
-            h.import_csv(tmp_path, "email,stage\nlate@example.com,lead\n")
+            h.import_csv("email,stage\nlate@example.com,lead\n")
             h.tick()
         assert sorted(m.email.to for m in h.transport.messages) == [
             "late@example.com",

@@ -10,7 +10,6 @@ the contact in the new stage's workflows. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +29,8 @@ from nurture.store.models import (
     Notification,
     StageHistory,
 )
+from nurture.testing import Harness, write_project
 from nurture.web.app import create_app
-from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 API_KEY = "stage-move-test-key-0123456789"
@@ -78,18 +77,7 @@ class World(Harness):
         self.tmp = tmp
 
     def import_file(self, name: str, text: str) -> None:
-        path = self.tmp / name
-        path.write_text(text)
-        config = self.engine.project.config
-        from nurture.lifecycle.importer import import_contacts
-
-        import_contacts(
-            self.sessions,
-            path,
-            stages=config.stages,
-            properties=config.properties,
-            on_batch=self.engine.on_import,
-        )
+        self.import_csv(text, name)
 
     def history(self, email: str) -> list[tuple[str | None, str, str]]:
         contact = self.contact(email)
@@ -159,16 +147,13 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     )
     if request.param == "postgres":
         upgrade(url)
-    root = tmp_path / "project"
-    (root / "workflows").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    for name, body in WORKFLOWS.items():
-        (root / "workflows" / f"{name}.yaml").write_text(body)
-    repo = Path(__file__).parents[2]
-    for folder in ("_layouts", "sales"):
-        shutil.copytree(repo / "templates" / folder, root / "templates" / folder)
-    (root / "templates" / "lead").mkdir()
-    (root / "templates" / "lead" / "one.mjml").write_text(BODY)
+    root = write_project(
+        tmp_path / "project",
+        CONFIG,
+        WORKFLOWS,
+        {"lead/one": BODY},
+        example_templates=("_layouts", "sales"),
+    )
     world = World(root, url, tmp_path)
     try:
         with clock.using(world.clock):

@@ -20,9 +20,9 @@ from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.importer import import_contacts
 from nurture.store import enrollments as work
 from nurture.store.models import Contact, Enrollment, Send
+from nurture.testing import START, Harness
 from nurture.tokens import Signer
 from nurture.transports import CaptureTransport
-from tests.engine_world import START, Harness
 
 
 @pytest.fixture
@@ -32,7 +32,6 @@ def harness(
     h = Harness(load_project(project_dir), sessions)
     with clock.using(h.clock):
         h.import_csv(
-            tmp_path,
             "email,first_name,company,stage\n"
             "anne@example.com,Anne,Atelier <Dubreuil>,lead\n"
             "bob@example.com,Bob,Batipro,subscriber\n",
@@ -278,7 +277,7 @@ def test_day_scale_waits_on_the_system_clock_with_freezegun(
     with freeze_time(START) as frozen:
         h = Harness(load_project(project_dir), sessions)
         with clock.using(clock.Clock()):
-            h.import_csv(tmp_path, "email,first_name,company,stage\nanne@example.com,Anne,X,lead\n")
+            h.import_csv("email,first_name,company,stage\nanne@example.com,Anne,X,lead\n")
             h.tick()
             frozen.tick(timedelta(days=1))
             h.tick()

@@ -27,8 +27,8 @@ from nurture.store.models import (
     ScoreEntry,
     StageHistory,
 )
+from nurture.testing import Harness
 from nurture.tokens import Signer
-from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
 SECRET = "webhook-secret-for-tests"
@@ -133,7 +133,6 @@ def sales(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Sales]:
     world = Sales(root, sessions)
     with clock.using(world.clock):
         world.import_csv(
-            tmp_path,
             "email,first_name,company,stage\n"
             "anne@example.com,Anne,Atelier,lead\n"
             "bob@example.com,Bob,Batipro,lead\n",
@@ -338,7 +337,7 @@ def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Pa
     sales.engine.notifier = sales.engine.make_notifier(
         httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
     )
-    sales.import_csv(tmp_path, "email,stage,owner\ncarla@example.com,lead,claire@example.com\n")
+    sales.import_csv("email,stage,owner\ncarla@example.com,lead,claire@example.com\n")
     ids = sales.engine.claim_due()
     sales.engine.advance(ids)
     sales.engine.advance(ids)  # redelivered

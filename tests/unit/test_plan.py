@@ -16,8 +16,9 @@ from nurture.definitions.loader import load_project
 from nurture.definitions.model import Workflow
 from nurture.definitions.workflow import parse_workflow
 from nurture.store.models import Contact, Enrollment, WorkflowVersion
+from nurture.testing import START, Harness
 from nurture.tools.deploy import apply, build_plan, destination, step_changes, stranded
-from tests.engine_world import CONFIG, LEAD, START, Harness, project_dir
+from tests.engine_world import CONFIG, LEAD, project_dir
 
 __all__ = ["project_dir"]  # the fixture, shared with the engine tests
 
@@ -66,7 +67,7 @@ def harness(
 ) -> Iterator[Harness]:
     h = Harness(load_project(project_dir), sessions)
     with clock.using(h.clock):
-        h.import_csv(tmp_path, "email,first_name,company,stage\nanne@example.com,Anne,A,lead\n")
+        h.import_csv("email,first_name,company,stage\nanne@example.com,Anne,A,lead\n")
         yield h
 
 
@@ -88,7 +89,7 @@ def _mid_flow(h: Harness, project_dir: Path, tmp_path: Path) -> None:
     _deploy(h, project_dir)
     h.tick()
     h.at(START + timedelta(days=2))
-    h.import_csv(tmp_path, "email,first_name,company,stage\ncarl@example.com,Carl,C,lead\n")
+    h.import_csv("email,first_name,company,stage\ncarl@example.com,Carl,C,lead\n")
     h.tick()
     steps = {email: e.step for email, e in _enrollments(h).items()}
     assert steps == {"anne@example.com": "wait-for-4", "carl@example.com": "wait-2"}

@@ -20,8 +20,8 @@ from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
 from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
+from nurture.testing import Harness
 from nurture.tokens import Signer
-from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STAGES = ("subscriber", "lead", "mql", "sql", "customer")
@@ -145,7 +145,7 @@ def world(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[World]:
         (root / "templates" / "lead" / f"{name}.mjml").write_text(TEMPLATE.format(name=name))
     w = World(load_project(root), sessions, EngineOptions(), START)
     with clock.using(w.clock):
-        w.import_csv(tmp_path, "email,stage\nanne@example.com,lead\n")
+        w.import_csv("email,stage\nanne@example.com,lead\n")
         w.run()
         yield w
 
@@ -249,10 +249,10 @@ def test_the_score_decays_and_the_ledger_explains_every_point(world: World) -> N
 
 
 def test_fit_is_re_evaluated_when_the_profile_changes(world: World, tmp_path: Path) -> None:
-    world.import_csv(tmp_path, "email,budget_confirmed\nanne@example.com,oui\n")
+    world.import_csv("email,budget_confirmed\nanne@example.com,oui\n")
     anne = world.contact()
     assert (anne.fit_score, anne.score) == (10, 10)
-    world.import_csv(tmp_path, "email,budget_confirmed\nanne@example.com,non\n")
+    world.import_csv("email,budget_confirmed\nanne@example.com,non\n")
     assert world.contact().fit_score == 0
     with world.sessions() as session:
         fits = [
@@ -339,8 +339,8 @@ def test_a_when_workflow_enrolls_once_the_score_or_profile_makes_it_true(
     assert hot_enrollments() == 0
     world.signal("page.visited", url="https://example.com/pricing")  # 40
     assert hot_enrollments() == 1
-    world.import_csv(tmp_path, "email,stage,budget_confirmed\nbob@example.com,subscriber,\n")
-    world.import_csv(tmp_path, "email,budget_confirmed\nbob@example.com,oui\n")  # profile change
+    world.import_csv("email,stage,budget_confirmed\nbob@example.com,subscriber,\n")
+    world.import_csv("email,budget_confirmed\nbob@example.com,oui\n")  # profile change
     with world.sessions() as session:
         bob = session.scalars(select(Contact).where(Contact.email == "bob@example.com")).one()
         assert session.scalars(

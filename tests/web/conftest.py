@@ -23,10 +23,10 @@ from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Event, Send
+from nurture.testing import Harness
 from nurture.tokens import Signer
 from nurture.transports.capture import CapturedEmail
 from nurture.web.app import create_app
-from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 BASE_URL = "https://nurture.example.com"
@@ -95,7 +95,7 @@ class Web(Harness):
         self._setup_events = 0
 
     def import_rows(self, text: str) -> None:
-        self.import_csv(self._tmp, text)
+        self.import_csv(text)
 
     def move_clock(self, **delta: float) -> None:
         """Time passes; nothing runs (`later` would also run the engine)."""

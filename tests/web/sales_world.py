@@ -18,8 +18,8 @@ from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
+from nurture.testing import Harness
 from nurture.web.app import create_app
-from tests.engine_world import Harness
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 API_KEY = "sales-test-key-0123456789"
@@ -106,7 +106,7 @@ class SalesWorld(Harness):
         self._tmp = tmp
 
     def import_rows(self, text: str) -> None:
-        self.import_csv(self._tmp, text)
+        self.import_csv(text)
 
     def move_clock(self, **delta: float) -> None:
         """Time passes; nothing runs (`later` would also run the engine)."""

@@ -193,7 +193,7 @@ def _load_contact(runtime: Any, reference: str) -> Any:
             raise NurtureError(f"{path}: not JSON or YAML ({exc})") from None
         if not isinstance(data, dict):
             raise NurtureError(f"{path}: expected an object of contact fields")
-        from nurture.contacts.view import STANDARD_FIELDS
+        from nurture.definitions.fields import STANDARD_FIELDS
 
         fields = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
         properties = {k: v for k, v in data.items() if k not in STANDARD_FIELDS}

@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import nurture.clock as clock
-from nurture.delivery.consent import normalise_basis
 from nurture.errors import NurtureError
 
 CONSENT_STATUSES: tuple[str, ...] = ("granted", "legitimate_interest", "withdrawn", "unknown")
@@ -319,3 +318,28 @@ class ContactParser:
 
 
 # --- files --------------------------------------------------------------------
+
+
+#: Lawful bases (GDPR art. 6): consent, or legitimate interest (B2B outreach).
+BASES = ("consent", "legitimate_interest")
+
+
+_BASIS_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("consent", "consentement", "opt-in", "optin", "granted"), "consent"),
+    **dict.fromkeys(
+        (
+            "legitimate_interest",
+            "legitimate interest",
+            "legitimate-interest",
+            "li",
+            "intérêt légitime",
+            "interet legitime",
+        ),
+        "legitimate_interest",
+    ),
+}
+
+
+def normalise_basis(value: str) -> str:
+    """A known basis in its canonical spelling; anything else is kept as written."""
+    return _BASIS_ALIASES.get(value.strip().lower(), value.strip())

@@ -12,26 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-#: Fields every contact has. Custom properties are declared in nurture.yaml.
-STANDARD_FIELDS: tuple[str, ...] = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "stage",
-    "stage_index",
-    "score",
-    "temperature",
-    "timezone",
-    "owner",
-    "consent",
-    "tags",
-    "created_at",
-)
-
-#: Types a custom property may be declared with (nurture.yaml `properties:`).
-PROPERTY_TYPES: tuple[str, ...] = ("string", "number", "boolean", "date", "list")
+from nurture.definitions.fields import STANDARD_FIELDS
 
 
 class ContactView:

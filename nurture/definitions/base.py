@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from nurture.contacts.view import STANDARD_FIELDS
 from nurture.definitions import model as m
+from nurture.definitions.fields import STANDARD_FIELDS
 from nurture.definitions.reader import LineDict, LineList
 from nurture.errors import Problem
 from nurture.events import EVENT_TYPES, SYSTEM_EVENT_TYPES, is_known_event_type

@@ -7,7 +7,6 @@ import re
 from email.utils import parseaddr
 from typing import Any
 
-from nurture.contacts.view import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions import model as m
 from nurture.definitions.base import (
     ASSIGN_KEYS,
@@ -33,6 +32,7 @@ from nurture.definitions.base import (
     items_of,
     known_stage,
 )
+from nurture.definitions.fields import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.definitions.sending import parse_sending
 from nurture.errors import Problem

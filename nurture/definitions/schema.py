@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nurture.contacts.view import PROPERTY_TYPES
 from nurture.definitions import base as b
+from nurture.definitions.fields import PROPERTY_TYPES
 from nurture.definitions.model import WEEKDAY_NAMES
 from nurture.events import EVENT_TYPES
 

@@ -29,24 +29,6 @@ from typing import Any
 from nurture.definitions import model as m
 from nurture.store.models import Contact
 
-#: Lawful bases (GDPR art. 6): consent, or legitimate interest (B2B outreach).
-BASES = ("consent", "legitimate_interest")
-
-_BASIS_ALIASES: dict[str, str] = {
-    **dict.fromkeys(("consent", "consentement", "opt-in", "optin", "granted"), "consent"),
-    **dict.fromkeys(
-        (
-            "legitimate_interest",
-            "legitimate interest",
-            "legitimate-interest",
-            "li",
-            "intérêt légitime",
-            "interet legitime",
-        ),
-        "legitimate_interest",
-    ),
-}
-
 #: Keys of a form event's properties kept as proof of consent.
 PROOF_KEYS = ("form_id", "ip", "url", "user_agent", "consent_text")
 
@@ -59,11 +41,6 @@ MAILTO_SUBJECT_PREFIX = "unsubscribe-"
 #: Pauses the unsubscribe page offers, in days.
 PAUSE_CHOICES = (30, 90)
 MAX_PAUSE_DAYS = 366
-
-
-def normalise_basis(value: str) -> str:
-    """A known basis in its canonical spelling; anything else is kept as written."""
-    return _BASIS_ALIASES.get(value.strip().lower(), value.strip())
 
 
 def consent_block(status: str | None, basis: str | None, *, require_consent: bool) -> str | None:

@@ -37,7 +37,8 @@ from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from nurture.contacts.view import STANDARD_FIELDS, ContactView
+from nurture.contacts.view import ContactView
+from nurture.definitions.fields import STANDARD_FIELDS
 from nurture.rendering.frontmatter import strip_front_matter
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, time, timedelta
 import jsonschema
 import pytest
 
+from nurture.contacts.parsing import normalise_basis
 from nurture.definitions import model as m
 from nurture.definitions.config import parse_config
 from nurture.definitions.schema import SCHEMAS
-from nurture.delivery.consent import consent_block, mailto_token, normalise_basis
+from nurture.delivery.consent import consent_block, mailto_token
 from nurture.delivery.deliverer import list_unsubscribe
 from nurture.delivery.policy import may_send
 from nurture.delivery.suppression import email_hash

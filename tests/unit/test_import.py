@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.contacts.parsing import _COERCE, COMPUTED_COLUMNS, is_valid_email
-from nurture.contacts.view import PROPERTY_TYPES, STANDARD_FIELDS
+from nurture.definitions.fields import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
 from nurture.errors import Problem

@@ -13,6 +13,11 @@ from datetime import UTC, datetime
 
 
 class Clock:
+    """The real wall clock, and what `VirtualClock` overrides.
+
+    `now()` asks whichever clock is current; `using` swaps another in for a simulation or a test.
+    """
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 

@@ -17,6 +17,11 @@ Kind = str
 
 @dataclass(frozen=True)
 class Record:
+    """One thing the engine did to a contact, as a `Recorder` receives it.
+
+    `simulate` prints them as its timeline (`as_json` for `--json`); `nurture.testing` reads them.
+    """
+
     at: datetime
     kind: Kind
     contact_id: int

@@ -27,6 +27,8 @@ SECRET_FILE = ".nurture-secret"
 
 
 class Settings(BaseSettings):
+    """Runtime configuration: `NURTURE_*` variables and `.env`, read through `get_settings()`."""
+
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_",
         env_file=".env",

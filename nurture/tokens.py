@@ -37,6 +37,12 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
+    """Signs and verifies the tokens in links and sales cookies, with one key.
+
+    A token is signed for a purpose (`unsubscribe`, `click`, `sales-session`...); `verify` refuses
+    it for any other with `InvalidToken`.
+    """
+
     def __init__(self, key: str) -> None:
         # Keyed once: copying a keyed HMAC skips hashing the key pads per token.
         self._keyed = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)

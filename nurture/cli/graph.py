@@ -23,6 +23,8 @@ from nurture.tools.graph import Counts
 
 
 class GraphFormat(StrEnum):
+    """The `--format` choices of `nurture graph`: Mermaid source, a standalone SVG, an HTML page."""
+
     mermaid = "mermaid"
     svg = "svg"
     html = "html"

@@ -24,6 +24,11 @@ TEMPLATES_DIR = "templates"
 
 @dataclass(frozen=True)
 class Project:
+    """A whole project, every file parsed and cross-checked: what commands and the engine run on.
+
+    Built by `load_project`; `template_names` are the email templates, not layouts or partials.
+    """
+
     root: Path
     config: m.ProjectConfig
     workflows: dict[str, m.Workflow] = field(default_factory=dict)

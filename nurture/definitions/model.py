@@ -39,6 +39,11 @@ class Located:
 
 @dataclass(frozen=True)
 class ScoringRule(Located):
+    """One `scoring.rules` entry: the points an event earns when `when` holds, within its caps.
+
+    `key` names the rule in the score ledger, so a replayed event is scored once per rule.
+    """
+
     key: str  # stable id for ledger rows: "rule:<n>:<event>"
     event: str
     points: float
@@ -49,6 +54,8 @@ class ScoringRule(Located):
 
 @dataclass(frozen=True)
 class FitRule(Located):
+    """One `scoring.fit` entry: profile points, re-tested whenever the contact's data changes."""
+
     key: str
     when: Expression
     points: float
@@ -56,6 +63,8 @@ class FitRule(Located):
 
 @dataclass(frozen=True)
 class Scoring:
+    """The `scoring:` section: event and fit rules, decay, thresholds that move contacts up."""
+
     rules: tuple[ScoringRule, ...] = ()
     fit: tuple[FitRule, ...] = ()
     half_life: timedelta | None = None
@@ -64,18 +73,27 @@ class Scoring:
 
 @dataclass(frozen=True)
 class AssignRule(Located):
+    """One `handoff.assign.rules` entry: the owner of a new handoff when `when` holds."""
+
     owner: str
     when: Expression | None = None
 
 
 @dataclass(frozen=True)
 class Assign:
+    """How a handoff gets an owner when the contact has none.
+
+    The first of `rules` that holds, else the next turn of `round_robin`.
+    """
+
     round_robin: tuple[str, ...] = ()
     rules: tuple[AssignRule, ...] = ()
 
 
 @dataclass(frozen=True)
 class Notify(Located):
+    """A message to sales or a CRM: a `handoff.notify` entry or the body of a `notify:` step."""
+
     kind: Literal["webhook", "email"]
     target: str  # a URL, "owner", or an address
     template: str | None = None
@@ -99,11 +117,18 @@ class Sla:
 
 @dataclass(frozen=True)
 class OnAccept:
+    """`handoff.on_accept` (extension): where sales accepting a lead moves its contact."""
+
     stage: str | None = None  # None: the contact stays on `handoff.at`
 
 
 @dataclass(frozen=True)
 class OnReject:
+    """`handoff.on_reject`: how a lead sales sent back is recycled (stage, score, workflow).
+
+    `line` is where `workflow:` was written, for the check that the workflow exists.
+    """
+
     stage: str | None = None
     score: Literal["keep", "halve", "reset"] = "keep"
     workflow: str | None = None
@@ -112,6 +137,11 @@ class OnReject:
 
 @dataclass(frozen=True)
 class Handoff(Located):
+    """The `handoff:` section: when a contact goes to sales, and what follows.
+
+    Who owns the handoff, who is told, its SLA, and what accepting or rejecting it does.
+    """
+
     at: str
     assign: Assign = field(default_factory=Assign)
     notify: tuple[Notify, ...] = ()
@@ -122,6 +152,8 @@ class Handoff(Located):
 
 @dataclass(frozen=True)
 class SendWindow:
+    """`sending.window`: the weekdays and hours email may leave, in the contact's timezone."""
+
     days: frozenset[int]  # 0 = Monday
     start: time
     end: time
@@ -129,12 +161,16 @@ class SendWindow:
 
 @dataclass(frozen=True)
 class FrequencyCap:
+    """`sending.frequency_cap`: at most `max` emails to one contact in any span of `per`."""
+
     max: int
     per: timedelta
 
 
 @dataclass(frozen=True)
 class Sending:
+    """The `sending:` section: the sender, and the rules every email obeys before it may leave."""
+
     from_address: str = "nurture <nurture@localhost>"
     reply_to: str | None = None
     window: SendWindow | None = None
@@ -160,6 +196,8 @@ class OutboundWebhook(Located):
 
 @dataclass(frozen=True)
 class ProjectConfig:
+    """A parsed `nurture.yaml`: the stage ladder and the rules every workflow shares."""
+
     file: str
     stages: tuple[str, ...]
     prospect_stage: str
@@ -178,6 +216,11 @@ class ProjectConfig:
 
 @dataclass(frozen=True)
 class Step(Located):
+    """What every workflow step has: its id, its position in the file, whether the id was written.
+
+    The executor dispatches on the subclass; `kind` is its YAML key (`send`, `wait`, ...).
+    """
+
     id: str
     index: int
     explicit_id: bool
@@ -189,11 +232,15 @@ class Step(Located):
 
 @dataclass(frozen=True)
 class SendStep(Step):
+    """One `send:` step: the template it sends."""
+
     template: str
 
 
 @dataclass(frozen=True)
 class WaitStep(Step):
+    """One `wait:` step: a duration, or until a time and/or weekday in the contact's timezone."""
+
     duration: timedelta | None = None
     until_time: time | None = None
     until_weekday: int | None = None
@@ -201,6 +248,8 @@ class WaitStep(Step):
 
 @dataclass(frozen=True)
 class WaitForStep(Step):
+    """One `wait_for:` step: pauses until a matching event or `timeout`, each with its own exit."""
+
     event: str
     timeout: timedelta
     match: Expression | None = None
@@ -210,22 +259,30 @@ class WaitForStep(Step):
 
 @dataclass(frozen=True)
 class BranchCase(Located):
+    """One case of a `branch:` step: where to go when `when` holds; no `when` means otherwise."""
+
     goto: str
     when: Expression | None = None
 
 
 @dataclass(frozen=True)
 class BranchStep(Step):
+    """One `branch:` step: the first case that holds picks the step; if none, the next one."""
+
     cases: tuple[BranchCase, ...]
 
 
 @dataclass(frozen=True)
 class GotoStep(Step):
+    """One `goto:` step: an unconditional jump to the step `target`."""
+
     target: str
 
 
 @dataclass(frozen=True)
 class SetStep(Step):
+    """One `set:` step: fields and properties to write on the contact, tags to change."""
+
     properties: dict[str, Any] = field(default_factory=dict)
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
@@ -233,17 +290,23 @@ class SetStep(Step):
 
 @dataclass(frozen=True)
 class ScoreStep(Step):
+    """One `score:` step: points added to the contact's score, as a ledger row."""
+
     points: float
     reason: str | None = None
 
 
 @dataclass(frozen=True)
 class NotifyStep(Step):
+    """One `notify:` step: a webhook or an email, queued once per visit."""
+
     notify: Notify
 
 
 @dataclass(frozen=True)
 class ExitStep(Step):
+    """One `exit` step: the workflow finishes as written (status completed), `reason` recorded."""
+
     reason: str = "completed"
 
 
@@ -263,6 +326,11 @@ STEP_KINDS: tuple[str, ...] = tuple(_STEP_KIND.values())
 
 @dataclass(frozen=True)
 class Enroll(Located):
+    """A workflow's `enroll:` trigger: exactly one of `stage`, `event` or `when`.
+
+    Entering the stage, the event (filtered by `match`), or `when` holding as the contact changes.
+    """
+
     stage: str | None = None
     event: str | None = None
     when: Expression | None = None
@@ -271,12 +339,19 @@ class Enroll(Located):
 
 @dataclass(frozen=True)
 class Reenroll:
+    """A workflow's `reenroll:` rule: whether a contact who left it may enter again, and when."""
+
     mode: Literal["never", "always", "after"] = "never"
     after: timedelta | None = None
 
 
 @dataclass(frozen=True)
 class Workflow(Located):
+    """One parsed workflow file: trigger, steps and exit condition.
+
+    `content_hash` and `source` identify and keep the version an enrollment runs on.
+    """
+
     name: str
     enroll: Enroll
     steps: tuple[Step, ...]

@@ -1,6 +1,6 @@
 """Delivering claimed sends: last checks, render, transport, record the outcome.
 
-A send row is claimed before any mail leaves (see `store.ledger.claim_sends`).
+A send row is claimed before any mail leaves (see `nurture.store.sends.claim_sends`).
 Delivery leases the row, checks once more that this person may still be
 emailed — they may have unsubscribed, bounced or become a prospect since the
 claim — renders with the contact's current data, hands the message to the
@@ -147,6 +147,12 @@ class ClaimedSend:
 
 
 class Deliverer:
+    """The last leg of a send: lease, last checks, render, transport, record the outcome.
+
+    Built by `Engine.deliverer`; `deliver` takes sends due again, `deliver_claimed` those an
+    advance has just claimed.
+    """
+
     def __init__(
         self,
         project: Project,

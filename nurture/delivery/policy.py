@@ -18,6 +18,11 @@ from nurture.definitions import model as m
 
 @dataclass(frozen=True)
 class Deferral:
+    """Not now but at `until`, because of `reason`: the answer of `may_send` and the send gate.
+
+    The executor turns it into a wait on the send step.
+    """
+
     until: datetime
     reason: str  # "window", "cap", "paused" or "previous-email" (engine/service.py)
 

@@ -51,6 +51,11 @@ def email_hash(email: str) -> str:
 
 @dataclass(frozen=True)
 class Entry:
+    """One suppression-list entry as read back, for the CLI and the GDPR export.
+
+    `email` is None once the person was erased; the hash alone keeps the address suppressed.
+    """
+
     email: str | None
     email_hash: str
     reason: str

@@ -54,6 +54,12 @@ class Trigger:
 
 
 class Enroller:
+    """Decides who enters which workflow, and writes the rows in the caller's transaction.
+
+    `candidates` matches a trigger against each workflow's `enroll:`; `enroll` applies the
+    `reenroll` rules and inserts. The engine's `EnrollmentListener` calls it on lifecycle news.
+    """
+
     def __init__(self, project: Project, version_ids: VersionIds, record: Recorder) -> None:
         self._project = project
         self._version_ids = version_ids

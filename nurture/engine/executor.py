@@ -55,6 +55,8 @@ class EnrollmentState:
 
 @dataclass(frozen=True)
 class SendEmail:
+    """An effect of a `send` step: one email, claimed in the send ledger by step and visit."""
+
     step: str
     visit: int
     template: str
@@ -62,6 +64,8 @@ class SendEmail:
 
 @dataclass(frozen=True)
 class SetFields:
+    """An effect of a `set` step: fields, properties and tags the engine writes on the contact."""
+
     step: str
     visit: int
     properties: Mapping[str, Any]
@@ -71,6 +75,8 @@ class SetFields:
 
 @dataclass(frozen=True)
 class AddScore:
+    """An effect of a `score` step: points the engine adds to the score ledger, once per visit."""
+
     step: str
     visit: int
     points: float
@@ -79,6 +85,8 @@ class AddScore:
 
 @dataclass(frozen=True)
 class SendNotification:
+    """An effect of a `notify` step: a message the engine queues once per step and visit."""
+
     step: str
     visit: int
     notify: m.Notify
@@ -98,6 +106,11 @@ class Trace:
 
 @dataclass(frozen=True)
 class Decision:
+    """What one advance decided: the new state, the effects to write, and the trace.
+
+    The executor's only output; `Engine.advance` writes it, the executor tests check it as is.
+    """
+
     state: EnrollmentState
     effects: tuple[Effect, ...] = ()
     trace: tuple[Trace, ...] = ()

@@ -24,6 +24,12 @@ from nurture.store import db
 
 @dataclass
 class Runtime:
+    """A command's or a process's live objects, each built on first use from the settings.
+
+    The one place that checks the schema: `engine` migrates embedded SQLite, refuses a stale
+    PostgreSQL.
+    """
+
     settings: Settings
     project_dir: Path
 

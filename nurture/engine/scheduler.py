@@ -23,6 +23,8 @@ Dispatch = Callable[[Sequence[int]], None]
 
 @dataclass
 class TickReport:
+    """What one `Scheduler.tick` dispatched; `run` ticks again at once when every batch filled."""
+
     enrollments: int = 0
     sends: int = 0
     notifications: int = 0
@@ -30,6 +32,12 @@ class TickReport:
 
 
 class Scheduler:
+    """Finds due work in the database and dispatches it to workers; it never runs a step itself.
+
+    Each tick: due enrollments in batches, sends due again and, with `dispatch_notify`, SLA chores
+    and due notifications. `nurture scheduler` and `nurture run` drive it.
+    """
+
     def __init__(
         self,
         engine: Engine,

@@ -50,6 +50,8 @@ ENROLLMENT_LEASE = timedelta(minutes=2)
 
 @dataclass
 class EngineOptions:
+    """How an `Engine` runs: from the settings (`build_engine`), or set by simulate and tests."""
+
     base_url: str = "http://localhost:8000"
     enrollment_lease: timedelta = ENROLLMENT_LEASE
     send_lease: timedelta = SEND_LEASE
@@ -60,6 +62,8 @@ class EngineOptions:
 
 @dataclass
 class AdvanceReport:
+    """What `Engine.advance` did: advanced, lost to another worker (`conflicts`), sends claimed."""
+
     advanced: int = 0
     conflicts: int = 0
     sends: list[int] = field(default_factory=list)
@@ -70,6 +74,12 @@ PREVIOUS_EMAIL_MARGIN = timedelta(minutes=1)
 
 
 class Engine:
+    """Flow 1: claims due enrollments, runs the executor, writes decisions and effects, delivers.
+
+    It owns the `Lifecycle` (flow 2) and hands it an `EnrollmentListener`, so stage moves and events
+    enroll contacts. One engine serves the workers, `nurture run`, `simulate` and the tests.
+    """
+
     def __init__(
         self,
         project: Project,

@@ -49,6 +49,11 @@ class InvalidEvent(NurtureError):
 
 @dataclass(frozen=True)
 class IncomingEvent:
+    """One event in our own shape, whatever door it came in by (file, API, tracking, ESP webhook).
+
+    Built by `parse_event` (SPEC §5) or a webhook; the `Ingestor` records it once by `id`.
+    """
+
     id: str
     type: str
     at: datetime

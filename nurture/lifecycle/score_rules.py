@@ -60,6 +60,8 @@ def fit_points(rules: Iterable[m.FitRule], context: Mapping[str, Any]) -> float:
 
 @dataclass(frozen=True)
 class LedgerLine:
+    """The part of a score-ledger row that `replay` needs: its kind, points and time."""
+
     kind: str  # engagement / fit / decay / manual
     points: float
     at: datetime

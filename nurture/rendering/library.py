@@ -50,6 +50,8 @@ class RenderedEmail:
 
 
 class Renderable(Protocol):
+    """A compiled front-matter value: a Jinja `Template`, or a `_Literal` for text without Jinja."""
+
     def render(self, *args: Any, **kwargs: Any) -> str: ...
 
 

@@ -88,6 +88,11 @@ class MjmlFailure(Exception):
 
 @dataclass(frozen=True)
 class TagProblem:
+    """One finding of `lint_tags`: an unknown `mj-*` tag or an unbalanced one, at an offset.
+
+    `nurture.rendering.diagnose` turns it into a `file:line` problem.
+    """
+
     offset: int
     message: str
     #: "unknown" problems are certain; "balance" ones may come from Jinja branches.

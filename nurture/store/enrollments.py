@@ -51,6 +51,8 @@ _sends = cast(Table, Send.__table__)
 
 @dataclass(frozen=True)
 class PastEnrollment:
+    """A contact's enrollment in a workflow, running or ended, as `may_enroll` weighs it."""
+
     contact_id: int
     workflow: str
     status: str

@@ -73,6 +73,8 @@ def advance_round_robin(session: Session, name: str, turns: int) -> int | None:
 
 @dataclass(frozen=True)
 class TimelineEvent:
+    """One of a contact's latest events, for the timeline of a handoff snapshot."""
+
     at: datetime
     type: str
     properties: Mapping[str, Any]
@@ -80,6 +82,8 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class HistoryLine:
+    """One stage change of a contact, for the stage history of a handoff snapshot."""
+
     at: datetime
     from_stage: str | None
     to_stage: str
@@ -88,6 +92,8 @@ class HistoryLine:
 
 @dataclass(frozen=True)
 class SentEmail:
+    """One email a contact was sent, for the emails received in a handoff snapshot."""
+
     sent_at: datetime | None
     template: str
     subject: str | None

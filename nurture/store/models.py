@@ -96,6 +96,12 @@ def JSONColumn(*, nullable: bool = False) -> TypeEngine[Any]:
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table, and the metadata alembic migrates.
+
+    Its naming convention names every constraint; its type map stores every `datetime` as a
+    `UTCDateTime` (see the module docstring).
+    """
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),

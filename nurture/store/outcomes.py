@@ -36,6 +36,11 @@ from nurture.store import sends as ledger
 
 
 class OutcomeLog(Protocol):
+    """Where delivery records each send's outcome, committed before the next email leaves.
+
+    `outcome_log` picks `PipelinedOutcomeLog` on PostgreSQL, `InlineOutcomeLog` elsewhere.
+    """
+
     def open(self) -> None:
         """Take the connection before the first message leaves: a database that
         is down stops the batch before anything is sent, not after."""
@@ -56,6 +61,8 @@ def outcome_log(bind: Engine) -> OutcomeLog:
 
 
 class InlineOutcomeLog:
+    """The `OutcomeLog` for SQLite: each outcome's UPDATE executed and committed in place."""
+
     def __init__(self, bind: Engine) -> None:
         self._bind = bind
         self._connection: Connection | None = None
@@ -85,6 +92,11 @@ class OutcomeNotRecorded(RuntimeError):
 
 
 class PipelinedOutcomeLog:
+    """The `OutcomeLog` for PostgreSQL: each outcome's commit overlaps rendering the next email.
+
+    `record` sends a self-committing UPDATE without waiting; `ready` collects its answer.
+    """
+
     def __init__(self, bind: Engine) -> None:
         self._bind = bind
         self._raw: DBAPIConnection | None = None

@@ -71,6 +71,8 @@ class Group:
 
 @dataclass(frozen=True)
 class WorkflowPlan:
+    """The plan for one workflow: its status, the step ids changed, what happens to each group."""
+
     name: str
     status: Status
     deployed: int | None  # version number deployed now
@@ -82,6 +84,8 @@ class WorkflowPlan:
 
 @dataclass(frozen=True)
 class Plan:
+    """What `nurture plan` shows and `nurture apply` does: one `WorkflowPlan` per workflow."""
+
     migrate: bool
     workflows: tuple[WorkflowPlan, ...]
 
@@ -274,6 +278,8 @@ def _group_order(group: tuple[int, str | None, int]) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Applied:
+    """What `apply` did: the plan followed, workflows deployed and withdrawn, enrollments moved."""
+
     plan: Plan
     deployed: tuple[str, ...]  # workflows whose deployed version changed
     withdrawn: tuple[str, ...]  # workflows whose file is gone

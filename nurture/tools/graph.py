@@ -37,6 +37,8 @@ _LABEL_MAX = 36
 
 @dataclass(frozen=True)
 class Node:
+    """One box of a workflow diagram: a step, or the `START`/`END` pseudo-steps."""
+
     key: str  # a step id, START or END
     label: str
     shape: str  # rect, round, diamond, stadium
@@ -48,6 +50,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Edge:
+    """One arrow of a workflow diagram; `label` says when it is taken (branch case, wait_for)."""
+
     source: str
     target: str
     label: str = ""

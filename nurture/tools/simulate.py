@@ -89,6 +89,8 @@ def load_reactions(path: Path) -> list[Reaction]:
 
 @dataclass
 class SimulationResult:
+    """What `Simulation.run` returns: the timeline, funnel, per-workflow outcomes and counts."""
+
     records: list[Record]
     funnel: dict[str, int]
     workflows: dict[str, Counter[str]]
@@ -107,6 +109,11 @@ class _Pending:
 
 
 class Simulation:
+    """The real engine on a throwaway SQLite database under a virtual clock: `nurture simulate`.
+
+    `run` jumps the clock from one due moment to the next; `reactions` turn sends into events.
+    """
+
     def __init__(
         self,
         project: Project,

@@ -30,7 +30,7 @@ from nurture.contacts.parsing import ContactInput, InvalidContact
 from nurture.errors import ContactNotFound
 from nurture.lifecycle.importer import ImportedBatch, upsert_contacts
 from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
-from nurture.store import contacts as queries
+from nurture.store.contacts import contact_ids_by_email
 from nurture.tools.explain import explain
 from nurture.web.auth import require_api_key
 from nurture.web.bodies import MAX_ITEMS, read_items, text_problem
@@ -192,7 +192,7 @@ def _write(
     engine = context.engine
     emails = {contact.email for _, contact in valid}
     with engine.sessions() as session:
-        existing = set(queries.contact_ids_by_email(session, emails))
+        existing = set(contact_ids_by_email(session, emails))
     changed: set[int] = set()
 
     def react(session: Any, batch: ImportedBatch) -> None:
@@ -208,7 +208,7 @@ def _write(
         on_batch=react,
     )
     with engine.sessions() as session:
-        ids = queries.contact_ids_by_email(session, emails)
+        ids = contact_ids_by_email(session, emails)
     warnings: dict[int, list[str]] = {}
     for warning in report.warnings:
         if warning.line is not None:

@@ -53,6 +53,8 @@ class SeenTokens:
 
 @dataclass
 class WebContext:
+    """Everything a route needs, built once per app (`build`) and reached through `web_context`."""
+
     engine: Engine
     settings: Settings
     signer: Signer

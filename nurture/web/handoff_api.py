@@ -42,6 +42,8 @@ def _clean(value: str, what: str) -> str:
 
 
 class Actor(BaseModel):
+    """Who acts on a handoff, for its action log: the optional body of accept and reopen."""
+
     by: str = Field(
         default="api",
         max_length=inbox.MAX_BY,
@@ -55,6 +57,8 @@ class Actor(BaseModel):
 
 
 class Rejection(Actor):
+    """The body of a rejection: who sends the lead back to nurturing, and why."""
+
     reason: str = Field(
         max_length=inbox.MAX_REASON,
         description="Why the lead goes back to nurturing (required).",

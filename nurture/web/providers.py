@@ -67,12 +67,16 @@ class ProviderEvent:
 
 @dataclass
 class Receipt:
+    """What a provider made of one webhook request: its events, and what to run once recorded."""
+
     events: list[ProviderEvent]
     #: Run once the events are safely recorded (e.g. remember a signature token).
     on_success: Callable[[], None] | None = None
 
 
 class Provider(Protocol):
+    """An ESP's webhook format: authenticates a request and normalises its body into a `Receipt`."""
+
     def receive(self, body: bytes, headers: Headers, context: WebContext) -> Receipt: ...
 
 
@@ -127,6 +131,8 @@ _GENERIC_TYPES = {
 
 
 class Generic:
+    """The `generic` webhook: our own format, signed with NURTURE_WEBHOOK_SECRET."""
+
     header = "x-nurture-signature"
 
     def receive(self, body: bytes, headers: Headers, context: WebContext) -> Receipt:
@@ -190,6 +196,8 @@ class Generic:
 
 
 class Mailgun:
+    """Mailgun's webhooks, signed with NURTURE_MAILGUN_SIGNING_KEY; stale or replays refused."""
+
     def receive(self, body: bytes, headers: Headers, context: WebContext) -> Receipt:
         key = context.settings.mailgun_signing_key
         if not key:

@@ -30,6 +30,8 @@ MAX_FORM = 64 * 1024
 
 @dataclass(frozen=True)
 class SalesSession:
+    """A logged-in sales inbox user, from a valid cookie: who, and the CSRF token forms carry."""
+
     sid: str
     by: str
     csrf: str

@@ -21,6 +21,8 @@ class Problem(BaseModel):
 
 
 class EventResult(BaseModel):
+    """What became of one event: recorded, a duplicate (id already recorded), or rejected."""
+
     index: int = Field(description="Position of the event in the request (0-based).")
     id: str | None = Field(description="The event's id, when it had one.")
     status: Literal["recorded", "duplicate", "rejected"]
@@ -37,6 +39,8 @@ class EventsResult(BaseModel):
 
 
 class ContactResult(BaseModel):
+    """What became of one contact: created, updated, unchanged, or rejected with a `reason`."""
+
     index: int
     email: str | None
     status: Literal["created", "updated", "unchanged", "rejected"]
@@ -45,6 +49,8 @@ class ContactResult(BaseModel):
 
 
 class ContactsResult(BaseModel):
+    """One result per contact, in request order, and the counts."""
+
     created: int
     updated: int
     unchanged: int
@@ -53,6 +59,8 @@ class ContactsResult(BaseModel):
 
 
 class WebhookResult(BaseModel):
+    """What became of one provider event; `ignored`: not about our emails, or a kind not tracked."""
+
     index: int
     id: str | None = Field(description="Our event id (derived from the provider's).")
     status: Literal["recorded", "duplicate", "ignored", "rejected"]
@@ -60,6 +68,8 @@ class WebhookResult(BaseModel):
 
 
 class WebhookResults(BaseModel):
+    """One result per provider event, in request order, and the counts."""
+
     recorded: int
     duplicate: int
     ignored: int
@@ -68,6 +78,8 @@ class WebhookResults(BaseModel):
 
 
 class Health(BaseModel):
+    """The service's health: `ok`, or `unavailable` when the database cannot be reached."""
+
     status: Literal["ok", "unavailable"]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -73,3 +74,18 @@ def test_the_check_sees_a_test_only_dependency() -> None:
     assert {"sqlalchemy", "redis", "httpx"} <= closure  # dramatiq[redis] brings redis too
     assert "pytest" in _imported_modules()
     assert not {"pytest", "freezegun", "aiosmtpd", "hypothesis"} & closure
+
+
+def test_the_package_exports_its_curated_names_lazily() -> None:
+    code = (
+        "import sys, nurture\n"
+        "assert 'nurture.engine.service' not in sys.modules, 'loaded eagerly'\n"
+        "for name in nurture.__all__:\n"
+        "    assert getattr(nurture, name) is not None, name\n"
+        "assert nurture.EventType.EMAIL_OPENED == 'email.opened'\n"
+        "assert issubclass(nurture.DefinitionError, nurture.NurtureError)\n"
+        "print(len(nurture.__all__))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 10

@@ -653,7 +653,7 @@ def ingest_all(
 ) -> dict[str, Any]:
     """Parse and ingest `events`, one transaction per batch, as `nurture events import` would."""
     import nurture.clock as clock
-    from nurture.lifecycle.ingest import InvalidEvent, parse_event
+    from nurture.lifecycle.incoming import InvalidEvent, parse_event
 
     ingestor = engine.lifecycle.ingestor
     statuses: dict[str, int] = defaultdict(int)

@@ -155,7 +155,7 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
         Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
         """
         import nurture.clock as clock
-        from nurture.lifecycle.ingest import InvalidEvent, parse_event
+        from nurture.lifecycle.incoming import InvalidEvent, parse_event
 
         with cli.reported():
             if not file.is_file():

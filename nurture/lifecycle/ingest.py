@@ -1,33 +1,31 @@
-"""Events in: normalise at the edge, record once, wake whoever waits for them.
+"""Events in: record once, score, wake whoever waits for them.
 
 Whatever door an event came in by (file, API, tracking link, ESP webhook), it
-becomes an `IncomingEvent` here, is validated whole before anything is written
-(a bad event is refused with its reason, never half-applied), and is recorded
-idempotently by its id. Recording wakes the contact's waiting enrollments (a
-`wait_for` need not wait for the next poll), enrolls the contact in workflows
-that start on this event, and applies the consent consequences of email
-feedback: an unsubscribe, a complaint or a hard bounce stops all email at once.
+arrives as an `IncomingEvent` (`nurture.lifecycle.incoming`), through one
+entry, `Ingestor.ingest`, and is recorded idempotently by its id. Recording
+scores it (perhaps moving the contact up the ladder), wakes the contact's
+waiting enrollments (a `wait_for` need not wait for the next poll), tells the
+listeners (workflows that start on this event), and applies the consent
+consequences of email feedback: an unsubscribe, a complaint or a hard bounce
+stops all email at once.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 import nurture.delivery.consent as consent
 import nurture.delivery.suppression as suppression
-from nurture.contacts.parsing import is_valid_email
 from nurture.definitions import model as m
-from nurture.definitions.base import parse_duration
-from nurture.errors import Conflict, NurtureError
-from nurture.events import EMAIL_EVENT_TYPES, EVENT_TYPES, EventType, EventView, is_known_event_type
+from nurture.errors import Conflict
+from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView
 from nurture.lifecycle.facts import StageMove
+from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent
 from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.scoring import Scoring
 from nurture.lifecycle.stages import Stages
@@ -37,104 +35,8 @@ from nurture.store.enrollments import end_nurture, wake_contacts
 from nurture.store.events import record_events
 from nurture.store.models import Contact
 
-_RELATIVE = re.compile(r"^\+\s*(.+)$")
-
 #: Attempts of a transaction that lost an insert race (two first events at once).
 ATTEMPTS = 3
-
-
-class InvalidEvent(NurtureError):
-    """The event was refused."""
-
-
-@dataclass(frozen=True)
-class IncomingEvent:
-    """One event in our own shape, whatever door it came in by (file, API, tracking, ESP webhook).
-
-    Built by `parse_event` (SPEC §5) or a webhook; the `Ingestor` records it once by `id`.
-    """
-
-    id: str
-    type: str
-    at: datetime
-    email: str | None = None
-    contact_id: int | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    raw: Any = None
-
-
-def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> IncomingEvent:
-    """Validate one event object (SPEC §5); `at` may be "+3d" when `start` is given."""
-    if not isinstance(data, Mapping):
-        raise InvalidEvent("an event must be a JSON object")
-    unknown = set(data) - {"id", "type", "at", "contact", "properties"}
-    if unknown:
-        raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
-    event_id = data.get("id")
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 200:
-        raise InvalidEvent("'id' is required: a string of at most 200 characters")
-    kind = data.get("type")
-    if not isinstance(kind, str) or not is_known_event_type(kind):
-        raise InvalidEvent(
-            f"unknown event type {kind!r} (expected one of {', '.join(EVENT_TYPES)} or custom.*)"
-        )
-    at = _moment(data.get("at"), now, start)
-    contact = data.get("contact")
-    if (
-        not isinstance(contact, Mapping)
-        or len(contact) != 1
-        or not ({"email"} == set(contact) or {"id"} == set(contact))
-    ):
-        raise InvalidEvent('\'contact\' must be {"email": ...} or {"id": ...}')
-    email = contact.get("email")
-    contact_id = contact.get("id")
-    if email is not None:
-        if not isinstance(email, str) or not is_valid_email(email.strip().lower()):
-            raise InvalidEvent(f"invalid contact email {email!r}")
-        email = email.strip().lower()
-    elif not isinstance(contact_id, int) or isinstance(contact_id, bool):
-        raise InvalidEvent("contact id must be an integer")
-    properties = data.get("properties", {})
-    if not isinstance(properties, Mapping):
-        raise InvalidEvent("'properties' must be an object")
-    if kind == EventType.EMAIL_BOUNCED and properties.get("bounce") not in ("hard", "soft"):
-        raise InvalidEvent("email.bounced needs properties.bounce: hard or soft")
-    problem = (
-        consent.check_form_consent(properties)
-        if kind == EventType.FORM_SUBMITTED
-        else consent.check_pause(properties)
-        if kind == EventType.EMAIL_PAUSED
-        else None
-    )
-    if problem is not None:
-        raise InvalidEvent(problem)
-    return IncomingEvent(
-        event_id.strip(), kind, at, email, contact_id, dict(properties), dict(data)
-    )
-
-
-def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
-    if value is None:
-        return now
-    if not isinstance(value, str):
-        raise InvalidEvent("'at' must be an ISO 8601 time")
-    relative = _RELATIVE.match(value.strip())
-    if relative:
-        if start is None:
-            raise InvalidEvent("a relative 'at' (+3d) is only allowed in simulations")
-        delta = parse_duration(relative.group(1))
-        if delta is None:
-            raise InvalidEvent(f"invalid relative time {value!r} (e.g. +3d, +36h)")
-        return start + delta
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidEvent(f"invalid time {value!r} (ISO 8601 expected)") from None
-    if moment.tzinfo is None:
-        raise InvalidEvent(f"time {value!r} needs a timezone (e.g. Z or +01:00)")
-    if moment > now + timedelta(minutes=5):
-        raise InvalidEvent(f"time {value!r} is in the future")
-    return clock.as_utc(moment)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import nurture.clock as clock
 from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, WORKFLOWS_DIR, Project
 from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.importer import ImportReport, import_contacts
-from nurture.lifecycle.ingest import parse_event
+from nurture.lifecycle.incoming import parse_event
 from nurture.records import Record
 from nurture.store.contacts import contact_by_email
 from nurture.store.models import Contact

@@ -31,7 +31,8 @@ from nurture.definitions.loader import Project
 from nurture.engine.service import Engine, EngineOptions
 from nurture.errors import NurtureError, Problem
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import IncomingEvent, Ingestor, InvalidEvent, parse_event
+from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
+from nurture.lifecycle.ingest import Ingestor
 from nurture.records import Record
 from nurture.store import db, reports
 from nurture.store import enrollments as work

@@ -29,7 +29,7 @@ import nurture.clock as clock
 from nurture.contacts.parsing import ContactInput, InvalidContact
 from nurture.errors import ContactNotFound
 from nurture.lifecycle.importer import ImportedBatch, upsert_contacts
-from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
+from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
 from nurture.store.contacts import contact_ids_by_email
 from nurture.tools.explain import explain
 from nurture.web.auth import require_api_key

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
-from nurture.lifecycle.ingest import IncomingEvent, Outcome
+from nurture.lifecycle.incoming import IncomingEvent
+from nurture.lifecycle.ingest import Outcome
 from nurture.store import sends as ledger
 from nurture.store.contacts import contact_by_id
 from nurture.store.models import Send

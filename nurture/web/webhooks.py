@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from nurture.lifecycle.ingest import IncomingEvent
+from nurture.lifecycle.incoming import IncomingEvent
 from nurture.store import sends as ledger
 from nurture.store.models import Send
 from nurture.web.bodies import is_json, read_body

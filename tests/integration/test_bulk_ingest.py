@@ -23,7 +23,8 @@ from nurture.contacts.standing import ScoreState
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import Outcome, parse_event
+from nurture.lifecycle.incoming import parse_event
+from nurture.lifecycle.ingest import Outcome
 from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store import db
 from nurture.store.models import Contact, ScoreEntry

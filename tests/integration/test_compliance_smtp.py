@@ -23,7 +23,7 @@ from nurture.definitions.loader import load_project
 from nurture.delivery.consent import mailto_token
 from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.importer import import_contacts
-from nurture.lifecycle.ingest import parse_event
+from nurture.lifecycle.incoming import parse_event
 from nurture.settings import Settings
 from nurture.store.models import Contact, Send
 from nurture.tokens import Signer

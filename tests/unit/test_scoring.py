@@ -17,7 +17,7 @@ from nurture.contacts.standing import ScoreState, decay_factor
 from nurture.definitions.ladder import stage_for_score, temperature
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
-from nurture.lifecycle.ingest import IncomingEvent, InvalidEvent, parse_event
+from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
 from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
 from nurture.testing import Harness

@@ -260,13 +260,16 @@ class Scoring:
         """Re-evaluate fit rules after contact data changed; ledger the difference."""
         rows: list[dict[str, Any]] = []
         moves = []
+        rules = self.config.scoring.fit
         for contact in contacts:
+            if not rules and not contact.fit_score:
+                continue  # no profile points to give or take back: no view to build
             context = {
                 "contact": view_of(contact, self.config, now),
                 "now": now,
                 "stage_index": self.config.stage_index,
             }
-            target = fit_points(self.config.scoring.fit, context)
+            target = fit_points(rules, context)
             delta = round(target - contact.fit_score, 4)
             if delta:
                 rows += self._add(

@@ -8,7 +8,6 @@ each other: the same events give the same database on either.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from nurture.lifecycle.ingest import Outcome
 from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store import db
 from nurture.store.models import Contact, ScoreEntry
+from nurture.testing import write_project
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -143,14 +143,9 @@ class World:
 
 
 def world_on(tmp_path: Path, url: str) -> Iterator[World]:
-    root = tmp_path / "project"
-    (root / "workflows").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    for name, body in WORKFLOWS.items():
-        (root / "workflows" / f"{name}.yaml").write_text(body)
-    repo = Path(__file__).parents[2]
-    for folder in ("_layouts", "sales"):
-        shutil.copytree(repo / "templates" / folder, root / "templates" / folder)
+    root = write_project(
+        tmp_path / "project", CONFIG, WORKFLOWS, example_templates=("_layouts", "sales")
+    )
     with clock.using(clock.VirtualClock(START)):
         world = World(root, url)
         try:

@@ -26,6 +26,7 @@ from nurture.lifecycle.importer import import_contacts
 from nurture.lifecycle.incoming import parse_event
 from nurture.settings import Settings
 from nurture.store.models import Contact, Send
+from nurture.testing import write_project
 from nurture.tokens import Signer
 from nurture.tools.privacy import erase_person
 from nurture.transports import transport_from_settings
@@ -117,12 +118,9 @@ class World:
 def world(
     tmp_path: Path, sessions: sessionmaker[Session], smtp_server: SMTPTestServer
 ) -> Iterator[World]:
-    root = tmp_path / "project"
-    (root / "workflows").mkdir(parents=True)
-    (root / "templates" / "lead").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "lead-nurture.yaml").write_text(WORKFLOW)
-    (root / "templates" / "lead" / "welcome.mjml").write_text(TEMPLATE)
+    root = write_project(
+        tmp_path / "project", CONFIG, {"lead-nurture": WORKFLOW}, {"lead/welcome": TEMPLATE}
+    )
     w = World(root, sessions, smtp_server)
     with clock.using(w.clock):
         yield w

@@ -27,7 +27,7 @@ from nurture.store.models import (
     ScoreEntry,
     StageHistory,
 )
-from nurture.testing import Harness
+from nurture.testing import Harness, write_project
 from nurture.tokens import Signer
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
@@ -118,18 +118,13 @@ class Sales(Harness):
 
 @pytest.fixture
 def sales(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Sales]:
-    root = tmp_path / "p"
-    (root / "workflows").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "recycle.yaml").write_text(RECYCLE)
-    repo = Path(__file__).parents[2]
-    (root / "templates").mkdir()
-    import shutil
-
-    shutil.copytree(repo / "templates" / "_layouts", root / "templates" / "_layouts")
-    shutil.copytree(repo / "templates" / "sales", root / "templates" / "sales")
-    (root / "templates" / "lead").mkdir()
-    (root / "templates" / "lead" / "one.mjml").write_text('---\nsubject: "one"\n---\n' + BODY)
+    root = write_project(
+        tmp_path / "p",
+        CONFIG,
+        {"recycle": RECYCLE},
+        {"lead/one": '---\nsubject: "one"\n---\n' + BODY},
+        example_templates=("_layouts", "sales"),
+    )
     world = Sales(root, sessions)
     with clock.using(world.clock):
         world.import_csv(

@@ -20,7 +20,7 @@ from nurture.engine.service import Engine, EngineOptions
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
 from nurture.lifecycle.score_rules import LedgerLine, replay
 from nurture.store.models import Contact, Enrollment, ScoreEntry, Send, StageHistory
-from nurture.testing import Harness
+from nurture.testing import Harness, write_project
 from nurture.tokens import Signer
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -135,14 +135,12 @@ class World(Harness):
 
 @pytest.fixture
 def world(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[World]:
-    root = tmp_path / "project"
-    (root / "workflows").mkdir(parents=True)
-    (root / "templates" / "lead").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "lead-nurture.yaml").write_text(WORKFLOW)
-    (root / "workflows" / "mql-push.yaml").write_text(MQL)
-    for name in ("one", "two", "three"):
-        (root / "templates" / "lead" / f"{name}.mjml").write_text(TEMPLATE.format(name=name))
+    root = write_project(
+        tmp_path / "project",
+        CONFIG,
+        {"lead-nurture": WORKFLOW, "mql-push": MQL},
+        {f"lead/{name}": TEMPLATE.format(name=name) for name in ("one", "two", "three")},
+    )
     w = World(load_project(root), sessions, EngineOptions(), START)
     with clock.using(w.clock):
         w.import_csv("email,stage\nanne@example.com,lead\n")

@@ -17,6 +17,7 @@ from nurture.engine.service import Engine
 from nurture.lifecycle.importer import import_contacts
 from nurture.records import Record
 from nurture.store.models import Send
+from nurture.testing import write_project
 from nurture.tokens import Signer
 from nurture.tools.explain import explain
 from nurture.transports import CaptureTransport
@@ -124,16 +125,16 @@ steps:
 def test_the_engine_defers_capped_and_out_of_window_sends_and_explains_why(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
-    root = tmp_path / "p"
-    (root / "workflows").mkdir(parents=True)
-    (root / "templates" / "t").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "lead.yaml").write_text(WORKFLOW)
-    for name in ("one", "two", "three"):
-        (root / "templates" / "t" / f"{name}.mjml").write_text(
-            f'---\nsubject: "{name}"\n---\n<mjml><mj-body><mj-section><mj-column>'
+    root = write_project(
+        tmp_path / "p",
+        CONFIG,
+        {"lead": WORKFLOW},
+        {
+            f"t/{name}": f'---\nsubject: "{name}"\n---\n<mjml><mj-body><mj-section><mj-column>'
             "<mj-text>x</mj-text></mj-column></mj-section></mj-body></mjml>\n"
-        )
+            for name in ("one", "two", "three")
+        },
+    )
     records: list[Record] = []
     transport = CaptureTransport()
     virtual = clock.VirtualClock(utc(2026, 11, 28, 10, 0))  # a Saturday

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+import nurture.testing as testing
 from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
@@ -143,16 +144,16 @@ class Web(Harness):
             return list(session.scalars(query))
 
 
-def write_project(root: Path) -> Path:
-    (root / "workflows").mkdir(parents=True)
-    (root / "templates" / "lead").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "lead-nurture.yaml").write_text(LEAD)
-    for name, subject in (("welcome", "Bienvenue"), ("guide", "Le guide")):
-        (root / "templates" / "lead" / f"{name}.mjml").write_text(
-            TEMPLATE.format(subject=subject, name=name)
-        )
-    return root
+def write_project(root: Path, config: str = CONFIG) -> Path:
+    return testing.write_project(
+        root,
+        config,
+        {"lead-nurture": LEAD},
+        {
+            f"lead/{name}": TEMPLATE.format(subject=subject, name=name)
+            for name, subject in (("welcome", "Bienvenue"), ("guide", "Le guide"))
+        },
+    )
 
 
 @pytest.fixture

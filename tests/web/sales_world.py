@@ -18,7 +18,7 @@ from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
 from nurture.settings import Settings
 from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
-from nurture.testing import Harness
+from nurture.testing import Harness, write_project
 from nurture.web.app import create_app
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
@@ -64,25 +64,6 @@ CONTACTS = (
     "anne@example.com,Anne,Martin,Atelier Martin,lead\n"
     "bob@example.com,Bob,Durand,Batipro,lead\n"
 )
-
-
-def write_project(root: Path) -> Path:
-    (root / "workflows").mkdir(parents=True)
-    (root / "templates" / "lead").mkdir(parents=True)
-    (root / "templates" / "recycle").mkdir(parents=True)
-    (root / "templates" / "sales").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG)
-    (root / "workflows" / "lead-nurture.yaml").write_text(LEAD)
-    (root / "workflows" / "recycle.yaml").write_text(RECYCLE)
-    (root / "templates" / "lead" / "welcome.mjml").write_text(TEMPLATE.format(subject="Bienvenue"))
-    (root / "templates" / "recycle" / "check-in.mjml").write_text(
-        TEMPLATE.format(subject="Des nouvelles")
-    )
-    for name in ("handoff", "reminder", "escalation"):  # what the SLA needs to exist
-        (root / "templates" / "sales" / f"{name}.mjml").write_text(
-            TEMPLATE.format(subject=f"{name} #{{{{ handoff.id }}}}")
-        )
-    return root
 
 
 class SalesWorld(Harness):
@@ -167,7 +148,20 @@ def build(
     base_url: str = "https://nurture.example.com",
 ) -> SalesWorld:
     """The world, no contact yet: run `populate` under `clock.using(world.clock)`."""
-    return SalesWorld(write_project(tmp_path / "project"), sessions, tmp_path, start, base_url)
+    root = write_project(
+        tmp_path / "project",
+        CONFIG,
+        {"lead-nurture": LEAD, "recycle": RECYCLE},
+        {
+            "lead/welcome": TEMPLATE.format(subject="Bienvenue"),
+            "recycle/check-in": TEMPLATE.format(subject="Des nouvelles"),
+        }
+        | {  # what the SLA needs to exist
+            f"sales/{name}": TEMPLATE.format(subject=f"{name} #{{{{ handoff.id }}}}")
+            for name in ("handoff", "reminder", "escalation")
+        },
+    )
+    return SalesWorld(root, sessions, tmp_path, start, base_url)
 
 
 def populate(world: SalesWorld) -> None:

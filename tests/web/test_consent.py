@@ -20,7 +20,7 @@ import nurture.clock as clock
 import nurture.delivery.suppression as suppression
 from nurture.delivery.consent import mailto_token
 from nurture.store.models import Enrollment, Send
-from tests.web.conftest import START, Web, anne_welcome, write_project
+from tests.web.conftest import CONFIG, START, Web, anne_welcome, write_project
 
 GUIDE_DUE = START + timedelta(days=2, hours=1)
 
@@ -159,12 +159,11 @@ def test_the_mailto_subject_carries_the_token_of_the_one_click_unsubscribe(web: 
 @pytest.fixture
 def strict(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Web]:
     """A project with `sending.require_consent: true` and its own contacts."""
-    root = write_project(tmp_path / "strict")
-    config = root / "nurture.yaml"
-    config.write_text(
-        config.read_text()
+    root = write_project(
+        tmp_path / "strict",
+        CONFIG
         + "sending:\n  from: bonjour@example.com\n  require_consent: true\n"
-        + "  unsubscribe_mailto: desabonnement@example.com\n"
+        + "  unsubscribe_mailto: desabonnement@example.com\n",
     )
     w = Web(root, sessions, tmp_path)
     with clock.using(w.clock):

@@ -7,12 +7,11 @@ which the tests call directly.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,6 +62,10 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
     @contacts_app.command("import")
     def contacts_import(
         file: Annotated[Path, typer.Argument(help="CSV (with a header row) or JSON Lines file.")],
+        rejects: Annotated[
+            Path | None,
+            typer.Option(help="Write every refused row and warning here as file:line: reason."),
+        ] = None,
         project: ProjectDir = None,
     ) -> None:
         """Import contacts: upsert by email; bad rows are listed and skipped, good rows go in.
@@ -86,11 +89,7 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
                     on_progress=advance,
                     on_batch=cli.engine_for(runtime).on_import,
                 )
-            for problem in [*report.rejected, *report.warnings][:50]:
-                typer.echo(str(problem))
-            hidden = len(report.rejected) + len(report.warnings) - 50
-            if hidden > 0:
-                typer.echo(f"… and {hidden} more")
+            _report_problems([str(p) for p in [*report.rejected, *report.warnings]], rejects)
             colour = "red" if report.rejected else "green"
             cli.console.print(
                 f"{report.total} rows: [green]{report.created} created[/green], "
@@ -148,64 +147,57 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
         file: Annotated[
             Path, typer.Argument(help="JSON Lines: one event object per line (SPEC §5).")
         ],
+        rejects: Annotated[
+            Path | None,
+            typer.Option(help="Write every refused line here as file:line: reason."),
+        ] = None,
         project: ProjectDir = None,
     ) -> None:
         """Record events (idempotent by id): scores, stages and waiting workflows follow.
 
-        Bad lines are listed as file:line: reason and skipped; exits 2 if any were.
+        Read a line at a time; bad lines are listed as file:line: reason and
+        skipped while good ones go in; exits 2 if any were.
         """
-        import nurture.clock as clock
-        from nurture.lifecycle.incoming import InvalidEvent, parse_event
+        from nurture.lifecycle.event_import import import_events
 
         with cli.reported():
             if not file.is_file():
                 raise NurtureError(f"{file}: no such file")
             runtime = cli.open_runtime(project)
             ingestor = cli.engine_for(runtime).lifecycle.ingestor
-            lines = file.read_text(encoding="utf-8").splitlines()
-            problems: list[str] = []
-            counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
-            batch: list[tuple[int, Any]] = []
-
-            def flush() -> None:
-                outcomes = ingestor.ingest(
-                    runtime.sessions, [e for _, e in batch], f"import:{file.name}"
-                )
-                for (number, _), outcome in zip(batch, outcomes, strict=True):
-                    counts[outcome.status] += 1
-                    if outcome.status == "rejected":
-                        problems.append(f"{file}:{number}: {outcome.reason}")
-                batch.clear()
-
+            size = file.stat().st_size
             with _progress(f"importing {file.name}") as advance:
-                for number, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        batch.append((number, parse_event(json.loads(line), now=clock.now())))
-                    except json.JSONDecodeError as exc:
-                        counts["rejected"] += 1
-                        problems.append(f"{file}:{number}: not JSON ({exc.msg})")
-                    except InvalidEvent as exc:
-                        counts["rejected"] += 1
-                        problems.append(f"{file}:{number}: {exc}")
-                    if len(batch) >= 500:
-                        flush()
-                        advance(number, len(lines))
-                if batch:
-                    flush()
-                advance(len(lines), len(lines))
-            for problem in problems[:50]:
-                typer.echo(problem)
-            if len(problems) > 50:
-                typer.echo(f"… and {len(problems) - 50} more")
+                report = import_events(
+                    ingestor, runtime.sessions, file, on_progress=lambda n: advance(n, size)
+                )
+                advance(size, size)
+            _report_problems([str(p) for p in report.problems], rejects)
+            refused = report.rejected
             cli.console.print(
-                f"[green]{counts['recorded']} recorded[/green], {counts['duplicate']} duplicates "
-                f"(already recorded), {'[red]' if counts['rejected'] else ''}{counts['rejected']} "
-                f"rejected{'[/red]' if counts['rejected'] else ''}"
+                f"[green]{report.recorded} recorded[/green], {report.duplicate} duplicates "
+                f"(already recorded), {'[red]' if refused else ''}{refused} "
+                f"rejected{'[/red]' if refused else ''}"
             )
-            if counts["rejected"]:
+            if refused:
                 raise typer.Exit(2)
+
+
+#: Refused rows listed on the terminal; the rest go to `--rejects FILE`.
+SHOWN_PROBLEMS = 50
+
+
+def _report_problems(problems: list[str], rejects: Path | None) -> None:
+    """The first problems on stdout; every one in `rejects` if given (and said so)."""
+    for problem in problems[:SHOWN_PROBLEMS]:
+        typer.echo(problem)
+    if rejects is not None and problems:
+        rejects.write_text("\n".join(problems) + "\n", encoding="utf-8")
+    hidden = len(problems) - SHOWN_PROBLEMS
+    if hidden > 0:
+        where = f"all in {rejects}" if rejects else "--rejects FILE lists them all"
+        typer.echo(f"… and {hidden} more ({where})")
+    elif rejects is not None and problems:
+        typer.echo(f"(written to {rejects} too)")
 
 
 @contextmanager

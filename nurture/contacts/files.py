@@ -12,10 +12,11 @@ twice, stops the import before anything is written.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,45 +37,71 @@ class ContactFileError(NurtureError):
 
 
 def read_records(path: Path, label: str, warnings: list[Problem]) -> tuple[Iterator[_Item], int]:
-    """The file's records (lazily) and how many rows to expect, for progress.
+    """The file's records (lazily, a line at a time) and how many rows to expect.
 
-    Raises `ContactFileError` at once if the file is not UTF-8; a CSV header
+    Raises `ContactFileError` at once if the file is not UTF-8 (a first pass
+    reads it in chunks, so memory stays flat whatever its size); a CSV header
     without an ``email`` column raises when the records are first read.
     Column warnings (an unnamed column) are appended to `warnings`.
     """
-    text = _decode(path, label)
-    jsonl = _is_jsonl(path, text)
-    records = _jsonl_records(text) if jsonl else _csv_records(text, label, warnings)
-    return records, _estimate_rows(text, header=not jsonl)
+    lines, first = _check_utf8(path, label)
+    jsonl = _is_jsonl(path, first)
+    handle = path.open(encoding="utf-8-sig", newline="")
+    records = _jsonl_records(handle) if jsonl else _csv_records(handle, first, label, warnings)
+    return _closing(records, handle), max(lines - (0 if jsonl else 1), 0)
 
 
-def _decode(path: Path, label: str) -> str:
-    data = path.read_bytes()
+def _closing(records: Iterator[_Item], handle: io.TextIOBase) -> Iterator[_Item]:
+    with handle:
+        yield from records
+
+
+def _check_utf8(path: Path, label: str) -> tuple[int, str]:
+    """How many lines the file has, and its first line; `ContactFileError` if any
+    byte is not UTF-8 (with the line it is on)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    lines = 0
+    first = ""
+    last = b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk[: exc.start].count(b"\n") + 1
+                raise ContactFileError(
+                    Problem(
+                        label, line, 'not UTF-8 text; save the file as UTF-8 (Excel: "CSV UTF-8")'
+                    )
+                ) from None
+            if lines == 0 and not first:
+                first = text
+            elif lines == 0 and "\n" not in first:
+                first += text
+            lines += chunk.count(b"\n")
+            last = chunk
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
         raise ContactFileError(
-            Problem(label, line, 'not UTF-8 text; save the file as UTF-8 (Excel: "CSV UTF-8")')
+            Problem(label, lines + 1, "not UTF-8 text: the file ends inside a character")
         ) from None
+    if last and not last.endswith(b"\n"):
+        lines += 1
+    return lines, first.split("\n", 1)[0]
 
 
-def _is_jsonl(path: Path, text: str) -> bool:
+def _is_jsonl(path: Path, first_line: str) -> bool:
     suffix = path.suffix.lower()
     if suffix in _JSONL_SUFFIXES:
         return True
     if suffix == ".csv":
         return False
-    return text.lstrip().startswith("{")
+    return first_line.lstrip().startswith("{")
 
 
-def _estimate_rows(text: str, *, header: bool) -> int:
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    return max(lines - (1 if header else 0), 0)
-
-
-def _jsonl_records(text: str) -> Iterator[_Item]:
-    for number, line in enumerate(text.split("\n"), start=1):
+def _jsonl_records(lines: Iterable[str]) -> Iterator[_Item]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -113,12 +140,13 @@ def _csv_header(
     return header
 
 
-def _csv_records(text: str, label: str, warnings: list[Problem]) -> Iterator[_Item]:
-    first_line = text.split("\n", 1)[0]
+def _csv_records(
+    lines: Iterable[str], first_line: str, label: str, warnings: list[Problem]
+) -> Iterator[_Item]:
     delimiter = max(_CSV_DELIMITERS, key=first_line.count)
     if first_line.count(delimiter) == 0:
         delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     header: list[str | None] | None = None
     while True:
         start = reader.line_num + 1

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import nurture.clock as clock
+from nurture.contacts.values import moment_problem, shown, value_problem
 from nurture.errors import NurtureError
 
 CONSENT_STATUSES: tuple[str, ...] = ("granted", "legitimate_interest", "withdrawn", "unknown")
@@ -124,6 +125,8 @@ def _datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError
     parsed = datetime.fromisoformat(value)
+    if moment_problem(parsed) is not None:
+        raise ValueError
     return clock.as_utc(parsed)
 
 
@@ -182,6 +185,34 @@ _COERCE: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 
 
+# --- consent bases ------------------------------------------------------------
+
+
+#: Lawful bases (GDPR art. 6): consent, or legitimate interest (B2B outreach).
+BASES = ("consent", "legitimate_interest")
+
+
+_BASIS_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("consent", "consentement", "opt-in", "optin", "granted"), "consent"),
+    **dict.fromkeys(
+        (
+            "legitimate_interest",
+            "legitimate interest",
+            "legitimate-interest",
+            "li",
+            "intérêt légitime",
+            "interet legitime",
+        ),
+        "legitimate_interest",
+    ),
+}
+
+
+def normalise_basis(value: str) -> str:
+    """A known basis in its canonical spelling; anything else is kept as written."""
+    return _BASIS_ALIASES.get(value.strip().lower(), value.strip())
+
+
 # --- records ------------------------------------------------------------------
 
 
@@ -211,6 +242,12 @@ class ContactParser:
         email: str | None = None
         bad_email = False
         for raw_key, raw_value in record.items():
+            problem = value_problem(raw_key, "a column name") or value_problem(
+                raw_value, str(raw_key)[:60]
+            )
+            if problem is not None:
+                errors.append(problem)
+                continue
             value = _clean(raw_value)
             if value is None:
                 continue
@@ -221,20 +258,20 @@ class ContactParser:
                     email = normalise_email(value)
                 else:
                     bad_email = True
-                    errors.append(f"invalid email {value!r}")
+                    errors.append(f"invalid email {shown(value)}")
             elif key in TEXT_COLUMNS:
                 fields[key] = _text(value)
             elif key == "stage":
                 stage = self._stage_by_key.get(_text(value).lower())
                 if stage is None:
                     expected = ", ".join(self._stages)
-                    errors.append(f"unknown stage {value!r} (expected one of: {expected})")
+                    errors.append(f"unknown stage {shown(value)} (expected one of: {expected})")
                 else:
                     fields["stage"] = stage
             elif key == "timezone":
                 zone = canonical_timezone(value) if isinstance(value, str) else None
                 if zone is None:
-                    errors.append(f"unknown timezone {value!r}")
+                    errors.append(f"unknown timezone {shown(value)}")
                 else:
                     fields["timezone"] = zone
             elif key == "consent":
@@ -270,7 +307,7 @@ class ContactParser:
         status = _CONSENT_ALIASES.get(_text(value).strip().lower())
         if status is None:
             expected = ", ".join(CONSENT_STATUSES)
-            errors.append(f"unknown consent {value!r} (expected one of: {expected})")
+            errors.append(f"unknown consent {shown(value)} (expected one of: {expected})")
         else:
             fields["consent_status"] = status
 
@@ -278,7 +315,10 @@ class ContactParser:
         try:
             fields["consent_at"] = _datetime(value)
         except ValueError:
-            errors.append(f"invalid consent_at {value!r} (expected an ISO date or date-time)")
+            errors.append(
+                f"invalid consent_at {shown(value)} (expected an ISO date or date-time, "
+                "years 1900 to 9999)"
+            )
 
     def _consent_object(
         self, value: Mapping[str, Any], fields: dict[str, Any], errors: list[str]
@@ -298,7 +338,7 @@ class ContactParser:
             elif name == "proof":
                 fields["consent_proof"] = item
             else:
-                errors.append(f"unknown consent field {name!r}")
+                errors.append(f"unknown consent field {shown(name)}")
 
     def _property(
         self, key: str, value: Any, properties: dict[str, Any], errors: list[str]
@@ -314,32 +354,4 @@ class ContactParser:
         try:
             properties[name] = coerce(value)
         except ValueError:
-            errors.append(f"invalid {name} {value!r} (expected {expected})")
-
-
-# --- files --------------------------------------------------------------------
-
-
-#: Lawful bases (GDPR art. 6): consent, or legitimate interest (B2B outreach).
-BASES = ("consent", "legitimate_interest")
-
-
-_BASIS_ALIASES: dict[str, str] = {
-    **dict.fromkeys(("consent", "consentement", "opt-in", "optin", "granted"), "consent"),
-    **dict.fromkeys(
-        (
-            "legitimate_interest",
-            "legitimate interest",
-            "legitimate-interest",
-            "li",
-            "intérêt légitime",
-            "interet legitime",
-        ),
-        "legitimate_interest",
-    ),
-}
-
-
-def normalise_basis(value: str) -> str:
-    """A known basis in its canonical spelling; anything else is kept as written."""
-    return _BASIS_ALIASES.get(value.strip().lower(), value.strip())
+            errors.append(f"invalid {name} {shown(value)} (expected {expected})")

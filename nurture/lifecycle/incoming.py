@@ -17,6 +17,7 @@ from typing import Any
 import nurture.clock as clock
 import nurture.delivery.consent as consent
 from nurture.contacts.parsing import is_valid_email
+from nurture.contacts.values import moment_problem, shown, value_problem
 from nurture.definitions.base import parse_duration
 from nurture.errors import NurtureError
 from nurture.events import EVENT_TYPES, EventType, is_known_event_type
@@ -48,16 +49,20 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
     """Validate one event object (SPEC §5); `at` may be "+3d" when `start` is given."""
     if not isinstance(data, Mapping):
         raise InvalidEvent("an event must be a JSON object")
+    problem = value_problem(data)
+    if problem is not None:
+        raise InvalidEvent(problem)
     unknown = set(data) - {"id", "type", "at", "contact", "properties"}
     if unknown:
-        raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise InvalidEvent(f"unknown field(s): {', '.join(shown(k) for k in sorted(unknown))}")
     event_id = data.get("id")
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 200:
         raise InvalidEvent("'id' is required: a string of at most 200 characters")
     kind = data.get("type")
     if not isinstance(kind, str) or not is_known_event_type(kind):
         raise InvalidEvent(
-            f"unknown event type {kind!r} (expected one of {', '.join(EVENT_TYPES)} or custom.*)"
+            f"unknown event type {shown(kind)} (expected one of {', '.join(EVENT_TYPES)} "
+            "or custom.*)"
         )
     at = _moment(data.get("at"), now, start)
     contact = data.get("contact")
@@ -71,7 +76,7 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
     contact_id = contact.get("id")
     if email is not None:
         if not isinstance(email, str) or not is_valid_email(email.strip().lower()):
-            raise InvalidEvent(f"invalid contact email {email!r}")
+            raise InvalidEvent(f"invalid contact email {shown(email)}")
         email = email.strip().lower()
     elif not isinstance(contact_id, int) or isinstance(contact_id, bool):
         raise InvalidEvent("contact id must be an integer")
@@ -105,14 +110,17 @@ def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
             raise InvalidEvent("a relative 'at' (+3d) is only allowed in simulations")
         delta = parse_duration(relative.group(1))
         if delta is None:
-            raise InvalidEvent(f"invalid relative time {value!r} (e.g. +3d, +36h)")
+            raise InvalidEvent(f"invalid relative time {shown(value)} (e.g. +3d, +36h)")
         return start + delta
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidEvent(f"invalid time {value!r} (ISO 8601 expected)") from None
+        raise InvalidEvent(f"invalid time {shown(value)} (ISO 8601 expected)") from None
     if moment.tzinfo is None:
-        raise InvalidEvent(f"time {value!r} needs a timezone (e.g. Z or +01:00)")
+        raise InvalidEvent(f"time {shown(value)} needs a timezone (e.g. Z or +01:00)")
+    problem = moment_problem(moment, "'at'")
+    if problem is not None:
+        raise InvalidEvent(problem)
     if moment > now + timedelta(minutes=5):
-        raise InvalidEvent(f"time {value!r} is in the future")
+        raise InvalidEvent(f"time {shown(value)} is in the future")
     return clock.as_utc(moment)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import nurture.clock as clock
 import nurture.delivery.consent as consent
 import nurture.delivery.suppression as suppression
+from nurture.contacts.values import moment_problem, value_problem
 from nurture.definitions import model as m
 from nurture.errors import Conflict
 from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView
@@ -113,10 +114,19 @@ class Ingestor:
         end (`save_contacts`): no autoflush writes them one by one on the way.
         """
         now = clock.now()
+        # Whatever door built them, an event the database cannot hold is refused alone.
+        refused = {index: problem for index, e in enumerate(events) if (problem := _problem(e))}
+        storable = [e for index, e in enumerate(events) if index not in refused]
         with session.no_autoflush:
-            contacts, outcomes = self._ingest(session, events, source, now)
+            contacts, outcomes = self._ingest(session, storable, source, now)
             save_contacts(session, contacts.values(), now)
-        return [outcome or Outcome("rejected", "not processed") for outcome in outcomes]
+        done = iter(outcomes)
+        return [
+            Outcome("rejected", refused[index])
+            if index in refused
+            else next(done) or Outcome("rejected", "not processed")
+            for index in range(len(events))
+        ]
 
     def _ingest(
         self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
@@ -334,3 +344,12 @@ _MAILBOX_WORKS = frozenset(
 
 def _key(event: IncomingEvent) -> str:
     return f"e:{event.email}" if event.email is not None else f"i:{event.contact_id}"
+
+
+def _problem(event: IncomingEvent) -> str | None:
+    return (
+        value_problem(event.id, "id")
+        or value_problem(dict(event.properties), "properties")
+        or value_problem(event.raw, "the raw payload")
+        or moment_problem(event.at, "at")
+    )

@@ -27,13 +27,14 @@ from pydantic import BaseModel
 
 import nurture.clock as clock
 from nurture.contacts.parsing import ContactInput, InvalidContact
+from nurture.contacts.values import value_problem
 from nurture.errors import ContactNotFound
 from nurture.lifecycle.importer import ImportedBatch, upsert_contacts
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
 from nurture.store.contacts import contact_ids_by_email
 from nurture.tools.explain import explain
 from nurture.web.auth import require_api_key
-from nurture.web.bodies import MAX_ITEMS, read_items, text_problem
+from nurture.web.bodies import MAX_ITEMS, read_items
 from nurture.web.context import WebContext, web_context
 from nurture.web.schemas import (
     CONTACT_SCHEMA,
@@ -88,7 +89,7 @@ async def post_events(request: Request, context: Context) -> JSONResponse:
 
 def _event_id(item: Any) -> str | None:
     value = item.get("id") if isinstance(item, dict) else None
-    return value if isinstance(value, str) and text_problem(value) is None else None
+    return value if isinstance(value, str) and value_problem(value) is None else None
 
 
 def ingest_events(context: WebContext, items: Sequence[Any]) -> EventsResult:
@@ -97,7 +98,7 @@ def ingest_events(context: WebContext, items: Sequence[Any]) -> EventsResult:
     valid: list[tuple[int, IncomingEvent]] = []
     for index, item in enumerate(items):
         try:
-            problem = text_problem(item)
+            problem = value_problem(item)
             if problem:
                 raise InvalidEvent(problem)
             valid.append((index, parse_event(item, now=now)))
@@ -155,7 +156,7 @@ def upsert(context: WebContext, items: Sequence[Any]) -> ContactsResult:
         try:
             if not isinstance(item, dict):
                 raise InvalidContact("a contact must be a JSON object")
-            problem = text_problem(item)
+            problem = value_problem(item)
             if problem:
                 raise InvalidContact(problem)
             contact = context.contacts.parse(item)
@@ -165,7 +166,7 @@ def upsert(context: WebContext, items: Sequence[Any]) -> ContactsResult:
                 )
         except InvalidContact as exc:
             email = item.get("email") if isinstance(item, dict) else None
-            shown = email if isinstance(email, str) and text_problem(email) is None else None
+            shown = email if isinstance(email, str) and value_problem(email) is None else None
             results[index] = ContactResult(
                 index=index, email=shown, status="rejected", reason=str(exc)
             )

@@ -10,7 +10,6 @@ malformed (400), too many items (400).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import HTTPException, Request, status
@@ -84,32 +83,3 @@ async def read_items(request: Request, what: str, limit: int = MAX_ITEMS) -> lis
             f"{len(items)} {what}s in one request; at most {limit}: split the batch",
         )
     return items
-
-
-def text_problem(value: Any, depth: int = 0) -> str | None:
-    """Why `value` cannot be stored as text in every database we support, or None.
-
-    PostgreSQL refuses NUL characters in text and JSONB; lone surrogates
-    (``"\\ud800"``) are not encodable as UTF-8 at all.
-    """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "text must not contain NUL (\\u0000) characters"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "text must be valid Unicode (no lone surrogates)"
-        return None
-    if depth > 50:
-        return "nested too deeply"
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            problem = text_problem(key, depth + 1) or text_problem(item, depth + 1)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for item in value:
-            problem = text_problem(item, depth + 1)
-            if problem:
-                return problem
-    return None

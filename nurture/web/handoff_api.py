@@ -16,10 +16,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field, field_validator
 
 import nurture.clock as clock
+from nurture.contacts.values import value_problem
 from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.web import inbox
 from nurture.web.auth import require_api_key
-from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context
 from nurture.web.schemas import problems
 
@@ -32,7 +32,7 @@ HandoffId = Annotated[int, Path(ge=1, le=inbox.MAX_ID, description="The handoff'
 
 
 def _clean(value: str, what: str) -> str:
-    problem = text_problem(value)
+    problem = value_problem(value)
     if problem:
         raise ValueError(problem)
     value = value.strip()
@@ -96,8 +96,8 @@ def list_handoffs(
     """Open handoffs by SLA due date, decided ones latest first. Each has its
     contact, owner, status, score and temperature when handed over, `overdue`
     (open past `sla_due_at`), `age_seconds` and `due_in_seconds`."""
-    if owner is not None and text_problem(owner):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, text_problem(owner))
+    if owner is not None and value_problem(owner):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, value_problem(owner))
     now = clock.now()
     with context.engine.sessions() as session:
         items = inbox.list_handoffs(session, now, status_, owner, limit)

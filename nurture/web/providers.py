@@ -33,8 +33,9 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 
 import nurture.clock as clock
+from nurture.contacts.values import value_problem
 from nurture.events import EventType
-from nurture.web.bodies import MAX_ITEMS, parse_json, text_problem
+from nurture.web.bodies import MAX_ITEMS, parse_json
 from nurture.web.context import WebContext
 
 #: How far a Mailgun signature timestamp may be from our clock.
@@ -115,7 +116,7 @@ def _moment(value: object) -> datetime | None:
 def _provider_id(provider: str, value: object) -> str | None:
     if not isinstance(value, str) or not value.strip() or len(value) > 150:
         return None
-    if text_problem(value):
+    if value_problem(value):
         return None
     return f"{provider}:{value.strip()}"
 
@@ -158,7 +159,7 @@ class Generic:
     def _event(item: Any) -> ProviderEvent:
         if not isinstance(item, Mapping):
             return ProviderEvent(problem="an event must be a JSON object", raw=item)
-        problem = text_problem(item)
+        problem = value_problem(item)
         if problem:
             return ProviderEvent(problem=problem)
         event_id = _provider_id("generic", item.get("id"))
@@ -213,7 +214,7 @@ class Mailgun:
             timestamp = str(timestamp)
         if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
             raise _unauthorized("bad Mailgun signature timestamp")
-        if not isinstance(token, str) or not token or len(token) > 200 or text_problem(token):
+        if not isinstance(token, str) or not token or len(token) > 200 or value_problem(token):
             raise _unauthorized("bad Mailgun signature token")
         expected = hmac.new(
             key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
@@ -232,7 +233,7 @@ class Mailgun:
     def _event(data: Any) -> ProviderEvent:
         if not isinstance(data, Mapping):
             return ProviderEvent(problem="no 'event-data' object")
-        problem = text_problem(data)
+        problem = value_problem(data)
         if problem:
             return ProviderEvent(problem=problem)
         event_id = _provider_id("mailgun", data.get("id"))

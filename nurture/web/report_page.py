@@ -15,11 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import nurture.clock as clock
+from nurture.contacts.values import value_problem
 from nurture.errors import NurtureError
 from nurture.tools.report_html import REPORT_CSS, render_body
 from nurture.tools.reports import build_report, parse_moment
 from nurture.web import sales
-from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context
 from nurture.web.sales_session import SalesSession, current_session
 
@@ -63,7 +63,7 @@ def _page(
 ) -> HTMLResponse:
     now = clock.now()
     try:
-        if text_problem(since) or (until is not None and text_problem(until)):
+        if value_problem(since) or (until is not None and value_problem(until)):
             raise NurtureError("invalid characters in the period")
         start = parse_moment(since, now, "since")
         end = parse_moment(until, now, "until") if until else now

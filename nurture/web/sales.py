@@ -31,11 +31,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 import nurture.clock as clock
+from nurture.contacts.values import value_problem
 from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.store.handoffs import owners as handoff_owners
 from nurture.web import inbox
 from nurture.web.auth import key_matches
-from nurture.web.bodies import text_problem
 from nurture.web.context import WebContext, web_context
 from nurture.web.sales_session import (
     COOKIE,
@@ -271,7 +271,7 @@ def inbox_page(
     if session is None:
         return _login_redirect(request)
     chosen = inbox.as_status(status) or "open"
-    owner = owner.strip() if owner and not text_problem(owner) else None
+    owner = owner.strip() if owner and not value_problem(owner) else None
     now = clock.now()
     with context.engine.sessions() as db:
         items = inbox.list_handoffs(db, now, chosen, owner, limit=500)

@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import HTTPException, Request
 
 import nurture.clock as clock
+from nurture.contacts.values import value_problem
 from nurture.tokens import InvalidToken, Signer
-from nurture.web.bodies import read_body, text_problem
+from nurture.web.bodies import read_body
 from nurture.web.context import WebContext
 
 COOKIE = "nurture_sales"
@@ -86,7 +87,7 @@ def csrf_ok(context: WebContext, session: SalesSession, token: str | None) -> bo
 
 def safe_next(value: str | None) -> str:
     """Where to go after logging in: a path under /sales, or /sales."""
-    if not value or text_problem(value) or any(c in value for c in "\\\r\n\t"):
+    if not value or value_problem(value) or any(c in value for c in "\\\r\n\t"):
         return "/sales"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not value.startswith("/"):
@@ -108,4 +109,4 @@ async def read_form(request: Request) -> dict[str, str]:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
         raise HTTPException(400, "malformed form") from None
-    return {name: values[0] for name, values in fields.items() if not text_problem(values[0])}
+    return {name: values[0] for name, values in fields.items() if not value_problem(values[0])}

@@ -1,0 +1,150 @@
+"""Every input boundary holds: an item the database or Python cannot hold is refused alone.
+
+NUL characters, lone surrogates, non-finite or huge numbers and times with no
+UTC instant, in the API's batches and in the import files, on SQLite and on
+PostgreSQL (which refuses NUL and Infinity where SQLite would store them): each
+bad item is refused with its reason, the good items next to it go in, and no
+request answers 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+import nurture.clock as clock
+from nurture.definitions.loader import load_project
+from nurture.lifecycle.event_import import import_events
+from nurture.settings import Settings
+from nurture.store.db import create_engine_for, session_factory, upgrade
+from nurture.store.models import Contact, Event
+from nurture.testing import Harness, write_project
+from nurture.web.app import create_app
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+KEY = "boundary-test-key-0123456789"
+CONFIG = """\
+stages: [subscriber, lead, mql, sql]
+prospect_stage: sql
+properties: {employees: number}
+sending:
+  from: "Équipe <bonjour@example.com>"
+"""
+
+
+class World(Harness):
+    def __init__(self, root: Path, url: str) -> None:
+        self.db = create_engine_for(url)
+        super().__init__(load_project(root), session_factory(self.db), start=START)
+        settings = Settings(_env_file=None, api_keys=KEY, secret_key="k" * 32)
+        self.client = TestClient(create_app(self.engine, settings), raise_server_exceptions=False)
+
+    def post(self, path: str, body: str) -> tuple[int, dict[str, object]]:
+        answer = self.client.post(
+            path,
+            content=body.encode("utf-8", "surrogatepass"),
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
+        return answer.status_code, answer.json()
+
+    def count(self, model: type[Contact] | type[Event]) -> int:
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    url = request.getfixturevalue(
+        "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
+    )
+    if request.param == "postgres":
+        upgrade(url)
+    w = World(write_project(tmp_path / "p", CONFIG), url)
+    try:
+        with clock.using(w.clock):
+            w.import_csv("email,stage\nanne@example.com,lead\n")
+            yield w
+    finally:
+        w.db.dispose()
+
+
+def event(n: int, **fields: object) -> str:
+    base = {
+        "id": f"e{n}",
+        "type": "page.visited",
+        "at": START.isoformat(),
+        "contact": {"email": "anne@example.com"},
+        "properties": {"url": "https://example.com/"},
+    }
+    return json.dumps(base | fields)
+
+
+def test_an_events_batch_keeps_its_good_items_next_to_every_kind_of_bad_one(world: World) -> None:
+    bad = [
+        event(2).replace('"url": "https://example.com/"', '"n": 1e400'),
+        event(3).replace('"url": "https://example.com/"', '"n": -1e999'),
+        event(4, at="0001-01-01T00:00:00+14:00"),
+        event(5).replace("https://example.com/", "https://example.com/\\u0000"),
+        event(6).replace("https://example.com/", "https://example.com/\\ud800"),
+        event(7).replace('"url": "https://example.com/"', '"n": 123456789012345678901234567890'),
+    ]
+    body = "[" + ", ".join([event(1), *bad, event(8)]) + "]"
+    status, result = world.post("/v1/events", body)
+    assert status == 207, result
+    items = result["items"]
+    assert isinstance(items, list)
+    assert [i["status"] for i in items] == ["recorded", *["rejected"] * 6, "recorded"]
+    reasons = [i["reason"] for i in items[1:7]]
+    assert "properties.n: number out of range" in reasons[0]
+    assert "properties.n: number out of range" in reasons[1]
+    assert "time out of range" in reasons[2]
+    assert "NUL" in reasons[3] and "lone surrogates" in reasons[4]
+    assert "out of range" in reasons[5]
+    assert world.count(Event) == 2 + 1  # the two good ones, and the import's stage.changed
+
+
+def test_a_contacts_batch_keeps_its_good_items_next_to_every_kind_of_bad_one(
+    world: World,
+) -> None:
+    items = [
+        '{"email": "ok1@example.com"}',
+        '{"email": "big@example.com", "revenue": 1e400}',
+        '{"email": "proof@example.com", "consent": {"status": "granted", "proof": {"x": -1e999}}}',
+        '{"email": "old@example.com", "consent_at": "0001-01-01T00:00:00+14:00"}',
+        '{"email": "nul@example.com", "company": "A\\u0000B"}',
+        '{"email": "lone@example.com", "first_name": "\\ud800"}',
+        '{"email": "ok2@example.com"}',
+    ]
+    status, result = world.post("/v1/contacts", "[" + ", ".join(items) + "]")
+    assert status == 207, result
+    statuses = [i["status"] for i in result["items"]]  # type: ignore[index]
+    assert statuses == ["created", *["rejected"] * 5, "created"]
+    with world.sessions() as session:
+        emails = set(session.scalars(select(Contact.email)))
+    assert emails == {"anne@example.com", "ok1@example.com", "ok2@example.com"}
+
+
+def test_an_events_file_keeps_its_good_lines_and_names_every_bad_one(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    lines = [
+        event(1).encode(),
+        b'{"id": "latin", "type": "page.visited", "contact": {"email": "caf\xe9@example.com"}}',
+        event(3).replace('"url": "https://example.com/"', '"n": 1e400').encode(),
+        event(4).replace("https://example.com/", "https://example.com/\\u0000").encode(),
+        event(5).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = import_events(world.ingestor, world.sessions, path)
+    assert (report.recorded, report.rejected) == (2, 3)
+    assert [p.line for p in report.problems] == [2, 3, 4]
+    assert "not UTF-8" in report.problems[0].message
+    assert "out of range" in report.problems[1].message
+    assert "NUL" in report.problems[2].message

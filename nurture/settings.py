@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     #: When set, `/metrics` wants `Authorization: Bearer <token>`; open otherwise.
     metrics_token: str | None = Field(default=None, repr=False)
+    #: The largest request body any route reads (bytes); more is refused with 413.
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=1024**3)
 
     @field_validator("database_url")
     @classmethod

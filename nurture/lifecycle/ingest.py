@@ -23,7 +23,7 @@ import nurture.delivery.consent as consent
 import nurture.delivery.suppression as suppression
 from nurture.contacts.values import moment_problem, value_problem
 from nurture.definitions import model as m
-from nurture.errors import Conflict
+from nurture.errors import Conflict, DatabaseUnavailable
 from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent
@@ -80,10 +80,13 @@ class Ingestor:
         in a transaction of their own, one outcome each, in order.
 
         A transaction that loses a race (two first events of one new contact,
-        in two processes) is retried, up to `ATTEMPTS` times. `events` may be
+        in two processes) is retried, up to `ATTEMPTS` times; one that loses
+        its database connection is retried once, then `DatabaseUnavailable`
+        reaches the caller. `events` may be
         a function of the transaction's session (a tracking hit looks up its
         send there): it is called again on every attempt.
         """
+        lost_connection = False
         for attempt in range(ATTEMPTS):
             try:
                 with sessions.begin() as session:
@@ -92,6 +95,12 @@ class Ingestor:
             except Conflict:
                 if attempt == ATTEMPTS - 1:
                     raise
+            except DatabaseUnavailable:
+                # The transaction died with its connection (nothing of it stayed):
+                # once more on a fresh one, then the caller hears it (a 503).
+                if lost_connection:
+                    raise
+                lost_connection = True
         raise AssertionError("unreachable")
 
     def ingest_one(self, session: Session, event: IncomingEvent, source: str) -> Outcome:

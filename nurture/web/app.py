@@ -23,6 +23,7 @@ from nurture.store import db
 from nurture.web import (
     api,
     handoff_api,
+    limits,
     metrics,
     pages,
     report_page,
@@ -69,6 +70,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.nurture = WebContext.build(engine, settings)
+    limits.install(app, settings.max_body_bytes)
     app.include_router(api.router)
     app.include_router(handoff_api.router)
     app.include_router(webhooks.router)

@@ -10,10 +10,12 @@ request answers 500.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -148,3 +150,48 @@ def test_an_events_file_keeps_its_good_lines_and_names_every_bad_one(
     assert "not UTF-8" in report.problems[0].message
     assert "out of range" in report.problems[1].message
     assert "NUL" in report.problems[2].message
+
+
+@pytest.mark.postgres
+def test_backends_terminated_mid_stream_lose_no_acknowledged_event(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """PostgreSQL kills every connection again and again while events arrive one by one:
+    each answer is 200 (then the event is stored) or a JSON 503 with Retry-After, never
+    a 500, and the server keeps answering the next request."""
+    upgrade(postgres_url)
+    world = World(write_project(tmp_path / "p", CONFIG), postgres_url)
+    stop = threading.Event()
+
+    def terminate() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            while not stop.wait(0.01):
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+    killer = threading.Thread(target=terminate, daemon=True)
+    answers: dict[str, int] = {}
+    try:
+        with clock.using(world.clock):
+            world.import_csv("email,stage\nanne@example.com,lead\n")
+            killer.start()
+            for n in range(300):
+                status, body = world.post("/v1/events", event(n))
+                answers[f"e{n}"] = status
+                if status == 503:
+                    assert body == {
+                        "detail": "the database is unavailable for a moment; retry later"
+                    }
+        stop.set()
+        killer.join()
+        assert set(answers.values()) <= {200, 503}, answers
+        acknowledged = {key for key, status in answers.items() if status == 200}
+        assert len(acknowledged) > 100  # the retry carries most of them through
+        with world.sessions() as session:
+            stored = set(session.scalars(select(Event.event_id).where(Event.source == "api")))
+        assert acknowledged <= stored
+    finally:
+        stop.set()
+        world.db.dispose()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -22,7 +22,56 @@ from nurture.errors import NurtureError
 #: Names an expression may read; anything else is reported by `validate`.
 EXPRESSION_NAMES = frozenset({"contact", "event", "now", "stage_index"})
 
-_ENV = ImmutableSandboxedEnvironment()
+#: Filters whose `attribute=` names what they read of each item.
+_ATTRIBUTE_FILTERS = frozenset(
+    {"map", "attr", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique", "min", "max"}
+)
+
+
+class GuardedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, closed to item access too: ``x['__class__']`` and
+    ``map(attribute='__class__')`` are refused like ``x.__class__``.
+
+    Jinja's sandbox checks attribute names, but `x[key]` tries `x[key]` first
+    and only checks the name when that fails; an object whose `__getitem__`
+    reads attributes (a contact view, a record) handed out its internals.
+    Every name starting with ``_`` is refused, whatever the syntax.
+    """
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str) and argument.startswith("_"):
+            return self.unsafe_undefined(obj, argument)
+        return super().getitem(obj, argument)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        """Refused at once, not an undefined that fails only when printed: a
+        condition would otherwise read it as false and go on."""
+        raise SecurityError(
+            f"{attribute!r} is not allowed (names starting with '_' are internal)"
+            if attribute.startswith("_")
+            else f"access to {attribute!r} of {type(obj).__name__} is not allowed"
+        )
+
+
+def private_names(tree: nodes.Node) -> list[tuple[int, str]]:
+    """(line, name) of every ``_``-prefixed name an expression or template reads by
+    attribute, item or a filter's `attribute=`: what `validate` reports."""
+    found = [(n.lineno, n.attr) for n in tree.find_all(nodes.Getattr) if n.attr.startswith("_")]
+    for item in tree.find_all(nodes.Getitem):
+        key = item.arg.value if isinstance(item.arg, nodes.Const) else None
+        if isinstance(key, str) and key.startswith("_"):
+            found.append((item.lineno, key))
+    for call in tree.find_all(nodes.Filter):
+        if call.name not in _ATTRIBUTE_FILTERS:
+            continue
+        for value in [*call.args, *(k.value for k in call.kwargs)]:
+            text = value.value if isinstance(value, nodes.Const) else None
+            if isinstance(text, str) and any(p.startswith("_") for p in text.split(".")):
+                found.append((call.lineno, text))
+    return sorted(found)
+
+
+_ENV = GuardedSandbox()
 
 
 class ExpressionError(NurtureError):
@@ -60,6 +109,12 @@ def compile_expression(source: str) -> Expression:
         tree = _ENV.parse("{{ (" + source + ") }}")
     except TemplateSyntaxError as exc:
         raise ExpressionSyntaxError(f"invalid expression {source!r}: {exc.message}") from None
+    private = private_names(tree)
+    if private:
+        raise ExpressionSyntaxError(
+            f"invalid expression {source!r}: {private[0][1]!r} is not allowed "
+            "(names starting with '_' are internal)"
+        )
     names = frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx == "load")
     attributes = frozenset(
         (getattr_node.node.name, getattr_node.attr)

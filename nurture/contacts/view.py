@@ -42,6 +42,8 @@ class ContactView:
         raise AttributeError(name)
 
     def __getitem__(self, name: str) -> Any:
+        if not isinstance(name, str) or name.startswith("_"):
+            raise KeyError(name)  # the sandbox then refuses it as an unsafe attribute
         try:
             return getattr(self, name)
         except AttributeError:

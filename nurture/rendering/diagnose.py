@@ -21,6 +21,7 @@ from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from nurture.contacts.view import ContactView
 from nurture.errors import Problem
+from nurture.expressions import private_names
 from nurture.rendering.markup import MjmlFailure, line_at, line_text, lint_tags, tag_text
 from nurture.rendering.sandbox import missing_attribute_message
 
@@ -162,6 +163,9 @@ def static_problems(
                 ):
                     message = missing_attribute_message(contact, attr.attr)
                     problems.append(Problem(file, attr.lineno, message))
+        for line, private in private_names(tree):
+            message = f"{private!r} is not allowed: names starting with '_' are internal"
+            problems.append(Problem(file, line, message))
         if index == 0:
             unknown = meta.find_undeclared_variables(tree) - known
             for name in tree.find_all(nodes.Name):

@@ -35,10 +35,10 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from nurture.contacts.view import ContactView
 from nurture.definitions.fields import STANDARD_FIELDS
+from nurture.expressions import GuardedSandbox
 from nurture.rendering.frontmatter import strip_front_matter
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -144,8 +144,8 @@ class TemplateLoader(BaseLoader):
         return sorted(found)
 
 
-class TemplateSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with size limits on `*` and `**`."""
+class TemplateSandbox(GuardedSandbox):
+    """The guarded sandbox, with size limits on `*` and `**`."""
 
     intercepted_binops = frozenset({"*", "**"})
 

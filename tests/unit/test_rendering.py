@@ -338,6 +338,12 @@ def test_undeclared_property_fails_even_in_a_condition(
         "'a' * 100000000",
         "9 ** 9999999",
         "range.__globals__",
+        "contact['__class__']",
+        "contact['__reduce_ex__'](2)",
+        "contact['__setattr__']('_fields', 1)",
+        "[contact]|map(attribute='__class__')|list",
+        "[contact]|map(attribute='_fields')|first",
+        "contact|attr('__class__')",
     ],
 )
 def test_sandbox_escapes_fail_as_template_errors(
@@ -579,7 +585,12 @@ def test_check_all_lists_every_broken_template(library: TemplateLibrary, root: P
     write(root, "b/c.mjml", "---\nsubjet: x\n---\n<mjml></mjml>\n")
     write(root, "d.mjml", email_source("<mj-text>{{ ''.__class__ }}</mj-text>"))
     write(root, "_partials/broken.mjml", "{% if %}")
+    write(root, "e.mjml", email_source("<mj-text>{{ contact['__class__'] }}</mj-text>"))
     problems = library.check_all(sample_context())
+    assert any(
+        (p.file, p.line) == ("templates/e.mjml", 6) and "'__class__' is not allowed" in p.message
+        for p in problems
+    )
     assert {(p.file, p.line) for p in problems} >= {
         ("templates/a.mjml", 6),
         ("templates/b/c.mjml", 2),

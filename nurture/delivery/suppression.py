@@ -23,6 +23,7 @@ an address that is not already known, which is what erasure requires.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from nurture.contacts.parsing import normalise_email
 from nurture.store import suppressions
 from nurture.store.contacts import contact_by_email
 from nurture.store.enrollments import end_nurture
@@ -40,13 +42,30 @@ REASONS = ("bounced", "complained", "unsubscribed", "soft-bounced", "manual", "e
 
 
 def normalise(email: str) -> str:
-    """As contacts are stored: stripped and lower-cased."""
-    return email.strip().lower()
+    """As contacts are stored (`nurture.contacts.parsing.canonical_email`)."""
+    return normalise_email(email)
 
 
 def email_hash(email: str) -> str:
     """SHA-256 hex of the normalised address (see the module docstring for why unkeyed)."""
-    return hashlib.sha256(normalise(email).encode("utf-8")).hexdigest()
+    return _sha256(normalise(email))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hashes_of(email: str) -> set[str]:
+    """Every hash the address may be listed under: its normal form's, and the one of
+    its ASCII (IDNA) spelling, which entries made before addresses were normalised
+    (#13) may carry; an erased person's entry, a hash alone, cannot be rewritten."""
+    canonical = normalise(email)
+    found = {_sha256(canonical)}
+    local, _, domain = canonical.rpartition("@")
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):
+            found.add(_sha256(f"{local}@{domain.encode('idna').decode('ascii')}"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -119,7 +138,9 @@ def suppress(
 def lift(session: Session, email: str, *, reasons: Collection[str] | None = None) -> bool:
     """Take the address off the list (only entries with one of `reasons`, if given);
     the contact is emailable again unless its consent says otherwise."""
-    removed = suppressions.delete_entries(session, email_hash(email), reasons)
+    removed = False
+    for digest in hashes_of(email):
+        removed = suppressions.delete_entries(session, digest, reasons) or removed
     contact = contact_by_email(session, normalise(email))
     if contact is not None and contact.suppressed_at is not None and reasons is None:
         contact.suppressed_at = None
@@ -131,7 +152,7 @@ def lift(session: Session, email: str, *, reasons: Collection[str] | None = None
 
 def reasons_for(session: Session, emails: Collection[str]) -> dict[str, str]:
     """Normalised address → suppression reason, for the ones among `emails` on the list."""
-    hashes = {email_hash(e): normalise(e) for e in emails}
+    hashes = {digest: normalise(e) for e in emails for digest in hashes_of(e)}
     if not hashes:
         return {}
     return {
@@ -150,8 +171,11 @@ def entries(session: Session, reason: str | None = None) -> Sequence[Entry]:
 
 
 def entry(session: Session, email: str) -> Entry | None:
-    found = suppressions.entry_by_hash(session, email_hash(email))
-    return None if found is None else _entry(found)
+    for digest in sorted(hashes_of(email), key=lambda d: d != email_hash(email)):
+        found = suppressions.entry_by_hash(session, digest)
+        if found is not None:
+            return _entry(found)
+    return None
 
 
 def _entry(row: Suppression) -> Entry:

@@ -7,8 +7,10 @@ can rely on:
   rejected with its line number and the reason
   (``contacts.csv:14: invalid email 'bob@'``). A rejected row changes nothing;
   the good rows around it go in.
-- **Upsert by email.** Emails are stripped and lowercased, so
-  ``"  Anne@Example.COM "`` and ``anne@example.com`` are one contact. A row
+- **Upsert by email.** Emails are taken in their one form
+  (`nurture.contacts.parsing.canonical_email`: stripped, lower-cased, IDNA
+  and Unicode NFC), so ``"  Anne@Example.COM "`` and ``anne@example.com`` are
+  one contact, and so are ``x@xn--bcher-kva.example`` and ``x@bücher.example``. A row
   for an existing contact sets only the columns it has a non-empty value
   for; custom properties are merged and tags are added, never removed. Empty
   cells never erase data.

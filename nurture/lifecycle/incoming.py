@@ -16,7 +16,7 @@ from typing import Any
 
 import nurture.clock as clock
 import nurture.delivery.consent as consent
-from nurture.contacts.parsing import is_valid_email
+from nurture.contacts.parsing import canonical_email
 from nurture.contacts.values import moment_problem, shown, value_problem
 from nurture.definitions.base import parse_duration
 from nurture.errors import NurtureError
@@ -75,9 +75,10 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
     email = contact.get("email")
     contact_id = contact.get("id")
     if email is not None:
-        if not isinstance(email, str) or not is_valid_email(email.strip().lower()):
+        canonical = canonical_email(email) if isinstance(email, str) else None
+        if canonical is None:
             raise InvalidEvent(f"invalid contact email {shown(email)}")
-        email = email.strip().lower()
+        email = canonical
     elif not isinstance(contact_id, int) or isinstance(contact_id, bool):
         raise InvalidEvent("contact id must be an integer")
     properties = data.get("properties", {})

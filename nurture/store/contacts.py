@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstanceState, Session, attributes
 
+from nurture.contacts.parsing import normalise_email
 from nurture.contacts.view import ContactView
 from nurture.store.models import (
     Contact,
@@ -128,8 +129,8 @@ def update_contacts(session: Session, changes: Iterable[Mapping[str, Any]]) -> N
 
 
 def contact_by_email(session: Session, email: str) -> Contact | None:
-    """The contact with `email`, compared normalised (stripped, lowercased)."""
-    statement = select(Contact).where(Contact.email == email.strip().lower())
+    """The contact with `email`, compared in its normal form (`canonical_email`)."""
+    statement = select(Contact).where(Contact.email == normalise_email(email))
     return session.scalars(statement).one_or_none()
 
 

@@ -92,7 +92,7 @@ def test_mixed_file_keeps_good_rows_and_names_each_bad_one(run: Any, session: Se
     )
 
     assert messages(report) == [
-        "contacts.csv:3: invalid email 'bob@'",
+        "contacts.csv:3: invalid email 'bob@' (there must be something after the @-sign)",
         "contacts.csv:4: unknown stage 'vip' (expected one of: subscriber, lead, mql, sql, "
         "opportunity, customer)",
         "contacts.csv:6: unknown timezone 'Mars/Olympus'",
@@ -117,7 +117,7 @@ def test_every_problem_of_a_row_is_reported_at_once(run: Any, session: Session) 
     report = run("c.csv", "email,stage,employees\nbob@,vip,many\n")
 
     assert messages(report) == [
-        "c.csv:2: invalid email 'bob@'; unknown stage 'vip' (expected one of: subscriber, "
+        "c.csv:2: invalid email 'bob@' (there must be something after the @-sign); unknown stage 'vip' (expected one of: subscriber, "
         "lead, mql, sql, opportunity, customer); invalid employees 'many' (expected a number)"
     ]
 
@@ -339,7 +339,7 @@ def test_line_numbers_survive_quoted_newlines_and_blank_lines(run: Any) -> None:
     )
 
     assert messages(report) == [
-        "c.csv:6: invalid email 'bad@'",
+        "c.csv:6: invalid email 'bad@' (there must be something after the @-sign)",
         "c.csv:7: 3 fields, but the header has 2",
     ]
 

@@ -222,7 +222,9 @@ def test_one_contact_upsert_and_a_withdrawn_consent_is_kept_with_a_warning(web: 
 def test_a_single_invalid_contact_is_422(web: Web) -> None:
     response = web.client.post("/v1/contacts", headers=web.auth, json={"email": "@"})
     assert response.status_code == 422
-    assert response.json()["items"][0]["reason"] == "invalid email '@'"
+    assert response.json()["items"][0]["reason"] == (
+        "invalid email '@' (there must be something before the @-sign)"
+    )
 
 
 # --- explain, health --------------------------------------------------------------

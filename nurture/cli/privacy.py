@@ -38,7 +38,7 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
         """Put an address on the suppression list: its contact (now or later) gets no email."""
         import nurture.clock as clock
         import nurture.delivery.suppression as suppression
-        from nurture.contacts.parsing import is_valid_email
+        from nurture.addresses import is_valid_email
         from nurture.store.contacts import contact_by_email
 
         address = suppression.normalise(email)

@@ -7,6 +7,7 @@ import re
 from email.utils import parseaddr
 from typing import Any
 
+from nurture.addresses import canonical_email
 from nurture.definitions import model as m
 from nurture.definitions.base import (
     ASSIGN_KEYS,
@@ -294,8 +295,9 @@ def _handoff(
     ):
         ctx.keys(a, ASSIGN_KEYS, "handoff.assign")
         round_robin = ctx.strings(a, "round_robin", "handoff.assign") or ()
+        round_robin = tuple(canonical_email(owner) or owner for owner in round_robin)
         for i, owner in enumerate(round_robin):
-            if "@" not in owner:
+            if canonical_email(owner) is None:
                 line_i = (
                     a["round_robin"].line_of(i)
                     if isinstance(a["round_robin"], LineList)
@@ -311,6 +313,14 @@ def _handoff(
             path = f"handoff.assign.rules[{i}]"
             ctx.keys(rule, ASSIGN_RULE_KEYS, path, required=("owner",))
             rule_owner = ctx.string(rule, "owner", path)
+            if rule_owner and canonical_email(rule_owner) is None:
+                ctx.error(
+                    rule.line_of("owner"),
+                    f"{path}.owner: expected an email address, got {rule_owner!r}",
+                    f"{path}.owner",
+                )
+            elif rule_owner:
+                rule_owner = canonical_email(rule_owner)
             when = (
                 scope.compile(
                     ctx, rule["when"], rule.line_of("when"), f"{path}.when", with_event=False

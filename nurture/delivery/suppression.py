@@ -31,7 +31,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from nurture.contacts.parsing import normalise_email
+from nurture.addresses import normalise_email
 from nurture.store import suppressions
 from nurture.store.contacts import contact_by_email
 from nurture.store.enrollments import end_nurture

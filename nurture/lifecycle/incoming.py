@@ -16,7 +16,7 @@ from typing import Any
 
 import nurture.clock as clock
 import nurture.delivery.consent as consent
-from nurture.contacts.parsing import canonical_email
+from nurture.addresses import canonical_email
 from nurture.contacts.values import moment_problem, shown, value_problem
 from nurture.definitions.base import parse_duration
 from nurture.errors import NurtureError

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstanceState, Session, attributes
 
-from nurture.contacts.parsing import normalise_email
+from nurture.addresses import normalise_email
 from nurture.contacts.view import ContactView
 from nurture.store.models import (
     Contact,

@@ -145,7 +145,7 @@ def build_message(email: OutgoingEmail, *, now: datetime | None = None) -> Built
         lines.append(_cached_address_header("Reply-To", email.reply_to)[0])
     lines += [
         to_header,
-        header_line("Subject", email.subject),
+        header_line("Subject", visible(email.subject)),
         f"Message-ID: {message_id}",
         f"{SEND_ID_HEADER}: {email.send_id}",
     ]
@@ -213,6 +213,17 @@ def quoted_printable(text: str) -> bytes:
     for stand_in, escape in fixes:
         encoded = encoded.replace(stand_in, escape)
     return encoded.replace(b"\n", b"\r\n")
+
+
+#: Control characters (C0, C1) and the Unicode bidi controls: in a header people read
+#: (a subject, a display name), a U+202E makes ``invoice.pdf`` look like ``fdp.eciovni``.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` without control or bidi-control characters (a tab or a line break
+    becomes a space): what a subject or a display name may show."""
+    return _INVISIBLE.sub(lambda m: " " if m.group() in "\t\n\r" else "", text)
 
 
 def header_line(name: str, value: str) -> str:
@@ -347,7 +358,7 @@ def parse_address(value: str) -> tuple[str, str]:
             raise ValueError(f"{value!r} is not one address (quote the display name)")
     else:
         display, address = "", value.strip()
-    display = " ".join(display.split())
+    display = " ".join(visible(display).split())
     local, at, domain = address.rpartition("@")
     if not at or not _LOCAL_PART.match(local):
         raise ValueError(f"{value!r} is not an email address")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 import nurture.delivery.suppression as suppression
-from nurture.contacts.parsing import canonical_email, email_problem
+from nurture.addresses import canonical_email, email_problem
 from nurture.definitions.loader import load_project
 from nurture.store.db import create_engine_for, downgrade, upgrade
 from nurture.store.models import Contact

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.contacts.parsing import _COERCE, COMPUTED_COLUMNS, is_valid_email
+from nurture.addresses import is_valid_email
+from nurture.contacts.parsing import _COERCE, COMPUTED_COLUMNS
 from nurture.definitions.fields import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine

@@ -40,7 +40,7 @@ from nurture.transports import (
 )
 from nurture.transports.base import MAX_RETRY_DELAY
 from nurture.transports.message import Delivery, OutgoingEmail
-from nurture.transports.mime import header_line, parse_address, quoted_printable
+from nurture.transports.mime import header_line, parse_address, quoted_printable, visible
 from nurture.transports.smtp import redact_url
 
 FROM = "Équipe Exemple <bonjour@example.com>"
@@ -247,7 +247,20 @@ def test_header_injection_is_impossible() -> None:
     built = build_message(email(subject=evil))
     message = parse(built.data)
     assert message["Bcc"] is None
-    assert str(message["Subject"]) == evil
+    # The line break is no header break; it shows as a space (controls never reach a header).
+    assert str(message["Subject"]) == "Salut  Bcc: everyone@example.com"
+
+
+def test_bidi_and_control_characters_never_reach_a_header() -> None:
+    built = build_message(
+        email(
+            subject="Facture\u202egnp.exe\x07 pour vous",
+            to="Anne\u202e\u2066 Martin <anne@example.com>",
+        )
+    )
+    message = parse(built.data)
+    assert str(message["Subject"]) == "Facturegnp.exe pour vous"
+    assert message["To"].addresses[0].display_name == "Anne Martin"
 
 
 def test_send_id_must_be_a_header_token() -> None:
@@ -292,8 +305,8 @@ def test_round_trip_property(subject: str, name: str, text: str, html: str) -> N
     )
     assert_wire_format(built.data)
     message = parse(built.data)
-    assert str(message["Subject"]) == subject
-    assert message["From"].addresses[0].display_name == " ".join(name.split())
+    assert str(message["Subject"]) == visible(subject)  # every visible character, exactly
+    assert message["From"].addresses[0].display_name == " ".join(visible(name).split())
     assert bodies(message) == (wire(text), wire(html))
 
 

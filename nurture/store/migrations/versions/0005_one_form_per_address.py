@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from nurture.contacts.parsing import canonical_email
+from nurture.addresses import canonical_email
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"

@@ -66,6 +66,12 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Write every refused row and warning here as file:line: reason."),
         ] = None,
+        strict: Annotated[
+            bool,
+            typer.Option(
+                "--strict", help="Refuse rows with a column neither standard nor declared."
+            ),
+        ] = False,
         project: ProjectDir = None,
     ) -> None:
         """Import contacts: upsert by email; bad rows are listed and skipped, good rows go in.
@@ -88,6 +94,7 @@ def register(app: typer.Typer, contacts_app: typer.Typer) -> None:
                     source=f"import:{file.name}",
                     on_progress=advance,
                     on_batch=cli.engine_for(runtime).on_import,
+                    strict=strict,
                 )
             _report_problems([str(p) for p in [*report.rejected, *report.warnings]], rejects)
             colour = "red" if report.rejected else "green"

@@ -8,6 +8,7 @@ fields refused. The importer, the contacts API and the web pages share it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -46,6 +47,32 @@ TEXT_COLUMNS = ("first_name", "last_name", "company", "owner")
 #: subject lines and the sales inbox; longer is a mistake or an attack.
 TEXT_LIMITS = {"first_name": 100, "last_name": 100, "company": 200, "consent_source": 200}
 COLUMN_ALIASES = {"consent_status": "consent"}
+#: Every column name with a meaning of its own (custom properties aside).
+KNOWN_COLUMNS = (
+    "email",
+    *TEXT_COLUMNS,
+    "stage",
+    "timezone",
+    "consent",
+    "consent_at",
+    "consent_source",
+    "consent_basis",
+    "consent_proof",
+    "tags",
+    "properties",
+)
+
+
+def unknown_column_message(name: str, hint: str | None, *, strict: bool = False) -> str:
+    """What an import says of a column that is neither standard nor declared."""
+    meant = f" (did you mean {hint!r}?)" if hint else ""
+    if strict:
+        return f"unknown column {name!r}{meant}: declare it under properties: in nurture.yaml"
+    return (
+        f"column {name!r} is neither a standard field nor a declared property{meant}; "
+        "kept as an undeclared property (--strict refuses it)"
+    )
+
 
 _NOT_WORD = re.compile(r"\W+")
 _LIST_SEPARATOR = re.compile(r"\s*[;,]\s*")
@@ -64,6 +91,9 @@ class ContactInput:
     properties: dict[str, Any]
     tags: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()  # computed-field columns that were dropped
+    #: Columns neither standard nor declared, kept as undeclared properties, each with
+    #: the name it may have meant to be (a typo'd `stge`), or None.
+    unknown: tuple[tuple[str, str | None], ...] = ()
 
 
 # --- values -------------------------------------------------------------------
@@ -217,13 +247,18 @@ class ContactParser:
                 raise ValueError(f"property {name!r}: unknown type {kind!r}")
             self._declared[column_name(name)] = (name, kind)
 
-    def parse(self, record: Mapping[str, Any]) -> ContactInput:
-        """Raises `InvalidContact` with every problem of the record, joined by ``; ``."""
+    def parse(self, record: Mapping[str, Any], *, strict: bool = False) -> ContactInput:
+        """Raises `InvalidContact` with every problem of the record, joined by ``; ``.
+
+        A column that is neither a standard field nor a declared property is kept
+        as an undeclared property and listed in `ContactInput.unknown`; `strict`
+        refuses the record instead."""
         errors: list[str] = []
         fields: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         tags: tuple[str, ...] = ()
         ignored: list[str] = []
+        unknown: list[tuple[str, str | None]] = []
         email: str | None = None
         bad_email = False
         for raw_key, raw_value in record.items():
@@ -290,13 +325,23 @@ class ContactParser:
             elif key in COMPUTED_COLUMNS:
                 ignored.append(key)
             elif key:
+                if key not in self._declared:
+                    unknown.append((key, self.suggestion(key)))
                 self._property(key, value, properties, errors)
         if email is None and not bad_email:
             errors.insert(0, "missing email")
+        if strict and unknown:
+            errors += [unknown_column_message(name, hint, strict=True) for name, hint in unknown]
         if errors:
             raise InvalidContact("; ".join(errors))
         assert email is not None
-        return ContactInput(email, fields, properties, tags, tuple(ignored))
+        return ContactInput(email, fields, properties, tags, tuple(ignored), tuple(unknown))
+
+    def suggestion(self, key: str) -> str | None:
+        """The standard field or declared property `key` is closest to, if one is close."""
+        names = [*KNOWN_COLUMNS, *self._declared]
+        found = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+        return found[0] if found else None
 
     def _consent_status(self, value: Any, fields: dict[str, Any], errors: list[str]) -> None:
         status = _CONSENT_ALIASES.get(_text(value).strip().lower())

@@ -60,7 +60,13 @@ from sqlalchemy.orm import Session
 import nurture.clock as clock
 import nurture.delivery.suppression as suppression
 from nurture.contacts.files import ContactFileError, read_records
-from nurture.contacts.parsing import TEXT_COLUMNS, ContactInput, ContactParser, InvalidContact
+from nurture.contacts.parsing import (
+    TEXT_COLUMNS,
+    ContactInput,
+    ContactParser,
+    InvalidContact,
+    unknown_column_message,
+)
 from nurture.errors import Conflict, Problem
 from nurture.store import contacts as queries
 
@@ -106,6 +112,7 @@ def import_contacts(
     on_progress: Callable[[int, int], None] | None = None,
     on_batch: BatchHook,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    strict: bool = False,
 ) -> ImportReport:
     """Import the contacts in `path`; see the module docstring for the rules.
 
@@ -123,6 +130,8 @@ def import_contacts(
     creates them, so no crash can leave a new lead imported but never
     nurtured, and no import can bypass the handoff. A new contact without a
     stage starts on the first stage of the ladder.
+    A column that is neither a standard field nor a declared property is a
+    warning (once, with a did-you-mean); `strict` rejects the rows holding one.
     Raises `ContactFileError` before writing anything if the file as a whole
     is unusable (not UTF-8, no email column).
     """
@@ -141,7 +150,7 @@ def import_contacts(
             report.rejected.append(Problem(label, line, record))
             continue
         try:
-            contact = parser.parse(record)
+            contact = parser.parse(record, strict=strict)
         except InvalidContact as exc:
             report.rejected.append(Problem(label, line, str(exc)))
             continue
@@ -150,6 +159,10 @@ def import_contacts(
                 warned.add(name)
                 message = f"column {name!r} is computed by nurture; ignored"
                 report.warnings.append(Problem(label, line, message))
+        for name, hint in contact.unknown:
+            if name not in warned:
+                warned.add(name)
+                report.warnings.append(Problem(label, line, unknown_column_message(name, hint)))
         batch.append((line, contact))
         if len(batch) >= batch_size:
             writer.write(batch, report)

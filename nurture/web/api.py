@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import nurture.clock as clock
-from nurture.contacts.parsing import ContactInput, InvalidContact
+from nurture.contacts.parsing import ContactInput, InvalidContact, unknown_column_message
 from nurture.contacts.values import value_problem
 from nurture.errors import ContactNotFound
 from nurture.lifecycle.importer import ImportedBatch, upsert_contacts
@@ -223,6 +223,7 @@ def _write(
             outcome = "unchanged"
         notes = warnings.get(position, [])
         notes += [f"{name!r} is computed by nurture; ignored" for name in contact.ignored]
+        notes += [unknown_column_message(n, hint).split(";")[0] for n, hint in contact.unknown]
         results[index] = ContactResult(
             index=index,
             email=contact.email,

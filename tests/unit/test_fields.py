@@ -36,3 +36,13 @@ def test_handoff_owners_in_nurture_yaml_must_be_addresses() -> None:
     messages = [p.message for p in problems]
     assert any("round_robin[1]: expected an email address" in m for m in messages)
     assert any("rules[0].owner: expected an email address" in m for m in messages)
+
+
+def test_a_typo_in_a_column_is_named_with_what_it_may_have_meant() -> None:
+    parser = ContactParser(("subscriber", "lead"), {"industry": "string"})
+    contact = parser.parse({"email": "a@example.com", "stge": "lead", "indstry": "btp"})
+    assert contact.unknown == (("stge", "stage"), ("indstry", "industry"))
+    assert contact.properties == {"stge": "lead", "indstry": "btp"}  # kept, as before
+    with pytest.raises(InvalidContact) as refused:
+        parser.parse({"email": "a@example.com", "stge": "lead"}, strict=True)
+    assert "unknown column 'stge' (did you mean 'stage'?)" in str(refused.value)

@@ -434,3 +434,20 @@ def test_invalid_emails(email: str) -> None:
 def test_every_declared_type_can_be_coerced() -> None:
     assert set(_COERCE) == set(PROPERTY_TYPES)
     assert set(STANDARD_FIELDS) >= COMPUTED_COLUMNS
+
+
+def test_an_unknown_column_is_a_warning_once_and_strict_refuses_its_rows(
+    run: Any, session: Session
+) -> None:
+    content = "email,stge,indstry\nanne@example.com,lead,btp\nbob@example.com,mql,banque\n"
+    report = run("typo.csv", content)
+    assert report.created == 2 and contacts(session)["anne@example.com"].stage == "subscriber"
+    assert shown(report.warnings) == [
+        "typo.csv:2: column 'stge' is neither a standard field nor a declared property "
+        "(did you mean 'stage'?); kept as an undeclared property (--strict refuses it)",
+        "typo.csv:2: column 'indstry' is neither a standard field nor a declared property "
+        "(did you mean 'industry'?); kept as an undeclared property (--strict refuses it)",
+    ]
+    strict = run("typo2.csv", content.replace("anne", "carl").replace("bob", "dan"), strict=True)
+    assert (strict.created, len(strict.rejected)) == (0, 2)
+    assert "unknown column 'stge' (did you mean 'stage'?)" in strict.rejected[0].message

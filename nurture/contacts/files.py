@@ -36,8 +36,11 @@ class ContactFileError(NurtureError):
         super().__init__(str(problem))
 
 
-def read_records(path: Path, label: str, warnings: list[Problem]) -> tuple[Iterator[_Item], int]:
-    """The file's records (lazily, a line at a time) and how many rows to expect.
+def read_records(
+    path: Path, label: str, warnings: list[Problem]
+) -> tuple[Iterator[_Item], int, bool]:
+    """The file's records (lazily, a line at a time), how many rows to expect, and
+    whether it is JSON Lines (typed values) rather than CSV (text).
 
     Raises `ContactFileError` at once if the file is not UTF-8 (a first pass
     reads it in chunks, so memory stays flat whatever its size); a CSV header
@@ -48,7 +51,7 @@ def read_records(path: Path, label: str, warnings: list[Problem]) -> tuple[Itera
     jsonl = _is_jsonl(path, first)
     handle = path.open(encoding="utf-8-sig", newline="")
     records = _jsonl_records(handle) if jsonl else _csv_records(handle, first, label, warnings)
-    return _closing(records, handle), max(lines - (0 if jsonl else 1), 0)
+    return _closing(records, handle), max(lines - (0 if jsonl else 1), 0), jsonl
 
 
 def _closing(records: Iterator[_Item], handle: io.TextIOBase) -> Iterator[_Item]:

@@ -47,6 +47,11 @@ TEXT_COLUMNS = ("first_name", "last_name", "company", "owner")
 #: subject lines and the sales inbox; longer is a mistake or an attack.
 TEXT_LIMITS = {"first_name": 100, "last_name": 100, "company": 200, "consent_source": 200}
 COLUMN_ALIASES = {"consent_status": "consent"}
+#: Standard fields that hold text: from JSON, anything else is refused (not stringified).
+_TEXT_ONLY = frozenset(
+    {*TEXT_COLUMNS, "stage", "timezone", "consent_at", "consent_source", "consent_basis"}
+)
+_TEXT_ONLY_CONSENT = frozenset({"status", "at", "source", "basis"})
 #: Every column name with a meaning of its own (custom properties aside).
 KNOWN_COLUMNS = (
     "email",
@@ -238,7 +243,16 @@ class ContactParser:
     outside (the HTTP API), so both accept and refuse the same things.
     """
 
-    def __init__(self, stages: Sequence[str], properties: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stages: Sequence[str],
+        properties: Mapping[str, str] | None = None,
+        *,
+        typed: bool = False,
+    ) -> None:
+        """`typed`: records come from JSON (the API, JSON Lines), where `tags` must be a
+        list and `properties` an object; from CSV every value is text (``a;b``)."""
+        self._typed = typed
         self._stages = tuple(stages)
         self._stage_by_key = {stage.lower(): stage for stage in stages}
         self._declared: dict[str, tuple[str, str]] = {}
@@ -273,6 +287,9 @@ class ContactParser:
                 continue
             key = column_name(raw_key)
             key = COLUMN_ALIASES.get(key, key)
+            if self._typed and key in _TEXT_ONLY and not isinstance(value, str):
+                errors.append(f"{key} must be text")
+                continue
             if key == "email":
                 email = canonical_email(value) if isinstance(value, str) else None
                 if email is None:
@@ -305,7 +322,9 @@ class ContactParser:
                 else:
                     fields["timezone"] = zone
             elif key == "consent":
-                if isinstance(value, Mapping):
+                if self._typed and not isinstance(value, Mapping | str):
+                    errors.append("consent must be an object or a status")
+                elif isinstance(value, Mapping):
                     self._consent_object(value, fields, errors)
                 else:
                     self._consent_status(value, fields, errors)
@@ -318,8 +337,16 @@ class ContactParser:
             elif key == "consent_proof":
                 fields[key] = value
             elif key == "tags":
-                tags = tuple(str(tag) for tag in _list(value))
-            elif key == "properties" and isinstance(value, Mapping):
+                if self._typed and (
+                    not isinstance(value, list) or not all(isinstance(t, str) for t in value)
+                ):
+                    errors.append("tags must be a list of strings")
+                else:
+                    tags = tuple(str(tag) for tag in _list(value))
+            elif key == "properties" and (self._typed or isinstance(value, Mapping)):
+                if not isinstance(value, Mapping):
+                    errors.append("properties must be an object")
+                    continue
                 for name, item in value.items():
                     self._property(str(name), _clean(item), properties, errors)
             elif key in COMPUTED_COLUMNS:
@@ -367,7 +394,9 @@ class ContactParser:
             item = _clean(item)
             if item is None:
                 continue
-            if name == "status":
+            if self._typed and name in _TEXT_ONLY_CONSENT and not isinstance(item, str):
+                errors.append(f"consent.{name} must be text")
+            elif name == "status":
                 self._consent_status(item, fields, errors)
             elif name == "at":
                 self._consent_at(item, fields, errors)

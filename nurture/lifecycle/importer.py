@@ -138,8 +138,8 @@ def import_contacts(
     path = Path(path)
     label = str(path)
     report = ImportReport(file=label)
-    records, expected = read_records(path, label, report.warnings)
-    parser = ContactParser(stages, properties)
+    records, expected, typed = read_records(path, label, report.warnings)
+    parser = ContactParser(stages, properties, typed=typed)
     writer = _BatchWriter(db, label, source or f"import:{path.name}", stages[0], on_batch)
     warned: set[str] = set()
 

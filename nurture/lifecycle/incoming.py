@@ -74,6 +74,8 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
         raise InvalidEvent('\'contact\' must be {"email": ...} or {"id": ...}')
     email = contact.get("email")
     contact_id = contact.get("id")
+    if isinstance(contact_id, float) and contact_id.is_integer():
+        contact_id = int(contact_id)  # JSON has one number type: 42.0 is 42
     if email is not None:
         canonical = canonical_email(email) if isinstance(email, str) else None
         if canonical is None:

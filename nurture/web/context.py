@@ -85,7 +85,7 @@ class WebContext:
             signer=signer,
             links=Links(signer, engine.options.base_url),
             ingestor=engine.lifecycle.ingestor,
-            contacts=ContactParser(config.stages, config.properties),
+            contacts=ContactParser(config.stages, config.properties, typed=True),
             templates=TemplateLibrary(engine.project.templates_dir),
         )
 

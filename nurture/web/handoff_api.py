@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import nurture.clock as clock
 from nurture.contacts.values import value_problem
@@ -21,7 +22,7 @@ from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.web import inbox
 from nurture.web.auth import require_api_key
 from nurture.web.context import WebContext, web_context
-from nurture.web.schemas import problems
+from nurture.web.schemas import NON_BLANK_PATTERN, problems
 
 router = APIRouter(
     prefix="/v1/handoffs", dependencies=[Depends(require_api_key)], tags=["handoffs"]
@@ -44,10 +45,14 @@ def _clean(value: str, what: str) -> str:
 class Actor(BaseModel):
     """Who acts on a handoff, for its action log: the optional body of accept and reopen."""
 
+    model_config = ConfigDict(regex_engine="python-re")  # the patterns name surrogates
+
     by: str = Field(
         default="api",
+        min_length=1,
         max_length=inbox.MAX_BY,
-        description="Who acts, for the action log (a name or an email address).",
+        pattern=NON_BLANK_PATTERN,
+        description="Who acts, for the action log (a name or an email address); not blank.",
     )
 
     @field_validator("by")
@@ -60,8 +65,10 @@ class Rejection(Actor):
     """The body of a rejection: who sends the lead back to nurturing, and why."""
 
     reason: str = Field(
+        min_length=1,
         max_length=inbox.MAX_REASON,
-        description="Why the lead goes back to nurturing (required).",
+        pattern=NON_BLANK_PATTERN,
+        description="Why the lead goes back to nurturing (required, not blank).",
         examples=["Pas de budget avant le T3"],
     )
 
@@ -96,8 +103,11 @@ def list_handoffs(
     """Open handoffs by SLA due date, decided ones latest first. Each has its
     contact, owner, status, score and temperature when handed over, `overdue`
     (open past `sla_due_at`), `age_seconds` and `due_in_seconds`."""
-    if owner is not None and value_problem(owner):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, value_problem(owner))
+    problem = value_problem(owner) if owner is not None else None
+    if problem is not None:
+        raise RequestValidationError(
+            [{"loc": ("query", "owner"), "msg": problem, "type": "value_error"}]
+        )
     now = clock.now()
     with context.engine.sessions() as session:
         items = inbox.list_handoffs(session, now, status_, owner, limit)
@@ -119,7 +129,7 @@ def get_handoff(handoff_id: HandoffId, context: Context) -> dict[str, Any]:
 @router.post(
     "/{handoff_id}/accept",
     summary="Accept a handoff (the contact moves to `on_accept.stage`, if set)",
-    responses=problems(401, 404, 409),
+    responses=problems(400, 401, 404, 409),
 )
 def accept(
     handoff_id: HandoffId, context: Context, body: Annotated[Actor | None, Body()] = None
@@ -130,7 +140,7 @@ def accept(
 @router.post(
     "/{handoff_id}/reject",
     summary="Send a lead back to nurturing, with a reason",
-    responses=problems(401, 404, 409),
+    responses=problems(400, 401, 404, 409),
 )
 def reject(handoff_id: HandoffId, body: Rejection, context: Context) -> dict[str, Any]:
     """Recycled as `handoff.on_reject` says: stage back, score kept, halved or reset,
@@ -141,7 +151,7 @@ def reject(handoff_id: HandoffId, body: Rejection, context: Context) -> dict[str
 @router.post(
     "/{handoff_id}/reopen",
     summary="Reopen a rejected handoff (the contact goes back to `handoff.at`)",
-    responses=problems(401, 404, 409),
+    responses=problems(400, 401, 404, 409),
 )
 def reopen(
     handoff_id: HandoffId, context: Context, body: Annotated[Actor | None, Body()] = None

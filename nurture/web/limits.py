@@ -19,8 +19,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nurture.errors import DatabaseUnavailable
@@ -112,8 +115,28 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer, but a 405 lists in `Allow` every method the path has: a path
+    served by several routes (GET and POST of an unsubscribe page) named only the
+    methods of the route that answered."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed = {
+            method
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if any(
+                route.matches({**request.scope, "method": method})[0] == Match.FULL
+                for route in request.app.router.routes
+            )
+        }
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI, max_body_bytes: int) -> None:
-    """The body limit, and the two error answers above, on `app`."""
+    """The body limit, and the error answers above, on `app`."""
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)

@@ -83,15 +83,31 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
 
 
+#: Text the databases can hold (no NUL, no lone surrogate), and the same not blank:
+#: the API refuses the rest, so the schema says so.
+TEXT_PATTERN = "^[^\\u0000\\ud800-\\udfff]*$"
+NON_BLANK_PATTERN = (
+    "^[^\\u0000\\ud800-\\udfff]*[^\\s\\u0000\\ud800-\\udfff][^\\u0000\\ud800-\\udfff]*$"
+)
+
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "type", "contact"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "minLength": 1, "maxLength": 200, "example": "evt-123"},
-        "type": {
+        "id": {
             "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": NON_BLANK_PATTERN,
+            "example": "evt-123",
+        },
+        "type": {
             "description": f"One of {', '.join(EVENT_TYPES)}, or custom.<anything>.",
+            "anyOf": [
+                {"type": "string", "enum": list(EVENT_TYPES)},
+                {"type": "string", "pattern": r"^custom\..+"},
+            ],
             "example": "page.visited",
         },
         "at": {"type": "string", "format": "date-time", "example": "2026-11-22T10:00:00Z"},
@@ -103,7 +119,7 @@ EVENT_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "email": {"type": "string", "format": "email"},
-                "id": {"type": "integer"},
+                "id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
             },
         },
         "properties": {"type": "object", "example": {"url": "https://example.com/pricing"}},
@@ -113,30 +129,34 @@ EVENT_SCHEMA: dict[str, Any] = {
 CONTACT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["email"],
-    "description": "As a row of `nurture contacts import`: any other key is a custom property.",
+    "description": (
+        "As a row of `nurture contacts import`: any other key is a custom property. "
+        "A field that is null or empty is absent (it never erases what is stored)."
+    ),
     "properties": {
         "email": {"type": "string", "format": "email", "example": "anne@example.com"},
-        "first_name": {"type": "string"},
-        "last_name": {"type": "string"},
-        "company": {"type": "string"},
-        "stage": {"type": "string", "example": "lead"},
-        "timezone": {"type": "string", "example": "Europe/Paris"},
-        "owner": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}},
+        "first_name": {"type": ["string", "null"], "maxLength": 100, "pattern": TEXT_PATTERN},
+        "last_name": {"type": ["string", "null"], "maxLength": 100, "pattern": TEXT_PATTERN},
+        "company": {"type": ["string", "null"], "maxLength": 200, "pattern": TEXT_PATTERN},
+        "stage": {"type": ["string", "null"], "example": "lead"},
+        "timezone": {"type": ["string", "null"], "example": "Europe/Paris"},
+        "owner": {"type": ["string", "null"], "pattern": TEXT_PATTERN},
+        "tags": {"type": ["array", "null"], "items": {"type": "string"}},
         "consent": {
-            "type": "object",
+            "description": "An object, or just the status (its aliases too: yes, oui, opt-out…).",
+            "type": ["object", "string", "null"],
             "properties": {
                 "status": {
-                    "type": "string",
-                    "enum": ["granted", "legitimate_interest", "withdrawn", "unknown"],
+                    "type": ["string", "null"],
+                    "enum": ["granted", "legitimate_interest", "withdrawn", "unknown", None],
                 },
-                "at": {"type": "string", "format": "date-time"},
-                "source": {"type": "string"},
-                "basis": {"type": "string"},
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "source": {"type": ["string", "null"]},
+                "basis": {"type": ["string", "null"]},
                 "proof": {},
             },
         },
-        "properties": {"type": "object"},
+        "properties": {"type": ["object", "null"]},
     },
 }
 

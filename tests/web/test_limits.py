@@ -88,3 +88,45 @@ def test_database_trouble_is_a_json_503_with_retry_after(
     assert response.json() == {"detail": "the database is unavailable for a moment; retry later"}
     monkeypatch.undo()
     assert web.client.post("/v1/events", headers=web.auth, json=event_dict()).status_code == 200
+
+
+def test_properties_and_tags_of_the_wrong_json_type_are_refused_not_stored(web: Web) -> None:
+    items = [
+        {"email": "p1@example.com", "properties": [1, 2]},
+        {"email": "p2@example.com", "properties": "zzz"},
+        {"email": "p3@example.com", "tags": "abc"},
+        {"email": "p4@example.com", "consent": False},
+        {"email": "p5@example.com", "company": {"a": 1}},
+        {"email": "ok@example.com", "tags": ["a"], "properties": {"x": 1}},
+    ]
+    response = web.client.post("/v1/contacts", headers=web.auth, json=items)
+    assert response.status_code == 207
+    reasons = [i.get("reason") for i in response.json()["items"]]
+    assert reasons[:5] == [
+        "properties must be an object",
+        "properties must be an object",
+        "tags must be a list of strings",
+        "consent must be an object or a status",
+        "company must be text",
+    ]
+    assert response.json()["items"][5]["status"] == "created"
+
+
+def test_a_nul_in_a_query_is_a_422_listing_where(sales: SalesWorld) -> None:
+    client = TestClient(sales.app, base_url="https://nurture.example.com")
+    response = client.get(
+        "/v1/handoffs?owner=C%00", headers={"Authorization": f"Bearer {SALES_KEY}"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "owner"] and "NUL" in error["msg"]
+
+
+def test_the_schema_says_what_the_handoff_actions_refuse(web: Web) -> None:
+    spec = web.client.get("/openapi.json").json()
+    actor = spec["components"]["schemas"]["Actor"]["properties"]["by"]
+    assert actor["minLength"] == 1 and "pattern" in actor
+    for action in ("accept", "reject", "reopen"):
+        assert "400" in spec["paths"][f"/v1/handoffs/{{handoff_id}}/{action}"]["post"]["responses"]
+    allow = web.client.request("OPTIONS", "/u/anything").headers["Allow"]
+    assert allow == "GET, POST"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from nurture.errors import ConfigurationError
+from nurture.tokens import Signer
 
 DEFAULT_DATABASE_URL = "sqlite:///nurture.sqlite3"
 SECRET_FILE = ".nurture-secret"
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     outbox_dir: Path = Path("outbox")
     secret_key: str | None = Field(default=None, repr=False)
+    #: Keys used before `secret_key` (comma-separated): tokens they signed still verify.
+    previous_secret_keys: str = Field(default="", repr=False)
     base_url: str = "http://localhost:8000"
     api_keys: str = Field(default="", repr=False)
     #: HMAC-SHA256 secret of the generic ESP webhook (`X-Nurture-Signature: sha256=<hex>`).
@@ -127,6 +130,14 @@ class Settings(BaseSettings):
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
 
+    def previous_signing_keys(self) -> list[str]:
+        """The retired keys links in mail already sent may still be signed with."""
+        return [key.strip() for key in self.previous_secret_keys.split(",") if key.strip()]
+
+    def signer(self) -> Signer:
+        """Signs new tokens with `signing_key`; verifies those of the previous keys too."""
+        return Signer(self.signing_key(), self.previous_signing_keys())
+
     def signing_key(self) -> str:
         """The key for tracking and unsubscribe tokens.
 
@@ -151,6 +162,7 @@ class Settings(BaseSettings):
 
 _SECRET_FIELDS = {
     "secret_key",
+    "previous_secret_keys",
     "api_keys",
     "smtp_url",
     "webhook_secret",

@@ -13,6 +13,8 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from nurture.errors import NurtureError
@@ -37,18 +39,22 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    """Signs and verifies the tokens in links and sales cookies, with one key.
+    """Signs and verifies the tokens in links and sales cookies.
 
-    A token is signed for a purpose (`unsubscribe`, `click`, `sales-session`...); `verify` refuses
-    it for any other with `InvalidToken`.
+    A token is signed for a purpose (`unsubscribe`, `click`, `sales-session`...);
+    `verify` refuses it for any other with `InvalidToken`. New tokens are signed
+    with `key`; `previous` keys still verify, so the key can be rotated without
+    breaking the links in mail already sent (NURTURE_PREVIOUS_SECRET_KEYS).
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, previous: Sequence[str] = ()) -> None:
         # Keyed once: copying a keyed HMAC skips hashing the key pads per token.
-        self._keyed = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
+        self._keyed = [
+            hmac.new(k.encode("utf-8"), digestmod=hashlib.sha256) for k in (key, *previous)
+        ]
 
-    def _mac(self, purpose: str, body: str) -> str:
-        mac = self._keyed.copy()
+    def _mac(self, purpose: str, body: str, keyed: Any = None) -> str:
+        mac = (keyed or self._keyed[0]).copy()
         mac.update(f"{purpose}:{body}".encode())
         return _b64(mac.digest()[:20])
 
@@ -60,7 +66,9 @@ class Signer:
         body, _, mac = token.partition(".")
         if not token.isascii():  # compare_digest raises TypeError on non-ASCII text
             raise InvalidToken()
-        if not body or not mac or not hmac.compare_digest(mac, self._mac(purpose, body)):
+        if not body or not mac or not any(
+            hmac.compare_digest(mac, self._mac(purpose, body, keyed)) for keyed in self._keyed
+        ):
             raise InvalidToken()
         try:
             payload = json.loads(_unb64(body))
@@ -69,3 +77,15 @@ class Signer:
         if not isinstance(payload, dict):
             raise InvalidToken()
         return payload
+
+
+def day_number(moment: datetime) -> int:
+    """Days since 1970-01-01: how a tracking token carries when it was made (`d`)."""
+    return int(moment.timestamp() // 86400)
+
+
+def expired(payload: dict[str, Any], now: datetime, max_days: int) -> bool:
+    """Whether a token made on day `payload["d"]` is older than `max_days` (a token
+    from before tokens carried their day never expires)."""
+    made = payload.get("d")
+    return isinstance(made, int) and day_number(now) - made > max_days

@@ -37,7 +37,7 @@ from nurture.store.contacts import contacts_by_id
 from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
 from nurture.store.statuses import EnrollmentStatus, SendStatus
-from nurture.tokens import Signer
+from nurture.tokens import Signer, day_number
 from nurture.transports import MAX_ATTEMPTS, DeliveryError, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
 
@@ -106,11 +106,23 @@ class Links:
         return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
 
     def click(self, send_id: int, url: str) -> str:
-        """A tracked link: the token carries the target, so the redirect goes nowhere else."""
-        return f"{self.base_url}/t/c/{self.signer.sign('click', {'s': send_id, 'u': url})}"
+        """A tracked link: the token carries the target, so the redirect goes nowhere else,
+        and the day it was made, so that after `TRACKING_DAYS` it records nothing."""
+        token = self.signer.sign("click", {"s": send_id, "u": url, "d": _today()})
+        return f"{self.base_url}/t/c/{token}"
 
     def open_pixel(self, send_id: int) -> str:
-        return f"{self.base_url}/t/o/{self.signer.sign('open', {'s': send_id})}.gif"
+        return f"{self.base_url}/t/o/{self.signer.sign('open', {'s': send_id, 'd': _today()})}.gif"
+
+
+#: How long a tracking token (click, open) counts: a link still
+#: followed after a year leads where it led, but records nothing. Unsubscribe
+#: tokens never expire: an unsubscribe link must work for as long as the mail exists.
+TRACKING_DAYS = 365
+
+
+def _today() -> int:
+    return day_number(clock.now())
 
 
 class SendRow(Protocol):

@@ -8,7 +8,6 @@ from nurture.engine.runtime import Runtime
 from nurture.engine.service import Engine, EngineOptions
 from nurture.records import Recorder, discard
 from nurture.settings import Settings
-from nurture.tokens import Signer
 from nurture.transports import Transport, transport_from_settings
 
 
@@ -20,7 +19,7 @@ def build_engine(
         runtime.project,
         runtime.sessions,
         transport or transport_from_settings(settings),
-        Signer(settings.signing_key()),
+        settings.signer(),
         EngineOptions(
             base_url=settings.base_url,
             enrollment_lease=timedelta(seconds=settings.lease_seconds),

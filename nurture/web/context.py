@@ -71,13 +71,13 @@ class WebContext:
         Built on first use: an app that never serves `/sales` never needs the key.
         """
         if self._sales_signer is None:
-            self._sales_signer = Signer(self.settings.signing_key())
+            self._sales_signer = self.settings.signer()
         return self._sales_signer
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings) -> WebContext:
         # Tokens must verify with the key the engine signed its links with.
-        signer = engine.signer or Signer(settings.signing_key())
+        signer = engine.signer or settings.signer()
         config = engine.project.config
         return cls(
             engine=engine,

@@ -24,8 +24,10 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
+import nurture.clock as clock
+from nurture.delivery.deliverer import TRACKING_DAYS
 from nurture.events import EventType
-from nurture.tokens import InvalidToken
+from nurture.tokens import InvalidToken, expired
 from nurture.web.context import WebContext, web_context
 from nurture.web.pages import not_found_page
 from nurture.web.sends import record_for_send
@@ -89,6 +91,8 @@ def click(token: str, request: Request, context: Context) -> Response:
     send_id = payload.get("s")
     if target is None or not isinstance(send_id, int) or isinstance(send_id, bool):
         return not_found_page()
+    if expired(payload, clock.now(), TRACKING_DAYS):  # still where it led; nothing recorded
+        return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
     try:
         record_for_send(
             context,
@@ -112,7 +116,8 @@ def click(token: str, request: Request, context: Context) -> Response:
 def open_pixel(token: str, request: Request, context: Context) -> Response:
     """Always the pixel, whatever the token: a broken image would show in the email."""
     try:
-        send_id = context.signer.verify("open", token).get("s")
+        payload = context.signer.verify("open", token)
+        send_id = None if expired(payload, clock.now(), TRACKING_DAYS) else payload.get("s")
     except InvalidToken:
         send_id = None
     if isinstance(send_id, int) and not isinstance(send_id, bool):

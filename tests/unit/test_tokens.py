@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from nurture.tokens import InvalidToken, Signer
+from nurture.tokens import InvalidToken, Signer, day_number, expired
 
 #: Signed by nurture before the signer was made faster; an upgrade must verify them.
 PINNED = {
@@ -47,3 +49,23 @@ def test_one_signer_signs_from_many_threads() -> None:
         signed = pool.map(lambda n: signer.sign("click", {"s": n}), expected)
         got = dict(zip(expected, signed, strict=True))
     assert got == expected
+
+
+def test_a_rotated_key_still_verifies_the_links_it_signed() -> None:
+    old = Signer("old-key-" + "x" * 24)
+    sent = old.sign("unsubscribe", {"s": 42})
+    rotated = Signer("new-key-" + "y" * 24, previous=["old-key-" + "x" * 24])
+    assert rotated.verify("unsubscribe", sent) == {"s": 42}
+    fresh = rotated.sign("unsubscribe", {"s": 43})
+    assert Signer("new-key-" + "y" * 24).verify("unsubscribe", fresh) == {"s": 43}
+    with pytest.raises(InvalidToken):  # new tokens are not signed with the old key
+        old.verify("unsubscribe", fresh)
+    with pytest.raises(InvalidToken):  # and a key no longer listed verifies nothing
+        Signer("new-key-" + "y" * 24).verify("unsubscribe", sent)
+
+
+def test_tracking_tokens_expire_after_a_year_and_older_ones_never() -> None:
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    assert not expired({"s": 1, "d": day_number(now) - 365}, now, 365)
+    assert expired({"s": 1, "d": day_number(now) - 366}, now, 365)
+    assert not expired({"s": 1}, now, 365)  # signed before tokens carried their day

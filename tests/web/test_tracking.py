@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from nurture.store.models import Contact
 from nurture.tokens import Signer
 from nurture.web.tracking import PIXEL
-from tests.web.conftest import SIGNING_KEY, Web, anne_welcome
+from tests.web.conftest import BASE_URL, SIGNING_KEY, Web, anne_welcome
 
 TARGET = "https://example.com/welcome?utm_source=nurture&x=1"
 
@@ -172,3 +172,19 @@ def test_view_in_browser_renders_the_email_for_its_contact(web: Web) -> None:
     with web.sessions.begin() as session:
         session.execute(delete(Contact).where(Contact.email == "anne@example.com"))
     assert web.client.get(web.link(message, "/v/")).status_code == 404
+
+
+def test_a_tracked_link_older_than_a_year_still_leads_there_but_records_nothing(
+    web: Web,
+) -> None:
+    message = anne_welcome(web)
+    click = web.link(message, "/t/c/")
+    pixel = next(u for u in web.links(message) if "/t/o/" in u).removeprefix(BASE_URL)
+    web.move_clock(days=366)
+    response = web.client.get(click)
+    assert (response.status_code, response.headers["location"]) == (302, TARGET)
+    assert web.client.get(pixel).status_code == 200
+    assert web.events("email.clicked") == [] and web.events("email.opened") == []
+    unsubscribe = web.link(message, "/u/")  # never expires
+    assert web.client.post(unsubscribe).status_code == 200
+    assert len(web.events("email.unsubscribed")) == 1

@@ -66,8 +66,12 @@ class Signer:
         body, _, mac = token.partition(".")
         if not token.isascii():  # compare_digest raises TypeError on non-ASCII text
             raise InvalidToken()
-        if not body or not mac or not any(
-            hmac.compare_digest(mac, self._mac(purpose, body, keyed)) for keyed in self._keyed
+        if (
+            not body
+            or not mac
+            or not any(
+                hmac.compare_digest(mac, self._mac(purpose, body, keyed)) for keyed in self._keyed
+            )
         ):
             raise InvalidToken()
         try:

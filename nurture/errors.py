@@ -71,6 +71,10 @@ class DatabaseUnavailable(Retryable):
     """The database is unreachable or dropped the connection."""
 
 
+class ValueRefused(NurtureError):
+    """The database refused a value the checks at the edge let through."""
+
+
 class ConfigurationError(Exception):
     """nurture is not configured correctly (environment, settings, services).
 

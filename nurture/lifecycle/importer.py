@@ -67,7 +67,7 @@ from nurture.contacts.parsing import (
     InvalidContact,
     unknown_column_message,
 )
-from nurture.errors import Conflict, Problem
+from nurture.errors import Conflict, Problem, ValueRefused
 from nurture.store import contacts as queries
 
 DEFAULT_BATCH_SIZE = 2000
@@ -245,6 +245,14 @@ class _BatchWriter:
                     if attempt == 2:
                         raise
                     continue
+                except ValueRefused as refused:
+                    session.rollback()
+                    if len(batch) == 1:  # this row is the one: refused, the others go in
+                        report.rejected.append(Problem(self._label, batch[0][0], str(refused)))
+                        return
+                    for row in batch:
+                        self.write([row], report)
+                    return
                 except BaseException:
                     session.rollback()
                     raise

@@ -23,7 +23,7 @@ import nurture.delivery.consent as consent
 import nurture.delivery.suppression as suppression
 from nurture.contacts.values import moment_problem, value_problem
 from nurture.definitions import model as m
-from nurture.errors import Conflict, DatabaseUnavailable
+from nurture.errors import Conflict, DatabaseUnavailable, ValueRefused
 from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent
@@ -95,6 +95,14 @@ class Ingestor:
             except Conflict:
                 if attempt == ATTEMPTS - 1:
                     raise
+            except ValueRefused as refused:
+                # What the checks at the edge let through and the database did not take:
+                # each event alone, so only the one it is about is refused.
+                if callable(events) or len(events) < 2:
+                    if callable(events):
+                        raise
+                    return [Outcome("rejected", str(refused))]
+                return [o for e in events for o in self.ingest(sessions, [e], source)]
             except DatabaseUnavailable:
                 # The transaction died with its connection (nothing of it stayed):
                 # once more on a fresh one, then the caller hears it (a 503).

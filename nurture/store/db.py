@@ -15,6 +15,7 @@ running ``alembic revision --autogenerate``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import (
+    DataError,
     DBAPIError,
     IntegrityError,
     InterfaceError,
@@ -36,7 +38,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from nurture.errors import Conflict, DatabaseUnavailable
+from nurture.errors import Conflict, DatabaseUnavailable, ValueRefused
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -80,6 +82,12 @@ def _translate(context: ExceptionContext) -> BaseException | None:
     error = context.sqlalchemy_exception
     if isinstance(error, IntegrityError):
         return Conflict(f"{_constraint(error)}: another writer stored it first")
+    if isinstance(error, DataError):
+        # The driver's first line only: PostgreSQL's DETAIL and CONTEXT quote the row.
+        # PostgreSQL quotes the value after a colon: the kind of problem is enough.
+        first = (str(getattr(error, "orig", error)).strip().splitlines() or ["?"])[0]
+        reason = re.sub(r':\s*["\'].*$', "", first)[:200]
+        return ValueRefused(f"the database refused a value: {reason}")
     if context.is_disconnect or isinstance(error, OperationalError | InterfaceError):
         return DatabaseUnavailable(
             f"the database is unreachable or dropped the connection ({type(error.orig).__name__})"

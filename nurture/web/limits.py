@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nurture.errors import DatabaseUnavailable
+from nurture.errors import DatabaseUnavailable, ValueRefused
 
 log = logging.getLogger("nurture.web")
 
@@ -134,9 +134,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+async def _value_refused(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
 def install(app: FastAPI, max_body_bytes: int) -> None:
     """The body limit, and the error answers above, on `app`."""
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(ValueRefused, _value_refused)

@@ -198,3 +198,23 @@ def test_backends_terminated_mid_stream_lose_no_acknowledged_event(
     finally:
         stop.set()
         world.db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_value_the_database_refuses_is_one_error_without_the_rows_data(
+    postgres_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from nurture.errors import ValueRefused
+
+    engine = create_engine_for(postgres_url)
+    try:
+        with pytest.raises(ValueRefused) as refused, engine.connect() as connection:
+            connection.execute(text("SELECT CAST(:v AS integer)"), {"v": "anne@example.com"})
+        message = str(refused.value)
+        assert message.startswith("the database refused a value: invalid input syntax")
+        assert "\n" not in message and "CONTEXT" not in message
+        assert "anne@example.com" not in message
+    finally:
+        engine.dispose()

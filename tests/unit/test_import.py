@@ -451,3 +451,26 @@ def test_an_unknown_column_is_a_warning_once_and_strict_refuses_its_rows(
     strict = run("typo2.csv", content.replace("anne", "carl").replace("bob", "dan"), strict=True)
     assert (strict.created, len(strict.rejected)) == (0, 2)
     assert "unknown column 'stge' (did you mean 'stage'?)" in strict.rejected[0].message
+
+
+def test_a_row_the_database_refuses_is_rejected_alone_without_its_data(
+    run: Any, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nurture.errors import ValueRefused
+
+    original = queries.insert_contacts
+
+    def picky(session_: Session, rows: Any) -> None:
+        if any(r["email"] == "bad@example.com" for r in rows):
+            raise ValueRefused("the database refused a value: value too long for type")
+        original(session_, rows)
+
+    monkeypatch.setattr(queries, "insert_contacts", picky)
+    report = run(
+        "c.csv", "email\nanne@example.com\nbad@example.com\nbob@example.com\n", batch_size=10
+    )
+    assert (report.created, shown(report.rejected)) == (
+        2,
+        ["c.csv:3: the database refused a value: value too long for type"],
+    )
+    assert set(contacts(session)) == {"anne@example.com", "bob@example.com"}

@@ -195,3 +195,27 @@ def test_contacts_imported_or_moved_into_the_handoff_stage_are_handed_to_sales(
 
     unknown = run("contacts", "move", "bob@example.com", "vip", cwd=project)
     assert unknown.returncode == 1 and "unknown stage 'vip'" in unknown.stderr
+
+
+def test_an_events_import_lists_every_bad_line_in_the_rejects_file(
+    project: Path, tmp_path: Path
+) -> None:
+    good = '{"id": "g%d", "type": "page.visited", "contact": {"email": "anne@example.com"}}'
+    lines = [(good % n).encode() for n in range(5)]
+    lines += [
+        b'{"id": "bad%d", "type": "nope", "contact": {"email": "a@example.com"}}' % n
+        for n in range(55)
+    ]
+    lines += [b"\xff\xfe not utf-8", b'{"id": "n", "type": "page.visited", "at": "\\u0000"}']
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    rejects = tmp_path / "rejects.txt"
+    result = run("events", "import", str(events), "--rejects", str(rejects), cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "5 recorded" in result.stdout and "57 rejected" in result.stdout
+    assert f"… and 7 more (all in {rejects})" in result.stdout
+    written = rejects.read_text().splitlines()
+    assert len(written) == 57
+    assert written[-2] == f"{events}:61: not UTF-8 text (byte 1 of the line); save as UTF-8"
+    assert written[-1].startswith(f"{events}:62: ")
+    assert "Traceback" not in result.stderr

@@ -218,3 +218,28 @@ def test_a_value_the_database_refuses_is_one_error_without_the_rows_data(
         assert "anne@example.com" not in message
     finally:
         engine.dispose()
+
+
+def test_a_contacts_file_keeps_its_good_rows_next_to_every_kind_of_bad_one(world: World) -> None:
+    csv_report = world.import_csv(
+        "email,company,employees\n"
+        "ok1@example.com,A,12\n"
+        "nul@example.com,A\x00B,3\n"
+        "inf@example.com,C,1e400\n"
+        "ok2@example.com,D,4\n",
+        "contacts.csv",
+    )
+    assert (csv_report.created, [p.line for p in csv_report.rejected]) == (2, [3, 4])
+    assert "NUL" in csv_report.rejected[0].message
+    assert "invalid employees" in csv_report.rejected[1].message
+    jsonl_report = world.import_csv(
+        '{"email": "ok3@example.com"}\n'
+        '{"email": "big@example.com", "revenue": 1e400}\n'
+        '{"email": "lone@example.com", "first_name": "\\ud800"}\n'
+        '{"email": "ok4@example.com"}\n',
+        "contacts.jsonl",
+    )
+    assert (jsonl_report.created, [p.line for p in jsonl_report.rejected]) == (2, [2, 3])
+    assert "revenue: number out of range" in jsonl_report.rejected[0].message
+    assert "lone surrogates" in jsonl_report.rejected[1].message
+    assert world.count(Contact) == 1 + 4

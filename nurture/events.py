@@ -110,6 +110,27 @@ def is_engagement(event_type: str) -> bool:
     return event_type in ENGAGEMENT_TYPES or event_type.startswith("custom.")
 
 
+class Traffic(StrEnum):
+    """Who made an open or a click (`nurture.lifecycle.traffic` decides).
+
+    Mail-security gateways fetch every link of every email, image proxies open
+    every email, and a forwarded link can be replayed at will: none of that is a
+    person's interest. Every event keeps its class; only `HUMAN` ones score and
+    end a `wait_for` unless a rule or step says `count: all`.
+    """
+
+    #: A person, as far as anything tells: the default for every event.
+    HUMAN = "human"
+    #: A scanner, crawler, image proxy, prefetch or HEAD request.
+    MACHINE = "machine"
+    #: The same email opened, or the same link clicked, again within `tracking.repeat_within`.
+    REPEAT = "repeat"
+
+
+#: What a scoring rule or a `wait_for` step counts: people only, or every signal.
+COUNTS = ("human", "all")
+
+
 @dataclass(frozen=True)
 class EventView:
     """An event as a `wait_for` match expression sees it (`event.type`, `event.url`…)."""
@@ -118,6 +139,12 @@ class EventView:
     type: str
     at: datetime
     properties: Mapping[str, Any] = field(default_factory=dict)
+    #: A `Traffic` value: expressions may read it (`event.traffic == 'machine'`).
+    traffic: str = Traffic.HUMAN
+
+    def counts(self, count: str) -> bool:
+        """Whether a rule or step that counts `count` ("human" or "all") sees this event."""
+        return count == "all" or self.traffic == Traffic.HUMAN
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

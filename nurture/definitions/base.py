@@ -38,9 +38,17 @@ CONFIG_KEYS = (
     "handoff",
     "sending",
     "webhooks",
+    "tracking",
 )
 SCORING_KEYS = ("rules", "fit", "decay", "thresholds")
-RULE_KEYS = ("event", "when", "points", "max_per_day", "max_total")
+RULE_KEYS = ("event", "when", "points", "max_per_day", "max_total", "count")
+TRACKING_KEYS = (
+    "machine_within",
+    "burst_within",
+    "repeat_within",
+    "sites",
+    "visitor_window",
+)
 FIT_KEYS = ("when", "points")
 DECAY_KEYS = ("half_life",)
 HANDOFF_KEYS = ("at", "assign", "notify", "sla", "on_accept", "on_reject")
@@ -74,7 +82,7 @@ EXIT_KEYS = ("when",)
 STEP_KINDS = m.STEP_KINDS
 STEP_EXTRA_KEYS: dict[str, tuple[str, ...]] = {"wait_for": ("on_event", "on_timeout")}
 WAIT_KEYS = ("until",)
-WAIT_FOR_KEYS = ("event", "match", "timeout")
+WAIT_FOR_KEYS = ("event", "match", "timeout", "count")
 BRANCH_CASE_KEYS = ("when", "goto")
 SCORE_KEYS = ("points", "reason")
 TAG_KEYS = ("add", "remove")

@@ -36,6 +36,7 @@ from nurture.definitions.base import (
 from nurture.definitions.fields import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.definitions.sending import parse_sending
+from nurture.definitions.tracking import parse_count, parse_tracking
 from nurture.errors import Problem
 
 # --- nurture.yaml -------------------------------------------------------------
@@ -74,6 +75,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     handoff = _handoff(ctx, root.get("handoff"), root.line_of("handoff"), stages, scope)
     sending = parse_sending(ctx, root.get("sending"), root.line_of("sending"))
     webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
+    tracking = parse_tracking(ctx, root.get("tracking"), root.line_of("tracking"))
     if ctx.problems:
         return None, ctx.problems
     return (
@@ -86,6 +88,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
             handoff=handoff,
             sending=sending,
             webhooks=webhooks,
+            tracking=tracking,
         ),
         [],
     )
@@ -174,6 +177,7 @@ def _scoring(
         )
         per_day = ctx.number(rule, "max_per_day", path, integer=True, minimum=1)
         total = ctx.number(rule, "max_total", path, integer=True, minimum=1)
+        count = parse_count(ctx, rule, path)
         if event and points is not None:
             rules.append(
                 m.ScoringRule(
@@ -185,6 +189,7 @@ def _scoring(
                     when=when,
                     max_per_day=int(per_day) if per_day else None,
                     max_total=int(total) if total else None,
+                    count=count,
                 )
             )
     fit = []

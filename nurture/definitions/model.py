@@ -50,6 +50,8 @@ class ScoringRule(Located):
     when: Expression | None = None
     max_per_day: int | None = None
     max_total: int | None = None
+    #: "human" (default): only a person's signals earn the points; "all": machines' too.
+    count: str = "human"
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,28 @@ class Sending:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """The `tracking:` section: which opens and clicks are a person's, and the website script.
+
+    The defaults are what mail-security gateways and image proxies do in the
+    field: they fetch every link within seconds of delivery, several links in
+    the same second.
+    """
+
+    #: An open or click this soon after the email left is a scanner's, not a reader's.
+    machine_within: timedelta = timedelta(seconds=10)
+    #: Several links of one email clicked within this: a machine following them all.
+    burst_within: timedelta = timedelta(seconds=1)
+    #: The same link of the same email clicked again (or the email opened again)
+    #: within this is a repeat: it neither scores nor ends a `wait_for` again.
+    repeat_within: timedelta = timedelta(days=30)
+    #: Origins (``https://www.example.com``) allowed to load the website script.
+    sites: tuple[str, ...] = ()
+    #: How far back an anonymous browser's visits are attached when it becomes known.
+    visitor_window: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
 class OutboundWebhook(Located):
     """A CRM endpoint told about stage changes and handoffs (signed JSON POSTs)."""
 
@@ -206,6 +230,7 @@ class ProjectConfig:
     handoff: Handoff | None = None
     sending: Sending = field(default_factory=Sending)
     webhooks: tuple[OutboundWebhook, ...] = ()
+    tracking: Tracking = field(default_factory=Tracking)
 
     def stage_index(self, stage: str) -> int:
         return self.stages.index(stage)
@@ -255,6 +280,8 @@ class WaitForStep(Step):
     match: Expression | None = None
     on_event: str | None = None  # None: the next step
     on_timeout: str | None = None
+    #: "human" (default): a machine's open or click does not end the wait; "all": it does.
+    count: str = "human"
 
 
 @dataclass(frozen=True)

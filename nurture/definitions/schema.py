@@ -12,7 +12,7 @@ from typing import Any
 from nurture.definitions import base as b
 from nurture.definitions.fields import PROPERTY_TYPES
 from nurture.definitions.model import WEEKDAY_NAMES
-from nurture.events import EVENT_TYPES
+from nurture.events import COUNTS, EVENT_TYPES
 
 JSONSchema = dict[str, Any]
 
@@ -29,6 +29,10 @@ EVENT_TYPE: JSONSchema = {
     "anyOf": [{"enum": list(EVENT_TYPES)}, {"type": "string", "pattern": r"^custom\..+"}]
 }
 NAME: JSONSchema = {"type": "string", "pattern": b.NAME_PATTERN.pattern}
+COUNT: JSONSchema = {
+    "enum": list(COUNTS),
+    "description": "human (default): only a person's opens and clicks; all: machines' too.",
+}
 
 
 def _object(keys: tuple[str, ...], properties: dict[str, JSONSchema], **extra: Any) -> JSONSchema:
@@ -59,6 +63,7 @@ def config_schema() -> JSONSchema:
             "points": number,
             "max_per_day": positive,
             "max_total": positive,
+            "count": COUNT,
         },
         required=["event", "points"],
     )
@@ -134,6 +139,16 @@ def config_schema() -> JSONSchema:
             },
         },
     )
+    tracking = _object(
+        b.TRACKING_KEYS,
+        {
+            "machine_within": DURATION,
+            "burst_within": DURATION,
+            "repeat_within": DURATION,
+            "sites": {"type": "array", "items": {"type": "string", "format": "uri"}},
+            "visitor_window": DURATION,
+        },
+    )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "nurture.yaml",
@@ -149,6 +164,7 @@ def config_schema() -> JSONSchema:
                 "scoring": scoring,
                 "handoff": handoff,
                 "sending": sending,
+                "tracking": tracking,
                 "webhooks": {
                     "type": "array",
                     "items": _object(
@@ -174,7 +190,7 @@ def _step_schemas() -> dict[str, JSONSchema]:
         "wait": {"anyOf": [DURATION, _object(b.WAIT_KEYS, {"until": until}, required=["until"])]},
         "wait_for": _object(
             b.WAIT_FOR_KEYS,
-            {"event": EVENT_TYPE, "match": EXPRESSION, "timeout": DURATION},
+            {"event": EVENT_TYPE, "match": EXPRESSION, "timeout": DURATION, "count": COUNT},
             required=["event", "timeout"],
         ),
         "branch": {

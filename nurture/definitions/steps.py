@@ -29,6 +29,7 @@ from nurture.definitions.base import (
 )
 from nurture.definitions.config import parse_notify
 from nurture.definitions.reader import LineDict, LineList
+from nurture.definitions.tracking import parse_count
 
 StepBuilder = Callable[
     [Context, Any, LineDict | None, dict[str, Any], str, ExpressionScope, m.ProjectConfig | None],
@@ -132,10 +133,17 @@ def _wait_for(
     )
     on_event = ctx.string(data, "on_event", path)
     on_timeout = ctx.string(data, "on_timeout", path)
+    count = parse_count(ctx, spec, f"{path}.wait_for")
     if event is None or timeout is None:
         return None
     return m.WaitForStep(
-        **base, event=event, timeout=timeout, match=match, on_event=on_event, on_timeout=on_timeout
+        **base,
+        event=event,
+        timeout=timeout,
+        match=match,
+        on_event=on_event,
+        on_timeout=on_timeout,
+        count=count,
     )
 
 

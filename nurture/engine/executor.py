@@ -368,6 +368,8 @@ class _Run:
         for event in sorted(self.inputs.events, key=lambda e: e.at):
             if event.type != step.event or not (since <= event.at <= until):
                 continue
+            if not event.counts(step.count):
+                continue
             if step.match is None or _test(
                 step.match, self.inputs.expression_context(self.contact, event)
             ):

@@ -433,4 +433,4 @@ def _waiting_since(enrollments: Sequence[Enrollment]) -> dict[int, datetime]:
 
 
 def _event_view(event: Event) -> EventView:
-    return EventView(event.event_id, event.type, event.at, event.properties)
+    return EventView(event.event_id, event.type, event.at, event.properties, event.traffic)

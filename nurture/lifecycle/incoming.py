@@ -21,6 +21,7 @@ from nurture.contacts.values import moment_problem, shown, value_problem
 from nurture.definitions.base import parse_duration
 from nurture.errors import NurtureError
 from nurture.events import EVENT_TYPES, EventType, is_known_event_type
+from nurture.lifecycle.traffic import Hit
 
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
 
@@ -43,6 +44,9 @@ class IncomingEvent:
     contact_id: int | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
     raw: Any = None
+    #: The request behind an open or a click (tracking link, ESP report), for
+    #: telling a person from a machine (`nurture.lifecycle.traffic`).
+    hit: Hit | None = None
 
 
 def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> IncomingEvent:

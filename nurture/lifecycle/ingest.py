@@ -24,16 +24,18 @@ import nurture.delivery.suppression as suppression
 from nurture.contacts.values import moment_problem, value_problem
 from nurture.definitions import model as m
 from nurture.errors import Conflict, DatabaseUnavailable, ValueRefused
-from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView
+from nurture.events import EMAIL_EVENT_TYPES, EventType, EventView, Traffic
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent
+from nurture.lifecycle.judging import judge
 from nurture.lifecycle.listeners import Listener
 from nurture.lifecycle.scoring import Scoring
 from nurture.lifecycle.stages import Stages
+from nurture.lifecycle.traffic import BURST_REASON
 from nurture.records import Record, Recorder, discard
 from nurture.store.contacts import add_contacts, loose_contacts, save_contacts
 from nurture.store.enrollments import end_nurture, wake_contacts
-from nurture.store.events import record_events
+from nurture.store.events import reclassify, record_events
 from nurture.store.models import Contact
 
 #: Attempts of a transaction that lost an insert race (two first events at once).
@@ -149,6 +151,14 @@ class Ingestor:
         self, session: Session, events: Sequence[IncomingEvent], source: str, now: datetime
     ) -> tuple[dict[str, Contact], list[Outcome | None]]:
         contacts, outcomes = self._resolve(session, events, source, now)
+        pending = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        judgement = judge(
+            session,
+            events,
+            pending,
+            {index: contacts[_key(events[index])].id for index in pending},
+            self.config.tracking,
+        )
         seen: set[str] = set()
         rows = []
         for index, event in enumerate(events):
@@ -159,6 +169,7 @@ class Ingestor:
                 continue
             seen.add(event.id)
             contact = contacts[_key(event)]
+            verdict = judgement.of(index)
             rows.append(
                 {
                     "event_id": event.id,
@@ -169,6 +180,8 @@ class Ingestor:
                     "raw": event.raw,
                     "source": source,
                     "received_at": now,
+                    "traffic": verdict.traffic.value,
+                    "traffic_reason": verdict.reason,
                 }
             )
         new_ids = record_events(session, rows)
@@ -184,10 +197,22 @@ class Ingestor:
             new_ids.discard(event.id)  # a later copy in this batch is a duplicate
             outcomes[index] = Outcome("recorded", None, contact.id)
             fresh.setdefault(contact.id, []).append(
-                EventView(event.id, event.type, event.at, event.properties)
+                EventView(
+                    event.id, event.type, event.at, event.properties, judgement.of(index).traffic
+                )
             )
             by_id[contact.id] = contact
             self._consequences(session, contact, event, now)
+        bursts = [
+            event_id
+            for index, event_id in judgement.bursts
+            if (outcome := outcomes[index]) is not None and outcome.recorded
+        ]
+        if bursts:
+            # Clicks recorded as a person's that a new one shows were a machine's:
+            # marked so, their points taken back (a wait_for they ended stays ended).
+            reclassify(session, bursts, Traffic.MACHINE, BURST_REASON)
+            self.scoring.revoke(session, by_id, bursts)
         if fresh:
             self.scoring.apply(session, by_id, fresh, now)
             wake_contacts(session, fresh, now)
@@ -211,6 +236,7 @@ class Ingestor:
                         by_id[contact_id].email,
                         details={
                             "event": view.type,
+                            **({"traffic": view.traffic} if view.traffic != Traffic.HUMAN else {}),
                             **{
                                 k: v
                                 for k, v in view.properties.items()

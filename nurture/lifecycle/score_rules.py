@@ -62,7 +62,7 @@ def fit_points(rules: Iterable[m.FitRule], context: Mapping[str, Any]) -> float:
 class LedgerLine:
     """The part of a score-ledger row that `replay` needs: its kind, points and time."""
 
-    kind: str  # engagement / fit / decay / manual
+    kind: str  # engagement / fit / decay / manual / revoked
     points: float
     at: datetime
 

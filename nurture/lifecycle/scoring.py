@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 from nurture.contacts.standing import ScoreState, decay_factor, view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import stage_for_score
-from nurture.events import EventView, is_engagement
+from nurture.events import EventView, Traffic, is_engagement
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.score_rules import fit_points, matching_rules, within_caps
 from nurture.lifecycle.stages import Stages
 from nurture.store.models import Contact
-from nurture.store.scores import insert_ledger, rule_uses
+from nurture.store.scores import insert_ledger, points_to_revoke, rule_uses
 
 
 @dataclass(slots=True)
@@ -121,7 +121,11 @@ class Scoring:
             for event in sorted(contact_events, key=lambda e: e.at):
                 if event.type in self._rules:
                     ledger += self._score_event(contact, parts, event, usage)
-                if is_engagement(event.type) and (last_engaged is None or event.at > last_engaged):
+                if (
+                    is_engagement(event.type)
+                    and event.traffic == Traffic.HUMAN
+                    and (last_engaged is None or event.at > last_engaged)
+                ):
                     last_engaged = event.at
             parts.store(contact)
             if last_engaged != contact.last_engaged_at:
@@ -140,7 +144,7 @@ class Scoring:
         event: EventView,
         usage: dict[tuple[int, str], list[datetime]],
     ) -> list[dict[str, Any]]:
-        rules = self._rules[event.type]
+        rules = [rule for rule in self._rules[event.type] if event.counts(rule.count)]
         if any(rule.when is not None for rule in rules):
             parts.store(contact)  # `when` sees the score as of this event
             context = {
@@ -251,6 +255,29 @@ class Scoring:
         parts.score = round(parts.fit + parts.engagement, 4)
         rows.append(_row(parts.contact_id, key, rule, kind, points, parts.score, at, event_id))
         return rows
+
+    def revoke(
+        self, session: Session, contacts: Mapping[int, Contact], event_ids: Sequence[str]
+    ) -> None:
+        """Take back the points these events earned from rules that count people only
+        (a click later found to be a machine's), as ledger rows of kind "revoked" at the events' own time, so
+        they fade as the points did. Stages reached are kept: the ladder only climbs."""
+        rows: list[dict[str, Any]] = []
+        machines_count = {r.key for r in self.config.scoring.rules if r.count == "all"}
+        for entry in points_to_revoke(session, event_ids):
+            contact = contacts.get(entry.contact_id)
+            if contact is None or entry.rule in machines_count:
+                continue
+            rows += self._add(
+                contact,
+                -entry.points,
+                entry.at,
+                kind="revoked",
+                key=f"revoke:{entry.ledger_key}",
+                rule=entry.rule,
+                event_id=entry.event_id,
+            )
+        insert_ledger(session, rows)
 
     # -- profile (fit) and manual points -------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""TODO: events."""
+"""The event log: insert once by `event_id`, read back for `wait_for` and for trust.
+
+Every door's events arrive here through the ingest; the reads serve the
+executor (what a contact did since it began waiting) and the traffic
+classifier (the earlier opens and clicks of the same emails).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import (
-    Table,
-    select,
-    text,
-)
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
 from nurture.store.models import (
@@ -22,12 +23,13 @@ _events = cast(Table, Event.__table__)
 
 
 _INSERT_EVENTS = text(
-    "INSERT INTO events (event_id, type, at, contact_id, properties, raw, source, received_at)"
+    "INSERT INTO events (event_id, type, at, contact_id, properties, raw, source, received_at,"
+    " traffic, traffic_reason)"
     " SELECT r.event_id, r.type, r.at, r.contact_id, coalesce(r.properties, '{}'), r.raw,"
-    " r.source, r.received_at"
+    " r.source, r.received_at, coalesce(r.traffic, 'human'), r.traffic_reason"
     " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(event_id text, type text,"
     " at timestamptz, contact_id bigint, properties jsonb, raw jsonb, source text,"
-    " received_at timestamptz)"
+    " received_at timestamptz, traffic text, traffic_reason text)"
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 
@@ -78,3 +80,34 @@ def record_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[st
     # the statement was compiled afresh for every batch (`benchmarks/ingest.py`).
     statement = insert_ignore(session, table, None, ["event_id"]).returning(table.c.event_id)
     return {row.event_id for row in session.execute(statement, [dict(r) for r in rows])}
+
+
+def signals_since(
+    session: Session, contact_ids: set[int], types: Sequence[str], since: datetime
+) -> list[Event]:
+    """These contacts' events of these types from `since` on, oldest first (the earlier
+    opens and clicks the traffic classifier compares a new one with)."""
+    if not contact_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Event)
+            .where(
+                among(session, Event.contact_id, contact_ids),
+                Event.at >= since,
+                Event.type.in_(list(types)),
+            )
+            .order_by(Event.at, Event.id)
+        )
+    )
+
+
+def reclassify(session: Session, event_ids: Sequence[str], traffic: str, reason: str) -> None:
+    """Mark recorded events as another class (a click found to be part of a burst)."""
+    if event_ids:
+        session.execute(
+            update(Event)
+            .where(Event.event_id.in_(list(event_ids)))
+            .values(traffic=traffic, traffic_reason=reason)
+            .execution_options(synchronize_session=False)
+        )

@@ -328,6 +328,9 @@ class Event(Base):
     raw: Mapped[Any | None] = mapped_column(JSONColumn(nullable=True))
     source: Mapped[str | None]  # api, import, tracking, webhook:<provider>…
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: Who made it (`nurture.events.Traffic`): only a person's signals score by default.
+    traffic: Mapped[str] = mapped_column(default="human", server_default="human")
+    traffic_reason: Mapped[str | None]  # why machine or repeat: "user agent: curl"…
 
 
 class ScoreEntry(Base):
@@ -345,7 +348,7 @@ class ScoreEntry(Base):
     ledger_key: Mapped[str] = mapped_column(unique=True)
     event_id: Mapped[str | None]
     rule: Mapped[str]
-    kind: Mapped[str]  # engagement / fit / decay / manual
+    kind: Mapped[str]  # engagement / fit / decay / manual / revoked
     points: Mapped[float]
     score_after: Mapped[float]
     at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -64,3 +64,24 @@ def ledger_of(session: Session, contact_id: int) -> list[ScoreEntry]:
             .order_by(ScoreEntry.at, ScoreEntry.id)
         )
     )
+
+
+def points_to_revoke(session: Session, event_ids: Sequence[str]) -> list[ScoreEntry]:
+    """The engagement points these events earned and that were not taken back yet."""
+    if not event_ids:
+        return []
+    earned = list(
+        session.scalars(
+            select(ScoreEntry)
+            .where(ScoreEntry.event_id.in_(list(event_ids)), ScoreEntry.kind == "engagement")
+            .order_by(ScoreEntry.at, ScoreEntry.id)
+        )
+    )
+    taken = set(
+        session.scalars(
+            select(ScoreEntry.ledger_key).where(
+                ScoreEntry.ledger_key.in_([f"revoke:{row.ledger_key}" for row in earned])
+            )
+        )
+    )
+    return [row for row in earned if f"revoke:{row.ledger_key}" not in taken]

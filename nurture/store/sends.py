@@ -17,7 +17,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from nurture.store.models import Contact, Enrollment, Send
-from nurture.store.sql import among, insert_ignore, json_rows
+from nurture.store.sql import among, insert_ignore, json_rows, on_postgresql
 from nurture.store.statuses import SendStatus
 
 _sends = cast(Table, Send.__table__)
@@ -122,6 +122,28 @@ def load_sends(session: Session, ids: Iterable[int]) -> list[Send]:
     return list(
         session.scalars(select(Send).where(among(session, Send.id, set(ids))).order_by(Send.id))
     )
+
+
+def sent_times(session: Session, ids: Iterable[int]) -> dict[int, datetime | None]:
+    """When each of these sends left (None: not yet), locking their rows so two opens
+    or clicks of one email are classified one after the other, never both as the first.
+
+    PostgreSQL locks the rows (FOR UPDATE); SQLite has no row locks and pysqlite
+    starts a transaction only at the first write, so a no-op write on the rows
+    takes the database's write lock before anything is read.
+    """
+    wanted = set(ids)
+    query = select(Send.id, Send.sent_at).where(among(session, Send.id, wanted))
+    if on_postgresql(session):
+        query = query.with_for_update(of=Send)
+    elif wanted:
+        session.execute(
+            update(Send)
+            .where(among(session, Send.id, wanted))
+            .values(id=Send.id)
+            .execution_options(synchronize_session=False)
+        )
+    return {send_id: sent_at for send_id, sent_at in session.execute(query)}
 
 
 def finish_sends(session: Session, outcomes: Sequence[Mapping[str, Any]]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 import nurture.clock as clock
 from nurture.lifecycle.incoming import IncomingEvent
 from nurture.lifecycle.ingest import Outcome
+from nurture.lifecycle.traffic import Hit
 from nurture.store import sends as ledger
 from nurture.store.contacts import contact_by_id
 from nurture.store.models import Send
@@ -56,6 +57,7 @@ def record_for_send(
     raw: Any = None,
     source: str = "tracking",
     unless_withdrawn: bool = False,
+    hit: Hit | None = None,
 ) -> str:
     """Record one email event for this send's contact, in its own transaction.
 
@@ -87,6 +89,7 @@ def record_for_send(
                 contact_id=send.contact_id,
                 properties={**send_properties(send), **(properties or {})},
                 raw=raw,
+                hit=hit,
             )
         ]
 

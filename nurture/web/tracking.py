@@ -9,8 +9,12 @@ http(s) URL. Refusals are a 404 page, never a redirect: no open redirect.
 Recording must never cost the reader their click or break the email's
 layout: a failure to record is logged and the redirect (or pixel) is served
 anyway; a send that no longer exists (its contact was erased) records nothing.
-Each click and each open is its own event (`click:<send>:<uuid>`); the scoring
-rules' caps (`max_per_day`) decide how much repeats are worth.
+Each click and each open is its own event (`click:<send>:<uuid>`), and every
+one is recorded with what the request says about who made it (`Hit`): the
+ingest classifies it as a person's, a machine's or a repeat
+(`nurture.lifecycle.traffic`), and only a person's first click of a link scores.
+HEAD requests are answered like GET ones (link checkers use them) and recorded
+as a machine's.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi.responses import RedirectResponse
 import nurture.clock as clock
 from nurture.delivery.deliverer import TRACKING_DAYS
 from nurture.events import EventType
+from nurture.lifecycle.traffic import Hit
 from nurture.tokens import InvalidToken, expired
 from nurture.web.context import WebContext, web_context
 from nurture.web.pages import not_found_page
@@ -69,7 +74,25 @@ def safe_target(url: object) -> str | None:
 def _client(request: Request) -> dict[str, Any]:
     """What the raw payload keeps about who followed the link (no IP address)."""
     agent = request.headers.get("user-agent")
-    return {"user_agent": agent[:500]} if agent else {}
+    facts: dict[str, Any] = {"user_agent": agent[:500]} if agent else {}
+    if request.method != "GET":
+        facts["method"] = request.method
+    return facts
+
+
+#: Headers by which browsers and mail clients say a fetch is ahead of any reader.
+_PREFETCH = (("purpose", "prefetch"), ("sec-purpose", "prefetch"), ("x-moz", "prefetch"))
+
+
+def hit_of(request: Request) -> Hit:
+    """What this request says about who made it, for the traffic classifier."""
+    headers = request.headers
+    return Hit(
+        method=request.method,
+        user_agent=headers.get("user-agent"),
+        address=request.client.host if request.client else None,
+        prefetch=any(word in headers.get(name, "").lower() for name, word in _PREFETCH),
+    )
 
 
 @router.get(
@@ -101,6 +124,7 @@ def click(token: str, request: Request, context: Context) -> Response:
             event_id=f"click:{send_id}:{uuid.uuid4()}",
             properties={"url": target},
             raw={"via": "click", "send_id": send_id, "url": target, **_client(request)},
+            hit=hit_of(request),
         )
     except Exception:
         log.exception("could not record a click on send %s", send_id)
@@ -128,7 +152,13 @@ def open_pixel(token: str, request: Request, context: Context) -> Response:
                 event_type=EventType.EMAIL_OPENED,
                 event_id=f"open:{send_id}:{uuid.uuid4()}",
                 raw={"via": "open", "send_id": send_id, **_client(request)},
+                hit=hit_of(request),
             )
         except Exception:
             log.exception("could not record an open of send %s", send_id)
     return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+
+# Link checkers ask with HEAD: the same answer, recorded as a machine's (not in the schema).
+router.add_api_route("/t/c/{token}", click, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/t/o/{token}.gif", open_pixel, methods=["HEAD"], include_in_schema=False)

@@ -31,6 +31,7 @@ def test_a_click_is_recorded_then_redirects_to_the_signed_url(web: Web) -> None:
     message = anne_welcome(web)
     send = web.send_of(message)
     path = web.link(message, "/t/c/")
+    web.move_clock(minutes=30)  # read half an hour after delivery
     response = web.client.get(path)
     assert response.status_code == 302
     assert response.headers["location"] == TARGET
@@ -46,9 +47,12 @@ def test_a_click_is_recorded_then_redirects_to_the_signed_url(web: Web) -> None:
         "template": "lead/welcome",
         "url": TARGET,
     }
+    assert event.traffic == "human"
     assert web.client.get(path).headers["location"] == TARGET
-    assert len({e.event_id for e in web.events("email.clicked")}) == 2  # one event per click
-    assert web.contact("anne@example.com").engagement_score > 0  # scored (10 points a click)
+    clicks = web.events("email.clicked")
+    assert len({e.event_id for e in clicks}) == 2  # one event per click, each kept
+    assert [e.traffic for e in clicks] == ["human", "repeat"]
+    assert web.contact("anne@example.com").engagement_score == 10  # the first one scored
 
 
 @pytest.mark.parametrize(

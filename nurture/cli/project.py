@@ -45,22 +45,35 @@ def validate(
     directory: Annotated[
         Path | None, typer.Argument(help="Project folder (default: the current one).")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings are errors (exit 1): for CI.")
+    ] = False,
 ) -> None:
-    """Check every file and every template; report each problem as file:line: message."""
+    """Check every file and every template; report each problem as file:line: message.
+
+    Warnings (valid, but likely to hurt in the field) are printed too and do not
+    fail the check unless --strict is given.
+    """
+    from nurture.definitions.advice import config_warnings
     from nurture.rendering.checks import check_templates
 
     with reported():
         root = project_dir(directory)
         project, problems = read_project(root)
         config = project.config if project else _config_only(root)
+        warnings = config_warnings(config) if config is not None else []
         if config is not None:
             # Templates need only nurture.yaml (stages, properties): check them even
             # when a workflow is broken, so one run lists every problem.
             problems = problems + check_templates(root / TEMPLATES_DIR, config)
+        if strict:
+            problems, warnings = problems + warnings, []
         if problems:
             print_problems(problems)
             raise typer.Exit(1)
         assert project is not None
+        for warning in warnings:
+            typer.echo(str(warning))
         _print_summary(project)
 
 

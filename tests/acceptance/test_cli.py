@@ -50,6 +50,25 @@ def test_validate_accepts_the_example_project_with_a_summary(project: Path) -> N
     assert "subscriber → lead (≥25) → mql (≥70) → sql (≥100)" in result.stdout
 
 
+def test_validate_warns_about_an_engagement_rule_without_a_cap(project: Path) -> None:
+    config = project / "nurture.yaml"
+    text = config.read_text()
+    config.write_text(
+        text.replace("      points: 10\n      max_per_day: 3\n", "      points: 10\n", 1)
+    )
+    line = text.splitlines().index("    - event: email.clicked") + 1
+    result = run("validate", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(
+        f"nurture.yaml:{line}: warning: scoring.rules[1] (email.clicked, +10) has no cap"
+    )
+    assert "is valid" in result.stdout
+    strict = run("validate", "--strict", cwd=project)
+    assert strict.returncode == 1
+    assert f"nurture.yaml:{line}: warning: scoring.rules[1]" in strict.stdout
+    assert "is valid" not in strict.stdout
+
+
 def test_validate_lists_every_problem_as_file_line_message(project: Path) -> None:
     workflow = project / "workflows" / "lead-nurture.yaml"
     workflow.write_text(workflow.read_text().replace("wait: 2d", "wait: 2 jours"))

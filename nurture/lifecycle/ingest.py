@@ -49,6 +49,8 @@ class Outcome:
     status: str  # recorded / duplicate / rejected
     reason: str | None = None
     contact_id: int | None = None
+    #: Who made a recorded event (`nurture.events.Traffic`).
+    traffic: str = Traffic.HUMAN
 
     @property
     def recorded(self) -> bool:
@@ -195,7 +197,7 @@ class Ingestor:
                 outcomes[index] = Outcome("duplicate", "already recorded", contact.id)
                 continue
             new_ids.discard(event.id)  # a later copy in this batch is a duplicate
-            outcomes[index] = Outcome("recorded", None, contact.id)
+            outcomes[index] = Outcome("recorded", None, contact.id, judgement.of(index).traffic)
             fresh.setdefault(contact.id, []).append(
                 EventView(
                     event.id, event.type, event.at, event.properties, judgement.of(index).traffic

@@ -454,3 +454,33 @@ class Suppression(Base):
     note: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None]  # event:<id>, cli, erase…
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class SiteVisitor(Base):
+    """A browser on the company's site, by the random id its first-party cookie holds
+    (`nurture.js`), and the contact it is known to be once a tracked click or a form
+    told us. Link rows (`kind` "link") are the opaque references a tracked click
+    hands the script: they only point at a contact."""
+
+    __tablename__ = "site_visitors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="browser")  # browser / link
+    contact_id: Mapped[int | None] = _contact_fk(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    seen_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class SiteVisit(Base):
+    """A page an anonymous browser viewed: kept `tracking.visitor_window`, then either
+    recorded for the contact it turns out to be, or deleted."""
+
+    __tablename__ = "site_visits"
+    __table_args__ = (Index("ix_site_visits_visitor_id_at", "visitor_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("site_visitors.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONColumn(), default=dict)

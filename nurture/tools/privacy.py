@@ -42,6 +42,7 @@ from nurture.store.privacy import (
     rows_about,
 )
 from nurture.store.statuses import NotificationStatus
+from nurture.store.visitors import forget_contact
 
 #: Event properties that describe our own emails, not the person: kept on erasure.
 KEPT_EVENT_PROPERTIES = frozenset(
@@ -119,6 +120,7 @@ def erase_person(session: Session, email: str, now: datetime) -> Erasure:
     _anonymise_contact(contact, stand_in, now)
     events = _scrub_events(session, contact.id)
     sends = forget_sends(session, contact.id)
+    forget_contact(session, contact.id)  # the website no longer knows their browser
     handoffs = _scrub_handoffs(session, contact.id, address, stand_in)
     notifications = _scrub_notifications(session, contact.id, address, stand_in)
     return Erasure(

@@ -28,6 +28,7 @@ from nurture.web import (
     pages,
     report_page,
     sales,
+    site,
     tracking,
     webhooks,
 )
@@ -75,6 +76,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(handoff_api.router)
     app.include_router(webhooks.router)
     app.include_router(tracking.router)
+    app.include_router(site.router)
     app.include_router(pages.router)
     app.include_router(sales.router)
     app.include_router(report_page.router)

@@ -18,6 +18,7 @@ from nurture.contacts.parsing import ContactParser
 from nurture.delivery.deliverer import Links
 from nurture.engine.service import Engine
 from nurture.lifecycle.ingest import Ingestor
+from nurture.lifecycle.website import Website
 from nurture.rendering import TemplateLibrary
 from nurture.settings import Settings
 from nurture.tokens import Signer
@@ -60,6 +61,7 @@ class WebContext:
     signer: Signer
     links: Links
     ingestor: Ingestor
+    website: Website
     contacts: ContactParser
     templates: TemplateLibrary
     mailgun_tokens: SeenTokens = field(default_factory=lambda: SeenTokens(ttl=600.0))
@@ -85,6 +87,7 @@ class WebContext:
             signer=signer,
             links=Links(signer, engine.options.base_url),
             ingestor=engine.lifecycle.ingestor,
+            website=Website(engine.sessions, engine.lifecycle.ingestor, config.tracking),
             contacts=ContactParser(config.stages, config.properties, typed=True),
             templates=TemplateLibrary(engine.project.templates_dir),
         )

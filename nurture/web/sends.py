@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
+from nurture.events import Traffic
 from nurture.lifecycle.incoming import IncomingEvent
 from nurture.lifecycle.ingest import Outcome
 from nurture.lifecycle.traffic import Hit
@@ -61,7 +62,8 @@ def record_for_send(
 ) -> str:
     """Record one email event for this send's contact, in its own transaction.
 
-    Returns "recorded", "duplicate", "gone" (no such send) or "skipped" (the
+    Returns "recorded" (or "recorded:machine", "recorded:repeat" for a signal that
+    is not a person's), "duplicate", "gone" (no such send) or "skipped" (the
     contact has already withdrawn consent and `unless_withdrawn` was asked).
     """
     status: str | None = None
@@ -98,4 +100,8 @@ def record_for_send(
 
 
 def _status(outcome: Outcome) -> str:
-    return "gone" if outcome.status == "rejected" else outcome.status
+    if outcome.status == "rejected":
+        return "gone"
+    if outcome.recorded and outcome.traffic != Traffic.HUMAN:
+        return f"recorded:{outcome.traffic}"
+    return outcome.status

@@ -23,7 +23,7 @@ import logging
 import re
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
@@ -36,6 +36,7 @@ from nurture.tokens import InvalidToken, expired
 from nurture.web.context import WebContext, web_context
 from nurture.web.pages import not_found_page
 from nurture.web.sends import record_for_send
+from nurture.web.site import REF_PARAM, target_origin
 
 log = logging.getLogger("nurture.web")
 
@@ -116,8 +117,9 @@ def click(token: str, request: Request, context: Context) -> Response:
         return not_found_page()
     if expired(payload, clock.now(), TRACKING_DAYS):  # still where it led; nothing recorded
         return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+    status = None
     try:
-        record_for_send(
+        status = record_for_send(
             context,
             send_id,
             event_type=EventType.EMAIL_CLICKED,
@@ -128,7 +130,28 @@ def click(token: str, request: Request, context: Context) -> Response:
         )
     except Exception:
         log.exception("could not record a click on send %s", send_id)
+    if status == "recorded" and request.method == "GET":
+        target = _with_reference(context, target, send_id)
     return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+def _with_reference(context: WebContext, target: str, send_id: int) -> str:
+    """A person's click to one of `tracking.sites`: the redirect carries an opaque
+    reference to the contact for the website script (never for a machine's or a
+    repeat click, so a gateway's browser is never taken for the contact)."""
+    if target_origin(target) not in context.engine.project.config.tracking.sites:
+        return target
+    try:
+        link = context.website.link_for(send_id, clock.now())
+    except Exception:
+        log.exception("could not make a website reference for send %s", send_id)
+        return target
+    if link is None:
+        return target
+    parts = urlsplit(target)
+    reference = urlencode({REF_PARAM: context.signer.sign("visitor", {"l": link})})
+    query = f"{parts.query}&{reference}" if parts.query else reference
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 @router.get(

@@ -40,6 +40,8 @@ TABLES = {
     "round_robin",
     "notifications",
     "suppressions",
+    "site_visitors",
+    "site_visits",
 }
 
 

@@ -217,7 +217,12 @@ class EnrollmentListener(Listener):
     ) -> None:
         triggers: dict[int, list[Trigger]] = {}
         for contact_id, views in events.items():
-            wanted = [Trigger(event=view) for view in views if view.type in self._on_events]
+            # A machine's open or click (a scanner, an image proxy) starts no workflow.
+            wanted = [
+                Trigger(event=view)
+                for view in views
+                if view.type in self._on_events and view.counts("human")
+            ]
             if self._on_change:
                 wanted.append(Trigger(changed=True))
             if wanted:

@@ -55,6 +55,12 @@ steps:
   - id: done
     score: {points: 0}
 """
+CLICKERS = """\
+name: clickers
+enroll: {event: email.clicked}
+steps:
+  - wait: 30d
+"""
 
 
 @pytest.fixture
@@ -82,7 +88,7 @@ def _web(tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[Web]:
     root = testing.write_project(
         tmp_path / "project",
         CONFIG,
-        {"lead-nurture": LEAD},
+        {"lead-nurture": LEAD, "clickers": CLICKERS},
         {
             f"lead/{name}": TEMPLATE.format(subject=subject, name=name).replace(
                 "lire</a>", 'lire</a> · <a href="https://example.com/pricing">tarifs</a>'
@@ -126,9 +132,19 @@ def _waiting_step(web: Web) -> str | None:
     contact = web.contact()
     with web.sessions() as session:
         enrollment = session.scalars(
-            select(Enrollment).where(Enrollment.contact_id == contact.id)
+            select(Enrollment).where(
+                Enrollment.contact_id == contact.id, Enrollment.workflow == "lead-nurture"
+            )
         ).one()
         return enrollment.step
+
+
+def _workflows(web: Web) -> list[str]:
+    contact = web.contact()
+    with web.sessions() as session:
+        return sorted(
+            session.scalars(select(Enrollment.workflow).where(Enrollment.contact_id == contact.id))
+        )
 
 
 def test_a_link_replayed_any_number_of_times_scores_once(web: Web) -> None:
@@ -201,6 +217,7 @@ def test_a_scanner_fetching_every_link_seconds_after_delivery_changes_nothing(
     ] * len(web.events("email.clicked"))
     web.later(timedelta(hours=1))
     assert _waiting_step(web) == "wait-click"  # still waiting for a person
+    assert _workflows(web) == ["lead-nurture"]  # no click workflow started
     assert [m.subject for m in web.sent_to("anne@example.com")] == ["Bienvenue pour Atelier"]
 
 
@@ -214,6 +231,7 @@ def test_a_person_clicking_later_ends_the_wait(web: Web) -> None:
     web.later(timedelta(minutes=1))
     assert [e.traffic for e in web.events("email.clicked")] == ["machine", "human"]
     assert len(web.sent_to("anne@example.com")) == 2  # the guide went out
+    assert _workflows(web) == ["clickers", "lead-nurture"]
     assert web.contact().last_engaged_at is not None
 
 

@@ -16,13 +16,13 @@ def _with_data(root: Path) -> None:
         run("contacts", "import", str(REPO / "examples" / "contacts.csv"), cwd=root).returncode == 0
     )
     at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    julien = {"email": "julien.lefebvre@transalpes.example.com"}  # an MQL: demos make him sql
+    julien = {"email": "julien.lefebvre@transalpes.example.com"}  # an MQL: these make him sql
+    kinds = ("demo.requested", "meeting.booked", "content.downloaded", "webinar.registered")
     events = root / "events.jsonl"
     events.write_text(
         "".join(
-            json.dumps({"id": f"r{n}", "type": "demo.requested", "at": at, "contact": julien})
-            + "\n"
-            for n in range(3)
+            json.dumps({"id": f"r{n}", "type": kind, "at": at, "contact": julien}) + "\n"
+            for n, kind in enumerate(kinds)
         )
     )
     result = run("events", "import", str(events), cwd=root)

@@ -11,11 +11,10 @@ to `MAX_ATTEMPTS`; a permanent one (5xx) marks it failed, never to retry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
-from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import Engine as SAEngine
@@ -27,7 +26,8 @@ from nurture.contacts.standing import view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.definitions.loader import Project
-from nurture.delivery.consent import MAILTO_SUBJECT_PREFIX, contact_block, paused_until
+from nurture.delivery.consent import contact_block, paused_until
+from nurture.delivery.links import Links, list_unsubscribe
 from nurture.errors import TemplateError
 from nurture.records import Record, Recorder
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
@@ -37,11 +37,17 @@ from nurture.store.contacts import contacts_by_id
 from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
 from nurture.store.statuses import EnrollmentStatus, SendStatus
-from nurture.tokens import Signer, day_number
 from nurture.transports import MAX_ATTEMPTS, DeliveryError, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
 
 SEND_LEASE = timedelta(minutes=5)
+#: How long an email whose template is broken (with no good version to fall back
+#: on) waits before it is rendered again: it is held, never failed or skipped.
+TEMPLATE_HOLD = timedelta(minutes=5)
+#: The prefix of `sends.error` of an email held for its template (metrics, explain).
+HELD = "held: "
+
+log = logging.getLogger("nurture.delivery")
 
 
 def block_reason(
@@ -66,63 +72,6 @@ def block_reason(
     if enrollment is not None and enrollment.status == EnrollmentStatus.EXITED:
         return f"exited:{enrollment.exit_reason}"
     return None
-
-
-def list_unsubscribe(url: str, token: str, sending: m.Sending) -> str:
-    """The List-Unsubscribe value: the HTTPS link, then a mailto (RFC 2369).
-
-    The mailto's subject is ``unsubscribe-<token>``: an inbound handler maps
-    it to the same one-click `POST /u/<token>` (see `consent.mailto_token`).
-    """
-    address = _unsubscribe_mailbox(sending.unsubscribe_mailto, sending.from_address)
-    if not address:
-        return f"<{url}>"
-    return f"<{url}>, <mailto:{address}?subject={MAILTO_SUBJECT_PREFIX}{token}>"
-
-
-@lru_cache(maxsize=16)
-def _unsubscribe_mailbox(configured: str | None, from_address: str) -> str:
-    """The same for every email of a project; parsing the From address is not cheap."""
-    if configured is not None:
-        return configured
-    domain = parseaddr(from_address)[1].rpartition("@")[2]
-    return f"unsubscribe@{domain}" if domain else ""
-
-
-@dataclass(frozen=True)
-class Links:
-    """Builds the signed links every email carries."""
-
-    signer: Signer
-    base_url: str
-
-    def unsubscribe_token(self, send_id: int) -> str:
-        return self.signer.sign("unsubscribe", {"s": send_id})
-
-    def unsubscribe(self, send_id: int) -> str:
-        return f"{self.base_url}/u/{self.unsubscribe_token(send_id)}"
-
-    def view_in_browser(self, send_id: int) -> str:
-        return f"{self.base_url}/v/{self.signer.sign('view', {'s': send_id})}"
-
-    def click(self, send_id: int, url: str) -> str:
-        """A tracked link: the token carries the target, so the redirect goes nowhere else,
-        and the day it was made, so that after `TRACKING_DAYS` it records nothing."""
-        token = self.signer.sign("click", {"s": send_id, "u": url, "d": _today()})
-        return f"{self.base_url}/t/c/{token}"
-
-    def open_pixel(self, send_id: int) -> str:
-        return f"{self.base_url}/t/o/{self.signer.sign('open', {'s': send_id, 'd': _today()})}.gif"
-
-
-#: How long a tracking token (click, open) counts: a link still
-#: followed after a year leads where it led, but records nothing. Unsubscribe
-#: tokens never expire: an unsubscribe link must work for as long as the mail exists.
-TRACKING_DAYS = 365
-
-
-def _today() -> int:
-    return day_number(clock.now())
 
 
 class SendRow(Protocol):
@@ -182,6 +131,7 @@ class Deliverer:
         self._record = record
         # An edited template reaches a running worker within a second.
         self._templates = TemplateLibrary(project.templates_dir, recheck_after=1.0)
+        self._reported: set[tuple[str, bool]] = set()
         bind = sessions.kw.get("bind")
         if not isinstance(bind, SAEngine):
             raise TypeError("the Deliverer's sessions must be bound to one engine")
@@ -288,9 +238,12 @@ class Deliverer:
                 try:
                     email = self._compose(send, contact, now)
                 except TemplateError as exc:
-                    log.record(self._finished(send, SendStatus.FAILED, error=str(exc)))
+                    # Broken since it was checked, with no good version in this process:
+                    # held and rendered again later, so fixing the file sends it.
+                    self._broken(exc, fallback=False)
+                    log.record(self._held(send, str(exc), now + TEMPLATE_HOLD))
                     details = {"reason": "template", "error": str(exc)}
-                    self._emit(now, "fail", send, contact, details)
+                    self._emit(now, "hold", send, contact, details)
                     continue
                 composed.append((send, contact, email))
                 yield email
@@ -332,6 +285,8 @@ class Deliverer:
             # The "view in browser" link is not a click on the content: untracked.
             rewrite_link=lambda url: url if url == view_url else self._links.click(send.id, url),
         )
+        if rendered.fallback is not None:
+            self._broken(TemplateError(rendered.fallback), fallback=True)
         sending = config.sending
         return OutgoingEmail(
             send_id=str(send.id),
@@ -381,6 +336,32 @@ class Deliverer:
             }
         self._emit(now, "fail", send, contact, {"reason": "delivery", "error": str(result)})
         return self._finished(send, SendStatus.FAILED, error=str(result))
+
+    def _broken(self, error: TemplateError, *, fallback: bool) -> None:
+        """Say once per problem, with its file:line, that a template broke while running."""
+        key = (str(error), fallback)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if fallback:
+            log.error("%s: sending the template's last good version until this is fixed", error)
+        else:
+            log.error(
+                "%s: its emails are held until this is fixed (checked every %s)",
+                error,
+                TEMPLATE_HOLD,
+            )
+
+    @staticmethod
+    def _held(send: SendRow, problem: str, until: datetime) -> dict[str, Any]:
+        return {
+            "send_id": send.id,
+            "status": SendStatus.CLAIMED,
+            "error": f"{HELD}{problem}"[:1000],
+            "next_attempt_at": until,
+            "lease_until": None,
+            "attempts": max(send.attempts - 1, 0),
+        }
 
     @staticmethod
     def _deferred(send: SendRow, until: datetime) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from nurture.definitions import model as m
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
 from nurture.delivery.consent import contact_block, paused_until
-from nurture.delivery.deliverer import SEND_LEASE, ClaimedSend, Deliverer, Links
+from nurture.delivery.deliverer import SEND_LEASE, ClaimedSend, Deliverer
+from nurture.delivery.links import Links
 from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
 from nurture.engine.effects import apply_effects

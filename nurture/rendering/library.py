@@ -18,7 +18,7 @@ import difflib
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -47,6 +47,8 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
+    #: Set when the template as it is now failed and its last good version was used.
+    fallback: Problem | None = None
 
 
 class Renderable(Protocol):
@@ -116,6 +118,8 @@ class TemplateLibrary:
         self.loader = cast(TemplateLoader, self.environment.loader)
         self._prefix = str(self.root) + os.sep
         self._emails: dict[str, _Email] = {}
+        #: Each template's version that last rendered, kept when an edit breaks it.
+        self._good: dict[str, _Email] = {}
 
     # -- names -----------------------------------------------------------------
 
@@ -222,6 +226,28 @@ class TemplateLibrary:
         URLs: readable, and what the reader expects to see.
         """
         email = self._email(name)
+        try:
+            rendered = self._render(email, context, rewrite_link)
+        except TemplateError as exc:
+            # An edit broke a template this process already sent: the email leaves as
+            # it was before the edit (the caller logs the problem), never lost.
+            good = self._good.get(email.name)
+            if good is None or good is email:
+                raise
+            try:
+                rendered = self._render(good, context, rewrite_link)
+            except TemplateError:
+                raise exc from None
+            return replace(rendered, fallback=exc.problem)
+        self._good[email.name] = email
+        return rendered
+
+    def _render(
+        self,
+        email: _Email,
+        context: Mapping[str, Any],
+        rewrite_link: Callable[[str], str] | None,
+    ) -> RenderedEmail:
         if email.problems:
             raise TemplateError(min(email.problems))
         assert email.body is not None  # no problems: it compiled

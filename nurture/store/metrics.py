@@ -29,6 +29,7 @@ class Figures:
 
     sends: dict[str, int] = field(default_factory=dict)
     sends_due: int = 0
+    sends_held: int = 0
     enrollments: dict[str, int] = field(default_factory=dict)
     enrollments_due: int = 0
     oldest_due_seconds: float = 0.0
@@ -55,6 +56,18 @@ def sends_due(session: Session, now: datetime) -> int:
             select(func.count())
             .select_from(Send)
             .where(Send.next_attempt_at <= now, Send.status == SendStatus.CLAIMED)
+        )
+        or 0
+    )
+
+
+def sends_held(session: Session) -> int:
+    """Emails held because their template broke (`sends.error` starts with "held: ")."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Send)
+            .where(Send.status == SendStatus.CLAIMED, Send.error.like("held: %"))
         )
         or 0
     )
@@ -109,6 +122,7 @@ def read_figures(session: Session, now: datetime) -> Figures:
     return Figures(
         sends=sends_by_status(session),
         sends_due=sends_due(session, now),
+        sends_held=sends_held(session),
         enrollments=enrollments_by_status(session),
         enrollments_due=due,
         oldest_due_seconds=oldest,

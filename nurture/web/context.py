@@ -15,7 +15,7 @@ from typing import cast
 from fastapi import Request
 
 from nurture.contacts.parsing import ContactParser
-from nurture.delivery.deliverer import Links
+from nurture.delivery.links import Links
 from nurture.engine.service import Engine
 from nurture.lifecycle.ingest import Ingestor
 from nurture.lifecycle.website import Website

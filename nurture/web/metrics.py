@@ -91,6 +91,11 @@ class Snapshot(Collector):
             "nurture_sends_total", "Emails in the send ledger by status", "status", sends
         )
         yield _gauge("nurture_sends_due", "Claimed emails whose (next) attempt is due", f.sends_due)
+        yield _gauge(
+            "nurture_sends_held",
+            "Emails held because their template broke while running (logged with file:line)",
+            f.sends_held,
+        )
         yield _labelled(
             "nurture_enrollments", "Workflow enrollments by status", "status", f.enrollments
         )

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 import nurture.clock as clock
-from nurture.delivery.deliverer import TRACKING_DAYS
+from nurture.delivery.links import TRACKING_DAYS
 from nurture.events import EventType
 from nurture.lifecycle.traffic import Hit
 from nurture.tokens import InvalidToken, expired

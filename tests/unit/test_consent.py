@@ -13,7 +13,7 @@ from nurture.definitions import model as m
 from nurture.definitions.config import parse_config
 from nurture.definitions.schema import SCHEMAS
 from nurture.delivery.consent import consent_block, mailto_token
-from nurture.delivery.deliverer import list_unsubscribe
+from nurture.delivery.links import list_unsubscribe
 from nurture.delivery.policy import may_send
 from nurture.delivery.suppression import email_hash
 

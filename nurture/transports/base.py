@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -71,6 +72,14 @@ def mask_address(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9.-]+[A-Za-z0-9]")
+
+
+def mask_addresses(text: str) -> str:
+    """Every email address in `text` masked as `mask_address` does."""
+    return _ADDRESS.sub(lambda found: mask_address(found.group(0)), text)
+
+
 class DeliveryError(NurtureError):
     """The email could not be sent."""
 
@@ -93,9 +102,12 @@ class DeliveryError(NurtureError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        parts = [self.reason]
+        """The message logs and `sends.error` show: every address in it masked, the
+        relay's reply included (``550 5.1.1 <jeanne@…>: unknown user``)."""
+        parts = [mask_addresses(self.reason)]
         if self.smtp_code is not None:
-            parts.append(f"(SMTP {self.smtp_code}: {self.smtp_message or ''})".replace(": )", ")"))
+            reply = mask_addresses(self.smtp_message or "")
+            parts.append(f"(SMTP {self.smtp_code}: {reply})".replace(": )", ")"))
         if self.recipient:
             parts.append(f"to {mask_address(self.recipient)}")
         if self.send_id:

@@ -205,6 +205,21 @@ def test_5xx_is_permanent(smtp_server: SMTPTestServer, transport: SMTPTransport)
     assert smtp_server.connections == 1
 
 
+def test_a_relay_reply_naming_the_address_is_masked(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    """Relays quote the recipient (`550 5.1.1 <u103@…>`): logs and the send ledger
+    get the reply with every address masked, like the recipient already is."""
+    smtp_server.respond_to(
+        "jeanne.dupont@exemple.fr", 550, "5.1.1 <jeanne.dupont@exemple.fr>: Recipient unknown"
+    )
+    with pytest.raises(PermanentDeliveryError) as caught:
+        transport.send(email(to="jeanne.dupont@exemple.fr"))
+    assert "jeanne" not in str(caught.value)
+    assert "5.1.1 <j***@exemple.fr>: Recipient unknown" in str(caught.value)
+    assert caught.value.recipient == "jeanne.dupont@exemple.fr"  # still there for the code
+
+
 def test_send_many_reports_each_message(
     smtp_server: SMTPTestServer, transport: SMTPTransport
 ) -> None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     smtp_url: str | None = None
+    #: A PEM file of the CA that signed the relay's certificate (a private CA, or the
+    #: relay's self-signed certificate itself), trusted on top of the system's.
+    smtp_ca_file: Path | None = None
     outbox_dir: Path = Path("outbox")
     secret_key: str | None = Field(default=None, repr=False)
     #: Keys used before `secret_key` (comma-separated): tokens they signed still verify.
@@ -86,6 +89,13 @@ class Settings(BaseSettings):
             parts.scheme != "unix" and not parts.hostname
         ):
             raise ValueError("expected redis://host:port/db, rediss://… or unix://…")
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _smtp_ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value} (a PEM file of the relay's CA)")
         return value
 
     @field_validator("smtp_url")

@@ -34,6 +34,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -70,6 +71,13 @@ def server_ssl_context() -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     _certificate_authority().issue_cert(HOST, "localhost").configure_cert(context)
     return context
+
+
+def ca_pem(folder: Path) -> Path:
+    """The test CA's certificate as a PEM file (what NURTURE_SMTP_CA_FILE names)."""
+    path = folder / "relay-ca.pem"
+    _certificate_authority().cert_pem.write_to_path(str(path))
+    return path
 
 
 def client_ssl_context() -> ssl.SSLContext:

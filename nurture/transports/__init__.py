@@ -14,6 +14,8 @@ do not retry). `transport_from_settings` picks the transport settings ask for.
 
 from __future__ import annotations
 
+import ssl
+
 from nurture.settings import Settings
 from nurture.transports.base import (
     MAX_ATTEMPTS,
@@ -60,7 +62,11 @@ def transport_from_settings(settings: Settings) -> Transport:
 
     transport: Transport
     if settings.smtp_url:
-        transport = SMTPTransport.from_url(settings.smtp_url)
+        context = None
+        if settings.smtp_ca_file is not None:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=str(settings.smtp_ca_file))
+        transport = SMTPTransport.from_url(settings.smtp_url, ssl_context=context)
     else:
         transport = OutboxTransport(settings.outbox_dir)
     transport.signer = DkimSigner.from_settings(settings)

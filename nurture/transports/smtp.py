@@ -11,7 +11,8 @@ What a failure means is decided here, once, for the engine:
   `TransientDeliveryError`: the engine retries later (`retry_delay`);
 - SMTP 5xx for the sender, the recipient or the content →
   `PermanentDeliveryError` carrying the code and the server's text;
-- wrong credentials, a server without the TLS or AUTH we were told to use →
+- wrong credentials, a server without the TLS or AUTH we were told to use, a
+  TLS certificate we cannot trust (``NURTURE_SMTP_CA_FILE`` trusts a private CA) →
   `ConfigurationError`, outside `NurtureError` on purpose: marking every
   contact's email failed because a password is wrong would be a disaster,
   and retrying would only hammer the relay.
@@ -344,6 +345,14 @@ class SMTPTransport(Transport):
                 smtp_code=exc.smtp_code,
                 smtp_message=_text(exc.smtp_error),
             ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            # Not the relay having a bad day: every email would fail the same way.
+            _drop(connection)
+            raise ConfigurationError(
+                f"{self.url}: the relay's TLS certificate is not trusted "
+                f"({exc.verify_message or exc.reason}); if a private CA signed it (or it is "
+                "self-signed), set NURTURE_SMTP_CA_FILE to that CA's PEM file"
+            ) from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, timeout, TLS, dropped
             _drop(connection)
             raise TransientDeliveryError(f"cannot connect to {self.url}: {exc}") from exc

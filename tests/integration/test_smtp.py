@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from nurture.errors import ConfigurationError
+from nurture.settings import Settings
 from nurture.transports import (
     SEND_ID_HEADER,
     PermanentDeliveryError,
     SMTPTransport,
     TransientDeliveryError,
+    transport_from_settings,
 )
 from nurture.transports import smtp as smtp_module
 from nurture.transports.message import Delivery, OutgoingEmail
-from tests.smtp_server import SMTPTestServer, client_ssl_context, silent_server
+from tests.smtp_server import SMTPTestServer, ca_pem, client_ssl_context, silent_server
 
 MakeServer = Callable[..., SMTPTestServer]
 
@@ -127,13 +130,24 @@ def test_starttls_with_auth(make_smtp_server: MakeServer) -> None:
     assert server.messages[0].login == "nurture"
 
 
-def test_starttls_checks_the_certificate(make_smtp_server: MakeServer) -> None:
+def test_an_untrusted_certificate_is_a_configuration_error_and_a_ca_file_fixes_it(
+    make_smtp_server: MakeServer, tmp_path: Path
+) -> None:
+    """A relay whose certificate we cannot trust fails every email the same way: the
+    worker must stop with what to do, not retry each email for hours."""
     server = make_smtp_server(starttls=True)
     with (
         SMTPTransport.from_url(server.url, timeout=5) as transport,
-        pytest.raises(TransientDeliveryError, match="CERTIFICATE_VERIFY_FAILED"),
+        pytest.raises(ConfigurationError, match="NURTURE_SMTP_CA_FILE") as caught,
     ):
         transport.send(email())
+    assert "not trusted (unable to get local issuer certificate)" in str(caught.value)
+    settings = Settings(_env_file=None, smtp_url=server.url, smtp_ca_file=ca_pem(tmp_path))
+    with transport_from_settings(settings) as trusted:
+        trusted.send(email())
+    assert server.messages[-1].tls
+    with pytest.raises(ValueError, match="no such file"):
+        Settings(_env_file=None, smtp_ca_file=tmp_path / "missing.pem")
     with SMTPTransport.from_url(server.url + "?verify=false", timeout=5) as transport:
         transport.send(email())  # the test-only escape hatch
     assert server.messages[0].tls

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,9 @@ class Scheduler:
         self.dispatch_notify = dispatch_notify
         self.interval = interval
         self.max_batches = max_batches
+        # Sends handed to workers and when (monotonic): a retry waiting in the queue
+        # for a busy worker is not queued again on every tick.
+        self._dispatched: dict[int, float] = {}
 
     def tick(self) -> TickReport:
         report = TickReport()
@@ -66,7 +70,7 @@ class Scheduler:
             report.batches += 1
             if len(ids) < self.engine.options.batch_size:
                 break
-        sends = self.engine.claim_due_sends()
+        sends = self._not_dispatched(self.engine.claim_due_sends())
         if sends:
             self.dispatch_deliver(sends)
             report.sends = len(sends)
@@ -76,6 +80,16 @@ class Scheduler:
                 self.dispatch_notify(notifications)
                 report.notifications = len(notifications)
         return report
+
+    def _not_dispatched(self, sends: Sequence[int]) -> list[int]:
+        """The due sends not already handed to a worker within the send lease (a worker
+        that took one leases it; one lost with its message is queued again after that)."""
+        moment = time.monotonic()
+        again = self.engine.options.send_lease.total_seconds()
+        self._dispatched = {i: t for i, t in self._dispatched.items() if moment - t < again}
+        fresh = [send_id for send_id in sends if send_id not in self._dispatched]
+        self._dispatched.update(dict.fromkeys(fresh, moment))
+        return fresh
 
     def run(self, stop: threading.Event) -> None:
         """Tick until `stop` is set; a tick that filled every batch goes again at once."""

@@ -332,3 +332,22 @@ def test_a_slow_relay_keeps_its_leases_so_no_other_worker_sends_the_rest(
     assert len(relay.messages) == 6
     with sessions() as session:
         assert set(session.scalars(select(Send.status))) == {"sent"}
+
+
+def test_a_retry_waiting_for_a_worker_is_queued_once_not_on_every_tick(
+    harness: Harness,
+) -> None:
+    """The field report: 114 messages queued for 20 retries while workers were busy."""
+    from nurture.engine.scheduler import Scheduler
+
+    harness.transport.fail_next(10)  # the relay says 451 to every first attempt
+    harness.tick()
+    with harness.sessions() as session:
+        retries = [s.id for s in session.scalars(select(Send)) if s.status == "claimed"]
+    assert retries
+    harness.at(clock.now() + timedelta(hours=1))  # every retry is due
+    queued: list[list[int]] = []
+    scheduler = Scheduler(harness.engine, lambda ids: None, lambda ids: queued.append(list(ids)))
+    for _ in range(5):
+        scheduler.tick()  # no worker took them yet
+    assert queued == [retries]

@@ -109,6 +109,19 @@ class _Handler:
     def __init__(self, owner: SMTPTestServer) -> None:
         self._owner = owner
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self._owner.pipelining:  # aiosmtpd reads commands in order: pipelining just works
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -160,8 +173,10 @@ class SMTPTestServer:
         starttls: bool = False,
         implicit_tls: bool = False,
         port: int | None = None,
+        pipelining: bool = False,
     ) -> None:
         self.host = HOST
+        self.pipelining = pipelining
         self.port = port or free_port()
         self.username = username
         self.password = password

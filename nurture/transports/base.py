@@ -84,6 +84,9 @@ class DeliveryError(NurtureError):
     """The email could not be sent."""
 
     transient: ClassVar[bool] = False
+    #: Set when the relay itself could not be reached (nothing was attempted): the
+    #: rest of a batch is not tried against it.
+    unreachable: bool = False
 
     def __init__(
         self,
@@ -218,6 +221,11 @@ class Transport(ABC):
                 if on_result is not None:
                     on_result(index, result)
         return results
+
+    def with_connections(self, count: int) -> Transport:
+        """This transport sending over `count` connections at once (`sending.connections`);
+        only a remote relay has any to open: the others are returned as they are."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - a hook: most transports hold nothing
         """Release what the transport holds (an SMTP connection); it may be used again."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -192,6 +193,30 @@ class SMTPTransport(Transport):
     def __repr__(self) -> str:
         return f"SMTPTransport({self.url})"
 
+    def with_connections(self, count: int) -> Transport:
+        """A `TransportPool` of `count` copies of this transport (one connection each)."""
+        if count <= 1:
+            return self
+        from nurture.transports.pool import TransportPool
+
+        return TransportPool(self.copy, count)
+
+    def copy(self) -> SMTPTransport:
+        """The same relay and settings, with a connection of its own."""
+        twin = SMTPTransport(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self._password,
+            implicit_tls=self.implicit_tls,
+            starttls=self.starttls,
+            timeout=self.timeout,
+            ssl_context=self._context(),
+            local_hostname=self.local_hostname,
+        )
+        twin.signer = self.signer
+        return twin
+
     def close(self) -> None:
         """Say QUIT and drop the connection; the next send opens a new one."""
         with self._lock:
@@ -246,6 +271,9 @@ class SMTPTransport(Transport):
 
     def _transaction(self, connection: smtplib.SMTP, message: BuiltMessage) -> None:
         """MAIL, RCPT, DATA, each reply classified; the connection stays usable after a refusal."""
+        if connection.has_extn("pipelining"):
+            self._pipelined(connection, message)
+            return
         try:
             code, reply = connection.mail(message.envelope_from)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -275,6 +303,49 @@ class SMTPTransport(Transport):
             self._discard()
             raise TransientDeliveryError(f"the connection was lost: {exc}") from exc
 
+    def _pipelined(self, connection: smtplib.SMTP, message: BuiltMessage) -> None:
+        """`_transaction` in two round trips instead of three (RFC 2920): MAIL, RCPT and
+        DATA go in one write, their replies are read in order, then the message."""
+        try:
+            connection.putcmd("mail", f"FROM:{smtplib.quoteaddr(message.envelope_from)}")
+            for recipient in message.recipients:
+                connection.putcmd("rcpt", f"TO:{smtplib.quoteaddr(recipient)}")
+            connection.putcmd("data")
+            code, reply = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Stale(str(exc)) from exc  # nothing was taken: safe to redo
+        if code in (421, 530):
+            self._discard()  # the other replies are still on the wire
+            if code == 421:
+                raise _Stale(_text(reply), code)
+            raise ConfigurationError(
+                f"{self.url}: the server requires authentication ({code} {_text(reply)}); "
+                "put the user name and password in the URL"
+            )
+        try:
+            failure = None if code == 250 else (code, reply, "the sender was refused")
+            for _ in message.recipients:
+                rcpt_code, rcpt_reply = connection.getreply()
+                if failure is None and rcpt_code not in (250, 251):
+                    failure = (rcpt_code, rcpt_reply, "the recipient was refused")
+            data_code, data_reply = connection.getreply()
+            if data_code == 354 and failure is not None:
+                # The server would take a message for whoever it accepted: end the
+                # session rather than send anything (RFC 2920 leaves no clean way back).
+                self._discard()
+                raise _refusal(*failure)
+            if data_code != 354:
+                self._refused(
+                    connection, *(failure or (data_code, data_reply, "the message was refused"))
+                )
+            connection.send(_dot_stuffed(message.data))
+            code, reply = connection.getreply()
+            if code != 250:
+                self._refused(connection, code, reply, "the message was refused")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._discard()
+            raise TransientDeliveryError(f"the connection was lost: {exc}") from exc
+
     def _refused(
         self, connection: smtplib.SMTP, code: int, reply: bytes | str, what: str
     ) -> NoReturn:
@@ -285,14 +356,14 @@ class SMTPTransport(Transport):
                 connection.rset()
             except (smtplib.SMTPException, OSError):
                 self._discard()
-        error_class = PermanentDeliveryError if 500 <= code < 600 else TransientDeliveryError
-        raise error_class(what, smtp_code=code, smtp_message=_text(reply))
+        raise _refusal(code, reply, what)
 
     def _open(self) -> smtplib.SMTP:
         """Connect, greet, secure, authenticate; a failure here is never the message's fault."""
         try:
             connection = self._connect()
         except DeliveryError as exc:
+            exc.unreachable = True
             if self._in_batch:
                 self._batch_failure = exc
             raise
@@ -412,6 +483,19 @@ def _drop(connection: smtplib.SMTP | None) -> None:
     if connection is not None:
         with suppress(OSError):
             connection.close()
+
+
+def _refusal(code: int, reply: bytes | str, what: str) -> DeliveryError:
+    error_class = PermanentDeliveryError if 500 <= code < 600 else TransientDeliveryError
+    return error_class(what, smtp_code=code, smtp_message=_text(reply))
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: lines starting with a dot doubled, CRLF.CRLF after."""
+    body = re.sub(rb"(?m)^\.", b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
 
 
 def _text(reply: bytes | str) -> str:

@@ -25,7 +25,13 @@ from nurture.transports import (
 )
 from nurture.transports import smtp as smtp_module
 from nurture.transports.message import Delivery, OutgoingEmail
-from tests.smtp_server import SMTPTestServer, ca_pem, client_ssl_context, silent_server
+from tests.smtp_server import (
+    SMTPTestServer,
+    ca_pem,
+    client_ssl_context,
+    free_port,
+    silent_server,
+)
 
 MakeServer = Callable[..., SMTPTestServer]
 
@@ -333,3 +339,53 @@ def test_an_idle_connection_is_replaced_after_max_idle(
     time.sleep(0.01)
     transport.send(email(2))
     assert smtp_server.connections == 2
+
+
+# -- pipelining and several connections ---------------------------------------------
+
+
+def test_pipelining_sends_a_whole_message_and_classifies_refusals(
+    make_smtp_server: MakeServer,
+) -> None:
+    """With PIPELINING offered, MAIL, RCPT and DATA go in one write: the message arrives
+    byte for byte (dot-stuffing included) and each refusal is still classified."""
+    server = make_smtp_server(pipelining=True)
+    server.respond_to("gone@exemple.fr", 550)
+    with SMTPTransport.from_url(server.url, timeout=5) as transport:
+        transport.send(email())
+        with pytest.raises(PermanentDeliveryError) as gone:
+            transport.send(email(2, to="gone@exemple.fr"))
+        server.respond_next(451)  # at MAIL: greylisted
+        with pytest.raises(TransientDeliveryError, match="451"):
+            transport.send(email(3))
+        transport.send(email(4))
+    assert gone.value.smtp_code == 550 and "recipient was refused" in str(gone.value)
+    assert [m.parsed()[SEND_ID_HEADER] for m in server.messages] == ["send-1", "send-4"]
+    plain = server.messages[0].parsed().get_body(("plain",))
+    assert plain is not None and plain.get_content() == wire(TEXT)  # the "." line survived
+    assert server.connections == 1  # every refusal left the connection usable
+
+
+def test_a_pool_sends_a_batch_over_several_connections(make_smtp_server: MakeServer) -> None:
+    server = make_smtp_server(pipelining=True)
+    server.respond_to("gone@exemple.fr", 550)
+    pool = SMTPTransport.from_url(server.url, timeout=5).with_connections(4)
+    outcomes: list[tuple[int, str]] = []
+    batch = [email(n) for n in range(1, 21)] + [email(21, to="gone@exemple.fr")]
+    with pool:
+        results = pool.send_many(
+            batch, on_result=lambda index, result: outcomes.append((index, type(result).__name__))
+        )
+    assert [type(r).__name__ for r in results] == ["Delivery"] * 20 + ["PermanentDeliveryError"]
+    assert sorted(outcomes) == sorted(enumerate(type(r).__name__ for r in results))
+    assert len(server.messages) == 20
+    assert 1 < server.connections <= 4
+
+
+def test_a_pool_stops_trying_a_relay_that_is_down() -> None:
+    pool = SMTPTransport.from_url(f"smtp://127.0.0.1:{free_port()}", timeout=2).with_connections(3)
+    started = time.monotonic()
+    results = pool.send_many([email(n) for n in range(30)])
+    assert all(isinstance(r, TransientDeliveryError) for r in results)
+    assert sum("not attempted" in str(r) for r in results) >= 25
+    assert time.monotonic() - started < 5

@@ -273,6 +273,8 @@ def test_openapi_documents_every_route(web: Web) -> None:
         "/v1/handoffs/{handoff_id}/reopen",
         "/t/c/{token}",
         "/t/o/{token}.gif",
+        "/t/nurture.js",
+        "/t/s",
         "/u/{token}",
         "/u/{token}/pause",
         "/v/{token}",

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nurture.records import Record
 from nurture.store.statuses import EnrollmentStatus
+from nurture.tools.explain import signal_text
 from nurture.tools.simulate import SimulationResult
 
 _SHOWN = {
@@ -133,7 +134,7 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
     if score["ledger"]:
         console.print("\n[bold]Score ledger[/bold]")
         table = Table(box=None, pad_edge=False)
-        for column in ("at", "kind", "rule", "points", "score"):
+        for column in ("at", "kind", "rule", "points", "score", ""):
             table.add_column(column, justify="right" if column in ("points", "score") else "left")
         for line in score["ledger"]:
             table.add_row(
@@ -142,8 +143,15 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
                 line["rule"],
                 f"{line['points']:+g}",
                 f"{line['score_after']:g}",
+                line.get("note") or "",
             )
         console.print(table)
+    if data.get("signals"):
+        shown, total = len(data["signals"]), data.get("signals_total", len(data["signals"]))
+        latest = f" (the latest {shown} of {total})" if total > shown else ""
+        console.print(f"\n[bold]Opens and clicks[/bold]{latest}")
+        for signal in data["signals"]:
+            console.print(f"  {signal['at'][:16]}  {signal_text(signal)}", markup=False)
     if data["emails"]:
         console.print("\n[bold]Emails[/bold]")
         for email in data["emails"]:

@@ -184,6 +184,16 @@ def enrollment_outcomes(session: Session) -> list[tuple[str, str, str | None, in
     return [(w, s, r, int(n)) for w, s, r, n in session.execute(query)]
 
 
+def events_by_traffic(session: Session, kinds: Sequence[str]) -> list[tuple[str, str, int]]:
+    """(kind, traffic class, count) of every event of these kinds (opens and clicks)."""
+    query = (
+        select(Event.type, Event.traffic, func.count())
+        .where(Event.type.in_(list(kinds)))
+        .group_by(Event.type, Event.traffic)
+    )
+    return [(kind, traffic, int(n)) for kind, traffic, n in session.execute(query)]
+
+
 def sent_per_template(session: Session) -> dict[str, int]:
     query = (
         select(Send.template, func.count())

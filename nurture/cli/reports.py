@@ -145,6 +145,8 @@ def print_report(data: dict[str, Any]) -> None:
         )
     console.print(calibration)
 
+    from nurture.tools.report_html import signals_apart
+
     for title, rows, key in (
         ("Workflows", data["workflows"], "workflow"),
         ("Emails (rates over sent; opens and clicks once per email)", data["emails"], "template"),
@@ -153,12 +155,23 @@ def print_report(data: dict[str, Any]) -> None:
         table.add_column(key)
         if key == "template":
             table.add_column("workflow")
-        for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"):
+        for name in ("sent", "delivered", "opened", "clicked", "machine o/c", "repeat o/c"):
+            table.add_column(name, justify="right")
+        for name in ("unsubscribed", "bounced"):
             table.add_column(name, justify="right")
         for r in rows:
             cells = [r[key]] + ([r["workflow"] or ""] if key == "template" else [])
             cells.append(str(r["sent"]))
-            for name in ("delivered", "opened", "clicked", "unsubscribed", "bounced"):
+            for name in ("delivered", "opened", "clicked"):
+                cells.append(f"{r[name]} {_pct(r['rates'][name])}")
+            cells += [signals_apart(r["machine"]), signals_apart(r["repeat"])]
+            for name in ("unsubscribed", "bounced"):
                 cells.append(f"{r[name]} {_pct(r['rates'][name])}")
             table.add_row(*cells)
         console.print(table)
+    console.print(
+        "Opened and clicked: a person's signals (the rates too). machine o/c: emails a mail "
+        "gateway, link scanner or image proxy opened / clicked (no points, no wait ended); "
+        "repeat o/c: emails a person opened / clicked again.",
+        markup=False,
+    )

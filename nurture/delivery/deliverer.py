@@ -314,7 +314,11 @@ class Deliverer:
     ) -> dict[str, Any]:
         if isinstance(result, Delivery):
             self._emit(
-                now, "send", send, contact, {"template": send.template, "subject": email.subject}
+                now,
+                "send",
+                send,
+                contact,
+                {"template": send.template, "subject": email.subject, "send_id": send.id},
             )
             return {
                 **self._finished(send, SendStatus.SENT),

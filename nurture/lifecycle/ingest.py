@@ -219,13 +219,22 @@ class Ingestor:
             self.scoring.apply(session, by_id, fresh, now)
             wake_contacts(session, fresh, now)
             self.listener.after_events(session, by_id, fresh, now)
-            self._record(fresh, by_id)
+            reasons = {
+                event.id: reason
+                for index, event in enumerate(events)
+                if (reason := judgement.of(index).reason) is not None
+            }
+            self._record(fresh, by_id, reasons)
         return contacts, outcomes
 
     def _record(
-        self, fresh: Mapping[int, Sequence[EventView]], by_id: Mapping[int, Contact]
+        self,
+        fresh: Mapping[int, Sequence[EventView]],
+        by_id: Mapping[int, Contact],
+        reasons: Mapping[str, str],
     ) -> None:
-        """Each event for `simulate` and the demo's timelines (nothing when nobody listens)."""
+        """Each event for `simulate` and the demo's timelines (nothing when nobody listens);
+        a machine's or a repeat with its class and why (`traffic`, `traffic_reason`)."""
         if self.record is discard:
             return
         for contact_id, views in fresh.items():
@@ -238,7 +247,11 @@ class Ingestor:
                         by_id[contact_id].email,
                         details={
                             "event": view.type,
-                            **({"traffic": view.traffic} if view.traffic != Traffic.HUMAN else {}),
+                            **(
+                                {"traffic": view.traffic, "traffic_reason": reasons.get(view.id)}
+                                if view.traffic != Traffic.HUMAN
+                                else {}
+                            ),
                             **{
                                 k: v
                                 for k, v in view.properties.items()

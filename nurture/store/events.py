@@ -1,22 +1,22 @@
 """The event log: insert once by `event_id`, read back for `wait_for` and for trust.
 
 Every door's events arrive here through the ingest; the reads serve the
-executor (what a contact did since it began waiting) and the traffic
-classifier (the earlier opens and clicks of the same emails).
+executor (what a contact did since it began waiting), the traffic
+classifier (the earlier opens and clicks of the same emails) and `explain`
+(a contact's opens and clicks with their class, and the email they were about).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import ColumnElement, Table, func, select, text, update
 from sqlalchemy.orm import Session
 
-from nurture.store.models import (
-    Event,
-)
+from nurture.store.models import Event, Send
 from nurture.store.sql import among, insert_ignore, json_rows, on_postgresql
 
 _events = cast(Table, Event.__table__)
@@ -111,3 +111,68 @@ def reclassify(session: Session, event_ids: Sequence[str], traffic: str, reason:
             .values(traffic=traffic, traffic_reason=reason)
             .execution_options(synchronize_session=False)
         )
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One of a contact's opens or clicks as `explain` shows it: its class, and the email
+    it was about (from its send, else from the template it names)."""
+
+    event_id: str
+    type: str
+    at: datetime
+    traffic: str
+    traffic_reason: str | None
+    workflow: str | None
+    template: str | None
+    url: str | None
+
+
+def signals_of(
+    session: Session, contact_id: int, types: Sequence[str], limit: int
+) -> tuple[list[Signal], int]:
+    """The contact's latest `limit` events of these types (oldest first), and how many
+    there are in all."""
+    where = (Event.contact_id == contact_id, Event.type.in_(list(types)))
+    total = session.scalar(select(func.count()).select_from(Event).where(*where))
+    rows = _signals(session, *where, newest=limit)
+    return rows, int(total or 0)
+
+
+def signals_named(session: Session, contact_id: int, event_ids: Collection[str]) -> list[Signal]:
+    """The contact's events with these ids (a revoked ledger row's cause), oldest first."""
+    if not event_ids:
+        return []
+    return _signals(session, Event.contact_id == contact_id, Event.event_id.in_(list(event_ids)))
+
+
+def _signals(
+    session: Session, *where: ColumnElement[bool], newest: int | None = None
+) -> list[Signal]:
+    send_id = Event.properties["send_id"].as_integer()
+    query = (
+        select(Event, Send.workflow, Send.template)
+        .outerjoin(Send, Send.id == send_id)
+        .where(*where)
+        .order_by(Event.at.desc(), Event.id.desc())
+    )
+    if newest is not None:
+        query = query.limit(newest)
+    found = [
+        Signal(
+            event.event_id,
+            event.type,
+            event.at,
+            event.traffic,
+            event.traffic_reason,
+            workflow or _text(event.properties.get("workflow")),
+            template or _text(event.properties.get("template")),
+            _text(event.properties.get("url")),
+        )
+        for event, workflow, template in session.execute(query)
+    ]
+    return found[::-1]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

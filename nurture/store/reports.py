@@ -125,35 +125,42 @@ def decided_scores(
 
 def sent_per_email(
     session: Session, since: datetime, until: datetime, kinds: Sequence[str]
-) -> tuple[list[tuple[str | None, str, int]], list[tuple[str | None, str, str, int]]]:
+) -> tuple[list[tuple[str | None, str, int]], list[tuple[str | None, str, str, str, int]]]:
     """Per (workflow, template): the sends sent in the period, and per event kind among
-    `kinds` the sends that had one (any time; matched by `properties.send_id`)."""
+    `kinds` and traffic class (human, machine, repeat) the sends that had one (any time;
+    matched by `properties.send_id`)."""
     in_period = and_(Send.sent_at >= since, Send.sent_at < until, Send.status == SendStatus.SENT)
     key = (Send.workflow, Send.template)
     sent = select(*key, func.count()).where(in_period).group_by(*key)
     send_id = Event.properties["send_id"].as_integer()
     reacted = (
-        select(*key, Event.type, func.count(func.distinct(Send.id)))
+        select(*key, Event.type, Event.traffic, func.count(func.distinct(Send.id)))
         .join(Event, send_id == Send.id)
         .where(in_period, Event.type.in_(list(kinds)))
-        .group_by(*key, Event.type)
+        .group_by(*key, Event.type, Event.traffic)
     )
     return (
         [(w, t, int(n)) for w, t, n in session.execute(sent)],
-        [(w, t, k, int(n)) for w, t, k, n in session.execute(reacted)],
+        [(w, t, k, c, int(n)) for w, t, k, c, n in session.execute(reacted)],
     )
 
 
 def events_by_template(
     session: Session, since: datetime, until: datetime, kinds: Sequence[str]
-) -> list[tuple[str | None, str, str, int]]:
+) -> list[tuple[str | None, str, str, str, int]]:
     """Events of the period that name their email only by template (no send id: some
-    ESP imports, simulations): (workflow, template, kind, distinct contacts)."""
+    ESP imports, simulations): (workflow, template, kind, traffic class, distinct contacts)."""
     send_id = Event.properties["send_id"].as_integer()
     template = Event.properties["template"].as_string()
     workflow = Event.properties["workflow"].as_string()
     query = (
-        select(workflow, template, Event.type, func.count(func.distinct(Event.contact_id)))
+        select(
+            workflow,
+            template,
+            Event.type,
+            Event.traffic,
+            func.count(func.distinct(Event.contact_id)),
+        )
         .where(
             send_id.is_(None),
             template.is_not(None),
@@ -161,9 +168,9 @@ def events_by_template(
             Event.at < until,
             Event.type.in_(list(kinds)),
         )
-        .group_by(workflow, template, Event.type)
+        .group_by(workflow, template, Event.type, Event.traffic)
     )
-    return [(w, t, k, int(n)) for w, t, k, n in session.execute(query)]
+    return [(w, t, k, c, int(n)) for w, t, k, c, n in session.execute(query)]
 
 
 # --- a simulation's outcome ---------------------------------------------------------------
@@ -175,6 +182,16 @@ def enrollment_outcomes(session: Session) -> list[tuple[str, str, str | None, in
         Enrollment.workflow, Enrollment.status, Enrollment.exit_reason, func.count()
     ).group_by(Enrollment.workflow, Enrollment.status, Enrollment.exit_reason)
     return [(w, s, r, int(n)) for w, s, r, n in session.execute(query)]
+
+
+def events_by_traffic(session: Session, kinds: Sequence[str]) -> list[tuple[str, str, int]]:
+    """(kind, traffic class, count) of every event of these kinds (opens and clicks)."""
+    query = (
+        select(Event.type, Event.traffic, func.count())
+        .where(Event.type.in_(list(kinds)))
+        .group_by(Event.type, Event.traffic)
+    )
+    return [(kind, traffic, int(n)) for kind, traffic, n in session.execute(query)]
 
 
 def sent_per_template(session: Session) -> dict[str, int]:

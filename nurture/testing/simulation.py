@@ -23,7 +23,13 @@ import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.events import EventType
 from nurture.records import Record
-from nurture.tools.simulate import Reaction, Simulation, SimulationResult, load_reactions
+from nurture.tools.simulate import (
+    MachineTraffic,
+    Reaction,
+    Simulation,
+    SimulationResult,
+    load_reactions,
+)
 
 __all__ = [
     "DEFAULT_START",
@@ -149,7 +155,7 @@ def simulate_project(
     days: float = 30,
     start: datetime | str | None = None,
     seed: int = 0,
-    reactions: Sequence[Reaction] | Path | str = (),
+    reactions: Sequence[Reaction | MachineTraffic] | Path | str = (),
 ) -> SimResult:
     """Run the project's workflows on these contacts and events under a virtual clock."""
     project = load_project(Path(project_dir))

@@ -1,9 +1,12 @@
 """`nurture explain EMAIL` and `GET /v1/contacts/{email}`: where a contact is, and why.
 
 One function gathers it all as plain data (JSON-ready), so the CLI and the API
-say the same thing: stage and history, the score with every ledger line, each
-enrollment with its step, what it waits for and what comes next, the emails it
-got, and — if nothing is being sent — the reason.
+say the same thing: stage and history, the score with every ledger line (a
+"revoked" one says whose points it took back and why), each enrollment with its
+step, what it waits for and what comes next, the emails it got, the latest
+opens and clicks with their class (human, machine, repeat: a machine's or a
+repeat neither scores nor ends a wait, `nurture.lifecycle.traffic`) and the
+reason, and — if nothing is being sent — the reason.
 """
 
 from __future__ import annotations
@@ -19,13 +22,19 @@ from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
+from nurture.events import Traffic
+from nurture.lifecycle.traffic import CLASSIFIED
 from nurture.store.contacts import contact_by_email
 from nurture.store.enrollments import enrollments_of
+from nurture.store.events import Signal, signals_named, signals_of
 from nurture.store.models import Contact, Enrollment
 from nurture.store.scores import ledger_of
 from nurture.store.sends import sends_of
 from nurture.store.stages import stage_history_of
 from nurture.store.statuses import RUNNING, EnrollmentStatus
+
+#: The opens and clicks `explain` lists, the latest first cut.
+SIGNALS_SHOWN = 50
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -43,6 +52,13 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
     ledger = ledger_of(session, contact.id)
     enrollments = enrollments_of(session, contact.id)
     sends = sends_of(session, contact.id)
+    signals, signals_total = signals_of(session, contact.id, sorted(CLASSIFIED), SIGNALS_SHOWN)
+    causes = {
+        signal.event_id: signal
+        for signal in signals_named(
+            session, contact.id, {e.event_id for e in ledger if e.kind == "revoked" and e.event_id}
+        )
+    }
     return {
         "contact": {
             "id": contact.id,
@@ -78,6 +94,9 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
                     "points": e.points,
                     "score_after": e.score_after,
                     "event": e.event_id,
+                    "note": (
+                        _revoked(causes.get(e.event_id or "")) if e.kind == "revoked" else None
+                    ),
                 }
                 for e in ledger
             ],
@@ -99,8 +118,46 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
             }
             for s in sends
         ],
+        "signals": [_signal(signal) for signal in signals],
+        "signals_total": signals_total,
         "not_emailed_because": _why_not(contact, enrollments, config, now),
     }
+
+
+def _signal(signal: Signal) -> dict[str, Any]:
+    return {
+        "at": _iso(signal.at),
+        "event": signal.event_id,
+        "type": signal.type,
+        "workflow": signal.workflow,
+        "template": signal.template,
+        "url": signal.url,
+        "traffic": signal.traffic,
+        "reason": signal.traffic_reason,
+    }
+
+
+def signal_text(signal: dict[str, Any]) -> str:
+    """One open or click in words: ``email.clicked lead/welcome — machine: user agent: curl``."""
+    what = " ".join(x for x in (signal["type"], signal["template"], signal["url"]) if x)
+    traffic = signal["traffic"]
+    if traffic == Traffic.HUMAN:
+        return f"{what} — human"
+    unscored = "not scored" if traffic == Traffic.MACHINE else "not scored again"
+    reason = f": {signal['reason']}" if signal["reason"] else ""
+    return f"{what} — {traffic}{reason} ({unscored})"
+
+
+def _revoked(cause: Signal | None) -> str:
+    """Why a "revoked" ledger row took points back."""
+    if cause is None:
+        return "points taken back: the event turned out to be a machine's"
+    what = " ".join(x for x in (cause.type, cause.template) if x)
+    reason = f": {cause.traffic_reason}" if cause.traffic_reason else ""
+    return (
+        f"points taken back: the {what} of {cause.at:%Y-%m-%d %H:%M} turned out to be "
+        f"a {cause.traffic}'s{reason}"
+    )
 
 
 def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nurture.records import Record
 from nurture.store.statuses import EnrollmentStatus
+from nurture.tools.explain import signal_text
 from nurture.tools.simulate import SimulationResult
 
 _SHOWN = {
@@ -35,6 +36,9 @@ def timeline_line(record: Record) -> str:
         extra = f"« {details.get('subject', '')} »"
     elif record.kind == "event":
         extra = str(details.get("event", ""))
+        if details.get("traffic"):  # a machine's or a repeat: recorded, not scored
+            why = f": {details['traffic_reason']}" if details.get("traffic_reason") else ""
+            extra += f" — {details['traffic']}{why} (not scored)"
     elif record.kind in ("exit", "skip", "fail", "reject"):
         extra = str(details.get("reason", ""))
     elif record.kind == "stage":
@@ -88,6 +92,15 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     if result.handoffs:
         owners = ", ".join(f"{owner} {n}" for owner, n in sorted(result.handoffs.items()))
         console.print(f"\n[bold]Handed to sales: {sum(result.handoffs.values())}[/bold] ({owners})")
+    signals = {traffic: sum(kinds.values()) for traffic, kinds in result.signals.items()}
+    if any(signals.values()):
+        machine: Mapping[str, int] = result.signals.get("machine", {})
+        console.print(
+            f"\n[bold]Opens and clicks[/bold]: {signals.get('human', 0)} by people, "
+            f"{signals.get('machine', 0)} by machines ({machine.get('email.opened', 0)} opens, "
+            f"{machine.get('email.clicked', 0)} clicks: gateways and image proxies, not scored), "
+            f"{signals.get('repeat', 0)} repeats (not scored again)"
+        )
     console.print(f"\n[bold]Emails sent: {sum(result.sent_by_template.values())}[/bold]")
     emails = Table(box=None, pad_edge=False)
     emails.add_column("template")
@@ -133,7 +146,7 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
     if score["ledger"]:
         console.print("\n[bold]Score ledger[/bold]")
         table = Table(box=None, pad_edge=False)
-        for column in ("at", "kind", "rule", "points", "score"):
+        for column in ("at", "kind", "rule", "points", "score", ""):
             table.add_column(column, justify="right" if column in ("points", "score") else "left")
         for line in score["ledger"]:
             table.add_row(
@@ -142,8 +155,15 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
                 line["rule"],
                 f"{line['points']:+g}",
                 f"{line['score_after']:g}",
+                line.get("note") or "",
             )
         console.print(table)
+    if data.get("signals"):
+        shown, total = len(data["signals"]), data.get("signals_total", len(data["signals"]))
+        latest = f" (the latest {shown} of {total})" if total > shown else ""
+        console.print(f"\n[bold]Opens and clicks[/bold]{latest}")
+        for signal in data["signals"]:
+            console.print(f"  {signal['at'][:16]}  {signal_text(signal)}", markup=False)
     if data["emails"]:
         console.print("\n[bold]Emails[/bold]")
         for email in data["emails"]:

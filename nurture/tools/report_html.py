@@ -252,7 +252,10 @@ def render_body(report: dict[str, Any]) -> str:
         _email_table(report["workflows"], "workflow", lambda r: escape(r["workflow"])),
         "<h2>Emails</h2>",
         '<p class="note">Emails sent in the period; each reaction counted once per email '
-        "(unique opens and clicks), rates over sent.</p>",
+        "(unique opens and clicks), rates over sent. Opened and clicked are people's; "
+        "<b>machine</b>: emails a mail gateway, link scanner or image proxy opened or "
+        "clicked (they neither score nor end a wait); <b>repeat</b>: emails a person opened "
+        "or clicked again.</p>",
         _email_table(
             report["emails"],
             "email",
@@ -267,26 +270,38 @@ def render_body(report: dict[str, Any]) -> str:
 
 
 def _email_table(rows: Sequence[dict[str, Any]], first: str, name: Any) -> str:
+    def cells(r: dict[str, Any], pairs: Sequence[tuple[str, str]]) -> list[str]:
+        return [f"{r[k]} {rate_bar(r['rates'][k], color)}" for k, color in pairs]
+
     return _table(
-        [first, "sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"],
+        [
+            first,
+            "sent",
+            "delivered",
+            "opened",
+            "clicked",
+            "machine (opened / clicked)",
+            "repeat (opened / clicked)",
+            "unsubscribed",
+            "bounced",
+        ],
         [
             [
                 name(r),
                 str(r["sent"]),
-                *(
-                    f"{r[k]} {rate_bar(r['rates'][k], color)}"
-                    for k, color in (
-                        ("delivered", GREY),
-                        ("opened", BLUE),
-                        ("clicked", GREEN),
-                        ("unsubscribed", "#f59e0b"),
-                        ("bounced", "#ef4444"),
-                    )
-                ),
+                *cells(r, (("delivered", GREY), ("opened", BLUE), ("clicked", GREEN))),
+                signals_apart(r["machine"]),
+                signals_apart(r["repeat"]),
+                *cells(r, (("unsubscribed", "#f59e0b"), ("bounced", "#ef4444"))),
             ]
             for r in rows
         ],
     )
+
+
+def signals_apart(counts: dict[str, int]) -> str:
+    """A machine's or the repeated opens and clicks of an email row: ``3 / 5``."""
+    return f"{counts['opened']} / {counts['clicked']}"
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -15,7 +15,11 @@ one pass over the rows of the period when a median is needed):
   rate (of decided ones), time to accept;
 - **emails**: sends sent in the period with their email events at any time,
   matched by `properties.send_id`, each kind counted once per send (unique
-  opens, unique clicks); rates are over sent; per email and per workflow;
+  opens, unique clicks); rates are over sent; per email and per workflow.
+  `opened` and `clicked` (and their rates) are a person's signals only; the
+  sends a machine opened or clicked (a mail gateway, an image proxy: see
+  `nurture.lifecycle.traffic`) and those opened or clicked again (repeat) are
+  counted apart, under `machine` and `repeat`, once per send too;
 - **calibration**: decided handoffs by score at handoff (the snapshot) in
   buckets around the handoff threshold, with their acceptance rate.
 
@@ -37,7 +41,7 @@ import nurture.clock as clock
 from nurture.definitions.base import parse_duration
 from nurture.definitions.loader import Project
 from nurture.errors import NurtureError
-from nurture.events import EventType
+from nurture.events import EventType, Traffic
 from nurture.store import reports as store
 
 EMAIL_EVENTS: dict[str, str] = {
@@ -49,6 +53,10 @@ EMAIL_EVENTS: dict[str, str] = {
     EventType.EMAIL_COMPLAINED: "complained",
 }
 EMAIL_COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "complained")
+#: The counts a machine fakes: kept apart by traffic class (`Traffic`).
+SIGNALS = ("opened", "clicked")
+#: The classes counted apart from a person's signals.
+APART = (Traffic.MACHINE.value, Traffic.REPEAT.value)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -197,22 +205,36 @@ def email_stats(session: Session, since: datetime, until: datetime) -> list[dict
     def row(workflow: str | None, template: str) -> dict[str, Any]:
         return rows.setdefault(
             (workflow, template),
-            {"workflow": workflow, "template": template, **dict.fromkeys(EMAIL_COUNTS, 0)},
+            {"workflow": workflow, "template": template, **_empty_counts()},
         )
+
+    def add(entry: dict[str, Any], kind: str, traffic: str, number: int) -> None:
+        name = EMAIL_EVENTS[kind]
+        if name in SIGNALS and traffic in APART:
+            entry[traffic][name] += number
+        else:
+            entry[name] += number
 
     sent, reacted = store.sent_per_email(session, since, until, list(EMAIL_EVENTS))
     for workflow, template, number in sent:
         row(workflow, template)["sent"] = number
-    for workflow, template, kind, number in reacted:
-        row(workflow, template)[EMAIL_EVENTS[kind]] += number
+    for workflow, template, kind, traffic, number in reacted:
+        add(row(workflow, template), kind, traffic, number)
     # Events naming their email by template only: once per contact and email.
-    for workflow, template, kind, number in store.events_by_template(
+    for workflow, template, kind, traffic, number in store.events_by_template(
         session, since, until, list(EMAIL_EVENTS)
     ):
         if (workflow, template) in rows:  # emails sent in the period only
-            row(workflow, template)[EMAIL_EVENTS[kind]] += number
+            add(row(workflow, template), kind, traffic, number)
     result = sorted(rows.values(), key=lambda r: (r["workflow"] or "", r["template"]))
     return [_with_rates(r) for r in result]
+
+
+def _empty_counts() -> dict[str, Any]:
+    return {
+        **dict.fromkeys(EMAIL_COUNTS, 0),
+        **{traffic: dict.fromkeys(SIGNALS, 0) for traffic in APART},
+    }
 
 
 def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
@@ -225,12 +247,13 @@ def workflow_stats(emails: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     totals: dict[str, dict[str, Any]] = {}
     for email in emails:
         name = email["workflow"] or "(none)"
-        total = totals.setdefault(
-            name, {"workflow": name, "emails": 0, **dict.fromkeys(EMAIL_COUNTS, 0)}
-        )
+        total = totals.setdefault(name, {"workflow": name, "emails": 0, **_empty_counts()})
         total["emails"] += 1
         for k in EMAIL_COUNTS:
             total[k] += email[k]
+        for traffic in APART:
+            for k in SIGNALS:
+                total[traffic][k] += email[traffic][k]
     return [_with_rates(totals[name]) for name in sorted(totals)]
 
 

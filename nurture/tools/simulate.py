@@ -5,15 +5,23 @@ a throwaway SQLite store; only the clock is virtual and jumps from one due
 moment to the next (the earliest due enrollment, send or pending event), so
 sixty days take seconds. Reactions turn sends into synthetic engagement, drawn
 from a seeded generator so a run is reproducible.
+
+Reactions name the send they react to (`send_id`), as a tracking link does, so
+the ingest judges them as it judges real traffic (`nurture.lifecycle.traffic`).
+Machine traffic (`- machine: 0.4` in the reactions file) is a mail gateway or an
+image proxy: the opens and clicks it makes carry a scanner's or a proxy's user
+agent, are recorded as a machine's and score nothing, as in production.
 """
 
 from __future__ import annotations
 
 import heapq
+import html
 import random
+import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,25 +30,30 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from sqlalchemy.orm import Session
 
 import nurture.clock as clock
-from nurture.definitions.base import parse_duration
+from nurture.definitions.base import did_you_mean, parse_duration
 from nurture.definitions.loader import Project
+from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.engine.service import Engine, EngineOptions
 from nurture.errors import NurtureError, Problem
+from nurture.events import EventType
 from nurture.lifecycle.importer import import_contacts
 from nurture.lifecycle.incoming import IncomingEvent, InvalidEvent, parse_event
 from nurture.lifecycle.ingest import Ingestor
+from nurture.lifecycle.traffic import CLASSIFIED, Hit
 from nurture.records import Record
 from nurture.store import db, reports
 from nurture.store import enrollments as work
 from nurture.store.handoffs import next_sla_deadlines
 from nurture.store.notifications import next_notification_due
 from nurture.store.statuses import RUNNING
-from nurture.tokens import Signer
+from nurture.tokens import InvalidToken, Signer
 from nurture.transports import CaptureTransport, Transport
+from nurture.transports.base import DeliveryError
+from nurture.transports.message import Delivery, OutgoingEmail
+from nurture.transports.mime import BuiltMessage
 
 
 class SimulationError(NurtureError):
@@ -58,34 +71,143 @@ class Reaction:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def load_reactions(path: Path) -> list[Reaction]:
+#: What a mail gateway's link checker calls itself (`nurture.lifecycle.traffic` knows it).
+GATEWAY_AGENT = "Mozilla/5.0 (compatible; Proofpoint URL Defense)"
+#: Apple Mail Privacy Protection loads every pixel with a bare agent.
+IMAGE_PROXY_AGENT = "Mozilla/5.0"
+#: Who makes machine traffic: a gateway fetches every link and the pixel, a proxy the pixel.
+MACHINES = ("gateway", "image-proxy")
+
+
+@dataclass(frozen=True)
+class MachineTraffic:
+    """After a send of `template` (of any email when None), with probability `rate`, a
+    machine reacts `after` it leaves: a mail gateway fetches every tracked link and the
+    open pixel (`by="gateway"`), or an image proxy loads the pixel (`by="image-proxy"`)."""
+
+    rate: float
+    by: str = "gateway"
+    template: str | None = None
+    after: timedelta = timedelta(seconds=2)
+
+
+REACTION_KEYS = ("template", "event", "after", "rate", "properties")
+MACHINE_KEYS = ("machine", "by", "template", "after")
+
+
+def load_reactions(path: Path) -> list[Reaction | MachineTraffic]:
+    """The reactions file's entries, or every problem in it as `file:line: message`."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise SimulationError(f"{path}: cannot read reactions ({exc})") from None
-    if not isinstance(data, list):
-        raise SimulationError(f"{path}: expected a list of reactions")
-    reactions = []
-    for number, item in enumerate(data, 1):
-        where = f"{path}: reaction {number}"
-        if not isinstance(item, dict) or not {"template", "event", "after", "rate"} <= set(item):
-            raise SimulationError(f"{where}: needs template, event, after and rate")
-        after = parse_duration(item["after"])
-        rate = item["rate"]
-        if after is None:
-            raise SimulationError(f"{where}: invalid duration {item['after']!r}")
-        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise SimulationError(f"{where}: rate must be between 0 and 1")
-        reactions.append(
-            Reaction(
-                str(item["template"]),
-                str(item["event"]),
-                after,
-                float(rate),
-                dict(item.get("properties") or {}),
+    data, problems = load_yaml(text, str(path))
+    if problems:
+        raise SimulationError("\n".join(str(problem) for problem in problems))
+    if data is None:
+        return []
+    if not isinstance(data, LineList):
+        raise SimulationError(f"{path}:{getattr(data, 'line', 1)}: expected a list of reactions")
+    reactions: list[Reaction | MachineTraffic] = []
+    errors: list[str] = []
+    for index, item in enumerate(data):
+        if not isinstance(item, LineDict):
+            errors.append(
+                f"{path}:{data.line_of(index)}: reaction {index + 1}: expected a mapping "
+                "(template, event, after, rate; or machine)"
             )
-        )
+            continue
+        entry = _Entry(path, index + 1, item, errors)
+        parsed = entry.machine() if "machine" in item else entry.reaction()
+        if parsed is not None:
+            reactions.append(parsed)
+    if errors:
+        raise SimulationError("\n".join(errors))
     return reactions
+
+
+@dataclass
+class _Entry:
+    """One item of a reactions file, read into a `Reaction` or a `MachineTraffic`."""
+
+    file: Path
+    number: int
+    item: LineDict
+    errors: list[str]
+
+    def error(self, key: str | None, message: str) -> None:
+        line = self.item.line_of(key) if key else self.item.line
+        self.errors.append(f"{self.file}:{line}: reaction {self.number}: {message}")
+
+    def unknown_keys(self, known: Sequence[str]) -> bool:
+        unknown = [key for key in self.item if key not in known]
+        for key in unknown:
+            self.error(
+                key,
+                f"unknown key '{key}'{did_you_mean(key, (*REACTION_KEYS, *MACHINE_KEYS))} "
+                f"(expected {', '.join(known)})",
+            )
+        return bool(unknown)
+
+    def reaction(self) -> Reaction | None:
+        item = self.item
+        if self.unknown_keys(REACTION_KEYS):
+            return None
+        missing = [key for key in ("template", "event", "after", "rate") if key not in item]
+        if missing:
+            self.error(
+                None,
+                f"needs template, event, after and rate (missing {', '.join(missing)}); "
+                "or machine: the share of sent emails a mail gateway or image proxy fetches",
+            )
+            return None
+        after = parse_duration(item["after"])
+        rate = _share(item["rate"])
+        properties = item.get("properties") or {}
+        if after is None:
+            self.error("after", f"invalid duration {item['after']!r}")
+        if rate is None:
+            self.error("rate", f"rate must be between 0 and 1, not {item['rate']!r}")
+        if not isinstance(properties, dict):
+            self.error("properties", "properties must be a mapping")
+        if after is None or rate is None or not isinstance(properties, dict):
+            return None
+        return Reaction(str(item["template"]), str(item["event"]), after, rate, dict(properties))
+
+    def machine(self) -> MachineTraffic | None:
+        item = self.item
+        if self.unknown_keys(MACHINE_KEYS):
+            return None
+        before = len(self.errors)
+        rate = _share(item["machine"])
+        if rate is None:
+            self.error(
+                "machine",
+                "machine must be between 0 and 1 (the share of sent emails a machine "
+                f"fetches), not {item['machine']!r}",
+            )
+        by = item.get("by", "gateway")
+        if by not in MACHINES:
+            self.error(
+                "by",
+                f"by: expected {' or '.join(MACHINES)}, not {by!r}{did_you_mean(str(by), MACHINES)}",
+            )
+        after = parse_duration(item["after"]) if "after" in item else MachineTraffic.after
+        if after is None:
+            self.error("after", f"invalid duration {item['after']!r}")
+        template = item.get("template")
+        if template is not None and not isinstance(template, str):
+            self.error("template", f"template: expected a template name, not {template!r}")
+        if len(self.errors) > before or rate is None or after is None:
+            return None
+        return MachineTraffic(rate, str(by), template, after)
+
+
+def _share(value: Any) -> float | None:
+    """A rate between 0 and 1, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return None
+    return float(value)
 
 
 @dataclass
@@ -100,6 +222,8 @@ class SimulationResult:
     handoffs: Counter[str]  # owner → handoffs opened
     start: datetime
     end: datetime
+    #: Opens and clicks by class: {"machine": {"email.clicked": 12, …}, "human": …, "repeat": …}
+    signals: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 @dataclass(order=True)
@@ -122,7 +246,7 @@ class Simulation:
         start: datetime,
         days: float,
         seed: int = 0,
-        reactions: Sequence[Reaction] = (),
+        reactions: Sequence[Reaction | MachineTraffic] = (),
         transport: Transport | None = None,
         on_record: Callable[[Record], None] | None = None,
     ) -> None:
@@ -131,9 +255,15 @@ class Simulation:
         self.end = self.start + timedelta(days=days)
         self.random = random.Random(seed)
         self.reactions: dict[str, list[Reaction]] = {}
+        self.machines: list[MachineTraffic] = []
         for reaction in reactions:
-            self.reactions.setdefault(reaction.template, []).append(reaction)
+            if isinstance(reaction, MachineTraffic):
+                self.machines.append(reaction)
+            else:
+                self.reactions.setdefault(reaction.template, []).append(reaction)
         self.transport = transport or CaptureTransport()
+        self._signer = Signer("simulation-key-not-secret")
+        self._watched = _LinkNoting(self.transport, self._signer)
         self.records: list[Record] = []
         self.on_record = on_record
         self._pending: list[_Pending] = []
@@ -147,23 +277,56 @@ class Simulation:
             self._react(record)
 
     def _react(self, record: Record) -> None:
-        for reaction in self.reactions.get(str(record.details.get("template")), []):
+        template = str(record.details.get("template"))
+        send_id = record.details.get("send_id")
+        # What a tracking link says about its email: the ingest judges the event with it.
+        about: dict[str, Any] = {
+            "step": record.step,
+            "workflow": record.workflow,
+            "template": template,
+            **({"send_id": send_id} if isinstance(send_id, int) else {}),
+        }
+        for reaction in self.reactions.get(template, []):
             if self.random.random() >= reaction.rate:
                 continue
-            at = record.at + reaction.after
-            event = IncomingEvent(
-                id=f"sim-{next(self._order)}",
-                type=reaction.event,
-                at=at,
-                email=record.contact,
-                properties={
-                    "step": record.step,
-                    "workflow": record.workflow,
-                    "template": reaction.template,
-                    **reaction.properties,
-                },
+            self.schedule(
+                IncomingEvent(
+                    id=f"sim-{next(self._order)}",
+                    type=reaction.event,
+                    at=record.at + reaction.after,
+                    email=record.contact,
+                    properties={**about, **reaction.properties},
+                )
             )
-            self.schedule(event)
+        for machine in self.machines:
+            if machine.template not in (None, template):
+                continue
+            if self.random.random() >= machine.rate:
+                continue
+            for event in self._machine_events(record, machine, about, send_id):
+                self.schedule(event)
+
+    def _machine_events(
+        self, record: Record, machine: MachineTraffic, about: dict[str, Any], send_id: Any
+    ) -> list[IncomingEvent]:
+        """What a gateway (every link and the pixel) or an image proxy (the pixel) fetches
+        of this email, with the agent it gives: the ingest classifies them as a machine's."""
+        links, pixel = self._watched.seen.get(str(send_id), ((), True))
+        agent = GATEWAY_AGENT if machine.by == "gateway" else IMAGE_PROXY_AGENT
+        fetched: list[tuple[str, dict[str, Any]]] = [(EventType.EMAIL_OPENED, {})] if pixel else []
+        if machine.by == "gateway":
+            fetched += [(EventType.EMAIL_CLICKED, {"url": url}) for url in links]
+        return [
+            IncomingEvent(
+                id=f"sim-{next(self._order)}",
+                type=kind,
+                at=record.at + machine.after,
+                email=record.contact,
+                properties={**about, **extra},
+                hit=Hit(user_agent=agent),
+            )
+            for kind, extra in fetched
+        ]
 
     def schedule(self, event: IncomingEvent) -> None:
         heapq.heappush(self._pending, _Pending(event.at, next(self._order), event))
@@ -176,8 +339,8 @@ class Simulation:
             engine = Engine(
                 self.project,
                 sessions,
-                self.transport,
-                Signer("simulation-key-not-secret"),
+                self._watched,
+                self._signer,
                 EngineOptions(batch_size=1000, webhook_secret="simulation"),
                 record=self._record,
             )
@@ -264,9 +427,71 @@ class Simulation:
             handoffs: Counter[str] = Counter()
             for owner, number in reports.handoffs_per_owner(session).items():
                 handoffs[owner or "(unassigned)"] = number
+            signals: dict[str, Counter[str]] = {}
+            for kind, traffic, number in reports.events_by_traffic(session, sorted(CLASSIFIED)):
+                signals.setdefault(traffic, Counter())[kind] += number
         return SimulationResult(
-            self.records, funnel, workflows, sent, problems, handoffs, self.start, self.end
+            self.records,
+            funnel,
+            workflows,
+            sent,
+            problems,
+            handoffs,
+            self.start,
+            self.end,
+            signals,
         )
+
+
+_TRACKED = re.compile(r"""(?:href|src)=["']([^"']*/t/([co])/([A-Za-z0-9_.-]+?)(?:\.gif)?)["']""")
+
+
+class _LinkNoting(Transport):
+    """The simulation's transport: each email goes on to `inner`, its tracked links (their
+    targets) and whether it has the open pixel noted by send id on the way, for the
+    gateways of `MachineTraffic` to follow."""
+
+    def __init__(self, inner: Transport, signer: Signer) -> None:
+        self.inner = inner
+        self._signer = signer
+        self.seen: dict[str, tuple[tuple[str, ...], bool]] = {}
+
+    def _note(self, email: OutgoingEmail) -> OutgoingEmail:
+        links: list[str] = []
+        pixel = False
+        for _, kind, token in _TRACKED.findall(html.unescape(email.html)):
+            if kind == "o":
+                pixel = True
+                continue
+            try:
+                target = self._signer.verify("click", token).get("u")
+            except InvalidToken:
+                continue
+            if isinstance(target, str) and target not in links:
+                links.append(target)
+        self.seen[email.send_id] = (tuple(links), pixel)
+        return email
+
+    def send(
+        self, email: OutgoingEmail, before_deliver: Callable[[], None] | None = None
+    ) -> Delivery:
+        return self.inner.send(self._note(email), before_deliver)
+
+    def send_many(
+        self,
+        emails: Iterable[OutgoingEmail],
+        on_result: Callable[[int, Delivery | DeliveryError], None] | None = None,
+        before_deliver: Callable[[], None] | None = None,
+    ) -> list[Delivery | DeliveryError]:
+        return self.inner.send_many(
+            (self._note(email) for email in emails), on_result, before_deliver
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _deliver(self, message: BuiltMessage, email: OutgoingEmail) -> None:
+        raise AssertionError("the inner transport delivers")  # send and send_many go there
 
 
 def _next_chore(session: Session, engine: Engine) -> datetime | None:

@@ -238,3 +238,28 @@ def test_an_events_import_lists_every_bad_line_in_the_rejects_file(
     assert written[-2] == f"{events}:61: not UTF-8 text (byte 1 of the line); save as UTF-8"
     assert written[-1].startswith(f"{events}:62: ")
     assert "Traceback" not in result.stderr
+
+
+def test_simulate_draws_a_mail_gateway_and_says_what_it_did(project: Path, tmp_path: Path) -> None:
+    reactions = tmp_path / "reactions.yaml"
+    reactions.write_text(
+        "- {template: lead/welcome, event: email.opened, after: 1h, rate: 0.5}\n- machine: 0.4\n"
+    )
+    args = ["simulate", "--contacts", str(REPO / "examples" / "contacts.csv")]
+    args += ["--reactions", str(reactions), "--seed", "42", "--days", "3"]
+    args += ["--start", "2026-01-05T08:00:00+00:00"]
+    result = run(*args, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "email.clicked — machine: user agent: Proofpoint (not scored)" in result.stdout
+    assert "by machines (" in result.stdout and "gateways and image proxies, not scored" in (
+        result.stdout.replace("\n", " ")
+    )
+    lines = [json.loads(line) for line in run(*args, "--json", cwd=project).stdout.splitlines()]
+    machine = [line for line in lines if line.get("traffic") == "machine"]
+    assert machine and {line["traffic_reason"] for line in machine} == {"user agent: Proofpoint"}
+
+    reactions.write_text("- machine: 0.4\n  by: gatway\n")
+    refused = run(*args, cwd=project)
+    assert refused.returncode == 1
+    assert f"{reactions}:2: reaction 1: by: expected gateway or image-proxy" in refused.stderr
+    assert "Traceback" not in refused.stderr

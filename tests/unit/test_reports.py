@@ -97,6 +97,14 @@ def report(session: Session) -> dict[str, Any]:
         (s4, "email.unsubscribed"),
         (old, "email.opened"),
     ]
+    # A gateway clicked s1's and s2's links and opened s3; Anne opened s1 again.
+    machines = [
+        (s1, "email.clicked", "machine"),
+        (s1, "email.clicked", "machine"),
+        (s2, "email.clicked", "machine"),
+        (s3, "email.opened", "machine"),
+        (s1, "email.opened", "repeat"),
+    ]
     session.add_all(
         Event(
             event_id=f"e{n}",
@@ -104,8 +112,12 @@ def report(session: Session) -> dict[str, Any]:
             at=nov(13),
             contact_id=a,
             properties={"send_id": send, "template": "lead/welcome"},
+            traffic=traffic,
+            traffic_reason=None if traffic == "human" else "test",
         )
-        for n, (send, kind) in enumerate(reactions)
+        for n, (send, kind, traffic) in enumerate(
+            [(send, kind, "human") for send, kind in reactions] + machines
+        )
     )
     # An event naming its email by template only counts once per contact.
     session.add_all(
@@ -207,6 +219,56 @@ def test_email_stats_count_once_per_send_with_rates(report: dict[str, Any]) -> N
     assert (workflow["workflow"], workflow["emails"], workflow["sent"]) == ("lead-nurture", 1, 4)
 
 
+def test_machine_and_repeat_signals_are_counted_apart_from_a_persons(
+    report: dict[str, Any],
+) -> None:
+    """Rates are on people's opens and clicks; a gateway's and the repeats are beside them."""
+    [welcome] = report["emails"]
+    assert (welcome["opened"], welcome["clicked"]) == (2, 1)  # as before the machines came
+    assert welcome["machine"] == {"opened": 1, "clicked": 2}  # sends, once each
+    assert welcome["repeat"] == {"opened": 1, "clicked": 0}
+    assert welcome["rates"]["clicked"] == 0.25
+    [workflow] = report["workflows"]
+    assert (workflow["clicked"], workflow["machine"], workflow["repeat"]) == (
+        1,
+        {"opened": 1, "clicked": 2},
+        {"opened": 1, "clicked": 0},
+    )
+
+
+def test_template_only_events_keep_their_class_too(session: Session) -> None:
+    """A simulation's or an import's events name the email by template: still apart."""
+    anne = Contact(email="anne@example.com", stage="lead")
+    session.add(anne)
+    session.flush()
+    session.add(
+        Send(
+            claim_key="k",
+            contact_id=anne.id,
+            workflow="lead-nurture",
+            step="welcome",
+            template="lead/welcome",
+            status="sent",
+            sent_at=nov(12),
+        )
+    )
+    named = {"workflow": "lead-nurture", "template": "lead/welcome"}
+    session.add_all(
+        Event(
+            event_id=f"e{n}",
+            type="email.clicked",
+            at=nov(12),
+            contact_id=anne.id,
+            properties=named,
+            traffic=traffic,
+        )
+        for n, traffic in enumerate(("machine", "human"))
+    )
+    session.flush()
+    [welcome] = build_report(session, load_project(REPO), SINCE, UNTIL, now=NOW)["emails"]
+    assert (welcome["clicked"], welcome["machine"]["clicked"]) == (1, 1)
+
+
 def test_handoff_acceptance_and_time_to_accept(report: dict[str, Any]) -> None:
     handoffs = report["handoffs"]
     assert (handoffs["created"], handoffs["accepted"], handoffs["rejected"], handoffs["open"]) == (
@@ -240,3 +302,22 @@ def test_the_html_report_is_self_contained_with_charts(report: dict[str, Any]) -
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert page.count("<svg") >= 3
     assert "lead/welcome" in page and "66.7 %" in page
+    assert "<th>machine (opened / clicked)</th>" in page and "<td>1 / 2</td>" in page
+
+
+def test_the_printed_report_shows_machine_and_repeat_columns(
+    report: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    import nurture.cli.common as cli
+    from nurture.cli.reports import print_report
+
+    console = Console(record=True, width=250)
+    monkeypatch.setattr(cli, "console", console)
+    print_report(report)
+    text = console.export_text()
+    assert "machine o/c" in text and "repeat o/c" in text
+    [row] = [line for line in text.splitlines() if "lead/welcome" in line]
+    assert "1 25.0%" in row and "1 / 2" in row and "1 / 0" in row
+    assert "machine o/c: emails a mail gateway" in text

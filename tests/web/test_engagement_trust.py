@@ -278,3 +278,68 @@ def test_several_links_within_a_second_are_a_machine_even_the_first(web: Web) ->
     assert clicks[0].traffic_reason == "several links of the email at once (a scanner)"
     assert web.contact().engagement_score == pytest.approx(2, abs=0.01)  # count: all stays
     assert ("rule:1:email.clicked", "revoked", -10.0) in _ledger(web)
+
+
+def test_explain_lists_machine_and_repeat_signals_and_the_points_taken_back(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`explain` (the API's and the printed one) says which opens and clicks were a
+    machine's or a repeat and why, and what a "revoked" ledger row took back."""
+    from rich.console import Console
+
+    from nurture.tools.output import print_explanation
+
+    tracked = _tracked(web)
+    links = [link for link in tracked if link.startswith("/t/c/")]
+    [pixel] = [link for link in tracked if link.startswith("/t/o/")]
+    web.move_clock(minutes=30)
+    web.client.get(links[0], headers={"User-Agent": BROWSER})
+    web.move_clock(seconds=0.4)
+    web.client.get(links[1], headers={"User-Agent": BROWSER})  # a burst: both a machine's
+    web.move_clock(hours=1)
+    web.client.get(links[0], headers={"User-Agent": "curl/8.5.0"})
+    web.client.get(pixel, headers={"User-Agent": BROWSER})
+    web.client.get(pixel, headers={"User-Agent": BROWSER})
+
+    explained = web.client.get("/v1/contacts/anne@example.com", headers=web.auth).json()
+    signals = explained["signals"]
+    assert explained["signals_total"] == len(signals) == 5
+    assert [(s["type"], s["template"], s["traffic"]) for s in signals] == [
+        ("email.clicked", "lead/welcome", "machine"),
+        ("email.clicked", "lead/welcome", "machine"),
+        ("email.clicked", "lead/welcome", "machine"),
+        ("email.opened", "lead/welcome", "human"),
+        ("email.opened", "lead/welcome", "repeat"),
+    ]
+    assert signals[0]["reason"] == "several links of the email at once (a scanner)"
+    assert signals[2]["reason"] == "user agent: curl"
+    assert signals[4]["reason"].startswith("email opened again (first at ")
+    [revoked] = [line for line in explained["score"]["ledger"] if line["kind"] == "revoked"]
+    assert (revoked["rule"], revoked["points"], revoked["event"]) == (
+        "rule:1:email.clicked",
+        -10.0,
+        signals[0]["event"],
+    )
+    first = signals[0]["at"][:16].replace("T", " ")
+    assert revoked["note"] == (
+        f"points taken back: the email.clicked lead/welcome of {first} "
+        "turned out to be a machine's: several links of the email at once (a scanner)"
+    )
+    assert {line["note"] for line in explained["score"]["ledger"]} - {revoked["note"]} == {None}
+
+    console = Console(record=True, width=300)
+    print_explanation(console, explained)
+    text = console.export_text()
+    assert "Opens and clicks" in text
+    url = signals[2]["url"]
+    assert f"email.clicked lead/welcome {url} — machine: user agent: curl (not scored)" in text
+    assert "email.opened lead/welcome — human" in text
+    assert "email.opened lead/welcome — repeat: email opened again (first at " in text
+    assert revoked["note"] in text
+
+    monkeypatch.setattr("nurture.tools.explain.SIGNALS_SHOWN", 2)
+    latest = web.client.get("/v1/contacts/anne@example.com", headers=web.auth).json()
+    assert latest["signals_total"] == 5 and latest["signals"] == signals[3:]
+    console = Console(record=True, width=300)
+    print_explanation(console, latest)
+    assert "Opens and clicks (the latest 2 of 5)" in console.export_text()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
+from nurture.store.models import Contact, Send
 from nurture.web import inbox
 from tests.web.sales_world import API_KEY, SalesWorld, build, populate
 
@@ -72,3 +75,26 @@ def test_a_bad_period_says_so(client: TestClient) -> None:
     page = client.get("/sales/reports", params={"since": "last tuesday"})
     assert page.status_code == 400
     assert "not &#39;last tuesday&#39;" in page.text or "last tuesday" in html.unescape(page.text)
+
+
+def test_the_report_page_counts_a_scanners_clicks_apart(
+    world: SalesWorld, client: TestClient
+) -> None:
+    """A gateway follows both links of Bob's welcome in the same second: those clicks
+    are a machine's, beside the people's (none), not in the click rate."""
+    with world.sessions() as session:
+        [send_id] = session.scalars(
+            select(Send.id)
+            .join(Contact, Contact.id == Send.contact_id)
+            .where(Contact.email == "bob@example.com", Send.template == "lead/welcome")
+        )
+    for url in ("https://example.com/a", "https://example.com/b"):
+        world.signal("email.clicked", "bob@example.com", send_id=send_id, url=url)
+    login(client)
+    text = html.unescape(client.get("/sales/reports").text)
+    assert "<th>machine (opened / clicked)</th>" in text
+    row = text[text.index("<td>lead/welcome") :]
+    row = row[: row.index("</tr>")]
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[4].startswith("0 ")  # clicked by people: none
+    assert cells[5:7] == ["0 / 1", "0 / 0"]  # machine, repeat

@@ -112,7 +112,8 @@ def register(app: typer.Typer) -> None:
         import nurture.clock as clock
         import nurture.tools.output as output
         from nurture.definitions.loader import load_project
-        from nurture.tools.simulate import Simulation, load_reactions
+        from nurture.tools.reactions import load_reactions
+        from nurture.tools.simulate import Simulation
 
         with cli.reported():
             loaded = load_project(cli.project_dir(directory))
@@ -151,7 +152,8 @@ def register(app: typer.Typer) -> None:
         import nurture.tools.output as output
         from nurture.definitions.loader import load_project
         from nurture.tools.demo import find_example_project, write_contacts
-        from nurture.tools.simulate import Simulation, load_reactions
+        from nurture.tools.reactions import load_reactions
+        from nurture.tools.simulate import Simulation
         from nurture.transports import OutboxTransport
 
         with cli.reported():

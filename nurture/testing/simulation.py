@@ -23,13 +23,8 @@ import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.events import EventType
 from nurture.records import Record
-from nurture.tools.simulate import (
-    MachineTraffic,
-    Reaction,
-    Simulation,
-    SimulationResult,
-    load_reactions,
-)
+from nurture.tools.reactions import MachineTraffic, Reaction, load_reactions
+from nurture.tools.simulate import Simulation, SimulationResult
 
 __all__ = [
     "DEFAULT_START",

@@ -238,7 +238,8 @@ def test_reenrollment_rules() -> None:
 
 
 def test_the_example_project_simulates_deterministically(tmp_path: Path) -> None:
-    from nurture.tools.simulate import Simulation, load_reactions
+    from nurture.tools.reactions import load_reactions
+    from nurture.tools.simulate import Simulation
 
     repo = Path(__file__).parents[2]
     copy = tmp_path / "example"

@@ -14,7 +14,7 @@ from nurture.definitions.base import parse_duration
 from nurture.testing import simulate_project, write_project
 from nurture.testing.simulation import SimResult
 from nurture.tools.output import print_summary, timeline_line
-from nurture.tools.simulate import (
+from nurture.tools.reactions import (
     GATEWAY_AGENT,
     MachineTraffic,
     Reaction,

@@ -71,7 +71,12 @@ SENDING_KEYS = (
     "require_consent",
     "soft_bounce_limit",
     "unsubscribe_mailto",
+    "rate",
+    "connections",
+    "warmup",
 )
+RATE_KEYS = ("per_second", "per_minute", "per_hour", "per_day")
+WARMUP_KEYS = ("since", "daily")
 WINDOW_KEYS = ("days", "hours")
 CAP_KEYS = ("max", "per")
 WORKFLOW_KEYS = ("name", "description", "enroll", "reenroll", "exit", "steps")

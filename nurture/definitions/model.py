@@ -8,7 +8,7 @@ point back at the definition that caused it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,6 +170,39 @@ class FrequencyCap:
 
 
 @dataclass(frozen=True)
+class Warmup:
+    """`sending.warmup`: a new sending domain's daily quota, day by day from `since`
+    (`daily[0]` on that day, `daily[1]` the next…); after the last, no warm-up quota."""
+
+    since: date
+    daily: tuple[int, ...]
+
+    def quota(self, today: date) -> int | None:
+        day = (today - self.since).days
+        if day < 0:
+            return self.daily[0]
+        return self.daily[day] if day < len(self.daily) else None
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How fast the relay may be fed: `sending.rate` (emails per second, minute, hour,
+    day, over all workers), `sending.connections` (per worker process), `sending.warmup`."""
+
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+    connections: int = 10
+    warmup: Warmup | None = None
+
+    @property
+    def limited(self) -> bool:
+        rates = (self.per_second, self.per_minute, self.per_hour, self.per_day)
+        return self.warmup is not None or any(rate is not None for rate in rates)
+
+
+@dataclass(frozen=True)
 class Sending:
     """The `sending:` section: the sender, and the rules every email obeys before it may leave."""
 
@@ -186,6 +219,7 @@ class Sending:
     #: The mailto of List-Unsubscribe: None means unsubscribe@<from domain>;
     #: "" means no mailto (the HTTPS link only).
     unsubscribe_mailto: str | None = None
+    pacing: Pacing = field(default_factory=Pacing)
 
 
 @dataclass(frozen=True)

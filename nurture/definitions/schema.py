@@ -137,6 +137,16 @@ def config_schema() -> JSONSchema:
             "unsubscribe_mailto": {
                 "anyOf": [{"type": "string", "format": "email"}, {"const": False}]
             },
+            "rate": _object(b.RATE_KEYS, {key: positive for key in b.RATE_KEYS}),
+            "connections": {"type": "integer", "minimum": 1, "maximum": 100},
+            "warmup": _object(
+                b.WARMUP_KEYS,
+                {
+                    "since": {"type": "string", "format": "date"},
+                    "daily": {"type": "array", "items": positive, "minItems": 1},
+                },
+                required=["since", "daily"],
+            ),
         },
     )
     tracking = _object(

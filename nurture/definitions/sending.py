@@ -21,6 +21,7 @@ from nurture.definitions.base import (
     Context,
     did_you_mean,
 )
+from nurture.definitions.pacing import parse_pacing
 from nurture.definitions.reader import LineDict
 
 
@@ -80,6 +81,7 @@ def parse_sending(ctx: Context, value: Any, line: int | None) -> m.Sending:
         require_consent=_flag(ctx, data, "require_consent", defaults.require_consent),
         soft_bounce_limit=int(limit) if limit else defaults.soft_bounce_limit,
         unsubscribe_mailto=_mailto(ctx, data),
+        pacing=parse_pacing(ctx, data),
     )
 
 

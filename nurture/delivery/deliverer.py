@@ -28,6 +28,7 @@ from nurture.definitions.ladder import at_or_beyond
 from nurture.definitions.loader import Project
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.delivery.links import Links, list_unsubscribe
+from nurture.delivery.pace import THROTTLED, Pace
 from nurture.errors import TemplateError
 from nurture.records import Record, Recorder
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
@@ -122,8 +123,10 @@ class Deliverer:
         links: Links,
         record: Recorder,
         lease: timedelta = SEND_LEASE,
+        pace: Pace | None = None,
     ) -> None:
         self._lease = lease
+        self._pace = pace
         self._project = project
         self._sessions = sessions
         self._transport = transport
@@ -234,7 +237,14 @@ class Deliverer:
 
         def emails() -> Iterator[OutgoingEmail]:
             # Composed one at a time, while the previous outcome commits.
-            for send, contact in sendable:
+            for position, (send, contact) in enumerate(sendable):
+                wait = self._pace.turn() if self._pace is not None else None
+                if wait is not None:
+                    # Over `sending.rate`: this email and the rest of the batch stay due.
+                    until = clock.now() + timedelta(seconds=wait)
+                    for late, _ in sendable[position:]:
+                        log.record(self._held(late, THROTTLED, until, prefix=""))
+                    return
                 try:
                     email = self._compose(send, contact, now)
                 except TemplateError as exc:
@@ -357,11 +367,12 @@ class Deliverer:
             )
 
     @staticmethod
-    def _held(send: SendRow, problem: str, until: datetime) -> dict[str, Any]:
+    def _held(send: SendRow, problem: str, until: datetime, prefix: str = HELD) -> dict[str, Any]:
+        """Left due until `until`, not counted as an attempt, with why in `error`."""
         return {
             "send_id": send.id,
             "status": SendStatus.CLAIMED,
-            "error": f"{HELD}{problem}"[:1000],
+            "error": f"{prefix}{problem}"[:1000],
             "next_attempt_at": until,
             "lease_until": None,
             "attempts": max(send.attempts - 1, 0),

@@ -26,6 +26,7 @@ from nurture.definitions.workflow import parse_workflow
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.delivery.deliverer import SEND_LEASE, ClaimedSend, Deliverer
 from nurture.delivery.links import Links
+from nurture.delivery.pace import Pace
 from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
 from nurture.engine.effects import apply_effects
@@ -59,6 +60,9 @@ class EngineOptions:
     batch_size: int = 200
     #: Signs outbound webhooks (X-Nurture-Signature); None: notifications can't be sent.
     webhook_secret: str | None = None
+    #: The send rate (`sending.rate`, `warmup`) in real time; None: unlimited (simulate,
+    #: tests on a virtual clock).
+    pace: Pace | None = None
 
 
 @dataclass
@@ -124,6 +128,7 @@ class Engine:
                 Links(self.signer, self.options.base_url),
                 self.record,
                 lease=self.options.send_lease,
+                pace=self.options.pace,
             )
         return self._deliverer
 

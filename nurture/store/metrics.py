@@ -30,6 +30,7 @@ class Figures:
     sends: dict[str, int] = field(default_factory=dict)
     sends_due: int = 0
     sends_held: int = 0
+    sends_throttled: int = 0
     enrollments: dict[str, int] = field(default_factory=dict)
     enrollments_due: int = 0
     oldest_due_seconds: float = 0.0
@@ -61,13 +62,14 @@ def sends_due(session: Session, now: datetime) -> int:
     )
 
 
-def sends_held(session: Session) -> int:
-    """Emails held because their template broke (`sends.error` starts with "held: ")."""
+def sends_held(session: Session, prefix: str = "held: ") -> int:
+    """Emails left due for a reason `sends.error` starts with: "held: " (their template
+    broke), "throttled: " (waiting for `sending.rate`)."""
     return int(
         session.scalar(
             select(func.count())
             .select_from(Send)
-            .where(Send.status == SendStatus.CLAIMED, Send.error.like("held: %"))
+            .where(Send.status == SendStatus.CLAIMED, Send.error.like(f"{prefix}%"))
         )
         or 0
     )
@@ -123,6 +125,7 @@ def read_figures(session: Session, now: datetime) -> Figures:
         sends=sends_by_status(session),
         sends_due=sends_due(session, now),
         sends_held=sends_held(session),
+        sends_throttled=sends_held(session, "throttled: "),
         enrollments=enrollments_by_status(session),
         enrollments_due=due,
         oldest_due_seconds=oldest,

@@ -115,6 +115,10 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
                 "subject": s.subject,
                 "status": s.status,
                 "error": s.error,
+                # Claimed and due later: a retry, a held template, the send rate.
+                "next_attempt_at": _iso(s.next_attempt_at)
+                if s.status == "claimed" and s.next_attempt_at is not None
+                else None,
             }
             for s in sends
         ],

@@ -168,6 +168,8 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
         console.print("\n[bold]Emails[/bold]")
         for email in data["emails"]:
             extra = f" — {email['error']}" if email["error"] else ""
+            if email.get("next_attempt_at"):
+                extra += f" (next attempt {email['next_attempt_at'][:16].replace('T', ' ')} UTC)"
             console.print(
                 f"  {(email['at'] or '')[:16]}  {email['status']:<8} {email['template']}"
                 f"  {email['subject'] or ''}{extra}",

@@ -96,6 +96,11 @@ class Snapshot(Collector):
             "Emails held because their template broke while running (logged with file:line)",
             f.sends_held,
         )
+        yield _gauge(
+            "nurture_sends_throttled",
+            "Emails left due by sending.rate or sending.warmup: they leave when a place frees",
+            f.sends_throttled,
+        )
         yield _labelled(
             "nurture_enrollments", "Workflow enrollments by status", "status", f.enrollments
         )

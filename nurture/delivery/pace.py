@@ -1,0 +1,102 @@
+"""The send rate: `sending.rate` and `sending.warmup`, shared by every worker.
+
+ESPs and mailbox providers take mail at a stated pace (Amazon SES starts an
+account at 14 emails a second); past it they refuse (454, 421) or throttle a
+new domain. `Pace.turn` takes one email's place in every configured window
+before it is handed to the relay. The windows are moving windows from the
+`limits` package, kept in Redis when `NURTURE_REDIS_URL` is set (its Lua
+scripts make each take atomic, so no number of workers exceeds the limit in
+any window), in process memory otherwise (the embedded mode is one process).
+
+An email that finds no place soon (`MAX_WAIT`) is not failed or dropped: the
+deliverer leaves it due and it leaves later (`sends.error` says it waits for
+`sending.rate`).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerDay,
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from nurture.definitions import model as m
+
+#: Longest a worker thread waits for a place before leaving the rest of its batch due.
+MAX_WAIT = 2.0
+#: What `sends.error` says of an email left due by the limit.
+THROTTLED = "throttled: waiting for sending.rate"
+_KEY = "nurture-send"
+
+
+class Pace:
+    """Takes places in the send-rate windows (see the module docstring)."""
+
+    def __init__(self, pacing: m.Pacing, redis_url: str | None = None, key: str = _KEY) -> None:
+        self.pacing = pacing
+        self._key = key
+        storage: Any = storage_from_string(redis_url) if redis_url else MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._fixed: list[RateLimitItem] = [
+            item(amount)
+            for item, amount in (
+                (RateLimitItemPerSecond, pacing.per_second),
+                (RateLimitItemPerMinute, pacing.per_minute),
+                (RateLimitItemPerHour, pacing.per_hour),
+                (RateLimitItemPerDay, pacing.per_day),
+            )
+            if amount is not None
+        ]
+
+    def _items(self) -> list[tuple[RateLimitItem, str]]:
+        items = [(item, self._key) for item in self._fixed]
+        warmup = self.pacing.warmup
+        if warmup is not None:
+            today = datetime.now(UTC).date()
+            quota = warmup.quota(today)
+            if quota is not None:
+                # A day's quota is that day's: the key changes with the date.
+                items.append((RateLimitItemPerDay(quota), f"{self._key}-warmup-{today}"))
+        return items
+
+    def turn(self, max_wait: float = MAX_WAIT) -> float | None:
+        """Take one email's place in every window, waiting up to `max_wait` seconds for
+        it; None once taken, else how many seconds until one may free up."""
+        deadline = time.monotonic() + max_wait
+        while True:
+            wait = self._take()
+            if wait is None:
+                return None
+            if time.monotonic() + wait > deadline:
+                return wait
+            time.sleep(wait)
+
+    def _take(self) -> float | None:
+        items = self._items()
+        for item, key in items:
+            if not self._limiter.test(item, key):
+                return self._wait(item, key)
+        for item, key in items:
+            if not self._limiter.hit(item, key):
+                # Another worker took the last place between test and hit; the places
+                # already taken here stay taken (never more than the limit, maybe less).
+                return self._wait(item, key)
+        return None
+
+    def _wait(self, item: RateLimitItem, key: str) -> float:
+        reset, _remaining = self._limiter.get_window_stats(item, key)
+        return max(reset - time.time(), 0.005)
+
+
+def pace_for(pacing: m.Pacing, redis_url: str | None) -> Pace | None:
+    """The `Pace` of a project's `sending` rules, or None when nothing limits the rate."""
+    return Pace(pacing, redis_url) if pacing.limited else None

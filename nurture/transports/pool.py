@@ -89,15 +89,21 @@ class TransportPool(Transport):
                     on_result(index, result)
 
         count = 0
-        for index, email in enumerate(emails):
-            count += 1
+        pending = iter(emails)
+        while True:
+            # A free connection first, then the next email: an email composed (and its
+            # place in `sending.rate` taken) leaves at once, not after a wait for a lane.
             if len(in_flight) >= self.size:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 collect(finished)
             collect([f for f in list(in_flight) if f.done()])
+            email = next(pending, None)
+            if email is None:
+                break
             if before_deliver is not None:
                 before_deliver()
-            in_flight[executor.submit(self._one, email, down)] = index
+            in_flight[executor.submit(self._one, email, down)] = count
+            count += 1
         collect(wait(in_flight).done)
         return [results[index] for index in range(count)]
 

@@ -71,6 +71,7 @@ SENDING_KEYS = (
     "require_consent",
     "soft_bounce_limit",
     "unsubscribe_mailto",
+    "return_path",
 )
 WINDOW_KEYS = ("days", "hours")
 CAP_KEYS = ("max", "per")

@@ -137,6 +137,10 @@ def config_schema() -> JSONSchema:
             "unsubscribe_mailto": {
                 "anyOf": [{"type": "string", "format": "email"}, {"const": False}]
             },
+            "return_path": {
+                "type": "string",
+                "pattern": r"^[^@\s<>]*\{send_id\}[^@\s<>]*@[^@\s<>]+$",
+            },
         },
     )
     tracking = _object(

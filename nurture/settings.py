@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     #: When set, `/metrics` wants `Authorization: Bearer <token>`; open otherwise.
     metrics_token: str | None = Field(default=None, repr=False)
+    #: `nurture bounces read --imap`: imaps://user:password@host[:993]/Folder
+    #: (imap://… uses STARTTLS); checked when it is used.
+    bounces_imap_url: str | None = Field(default=None, repr=False)
     #: The largest request body any route reads (bytes); more is refused with 413.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=1024**3)
 
@@ -179,6 +182,7 @@ _SECRET_FIELDS = {
     "mailgun_signing_key",
     "dkim_private_key",
     "metrics_token",
+    "bounces_imap_url",
 }
 
 

@@ -1,7 +1,7 @@
 """The `nurture` command: the Typer app, every command group registered on it.
 
 Thin on purpose: every command is a few lines over a function the tests call
-directly. The commands live one group a module (`project`, `data`, `engine`,
+directly. The commands live one group a module (`project`, `data`, `bounces`, `engine`,
 `serve`, `handoffs`, `privacy`, `reports`, `init`, `graph`, `deploy`); what they
 share is `nurture.cli.common`.
 """
@@ -13,6 +13,7 @@ import sys
 import typer
 
 from nurture.cli import (
+    bounces,
     data,
     deploy,
     engine,
@@ -41,6 +42,7 @@ app.add_typer(contacts_app, name="contacts")
 
 project.register(app)
 data.register(app, contacts_app)
+bounces.register(app)
 engine.register(app)
 serve.register(app)
 handoffs.register(app)

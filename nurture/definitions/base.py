@@ -74,6 +74,7 @@ SENDING_KEYS = (
     "rate",
     "connections",
     "warmup",
+    "return_path",
 )
 RATE_KEYS = ("per_second", "per_minute", "per_hour", "per_day")
 WARMUP_KEYS = ("since", "daily")

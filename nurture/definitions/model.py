@@ -169,6 +169,10 @@ class FrequencyCap:
     per: timedelta
 
 
+#: What `Sending.return_path` holds where the send id goes.
+SEND_ID_PLACEHOLDER = "{send_id}"
+
+
 @dataclass(frozen=True)
 class Warmup:
     """`sending.warmup`: a new sending domain's daily quota, day by day from `since`
@@ -220,6 +224,15 @@ class Sending:
     #: "" means no mailto (the HTTPS link only).
     unsubscribe_mailto: str | None = None
     pacing: Pacing = field(default_factory=Pacing)
+    #: The envelope sender (SMTP MAIL FROM, where bounces go) with ``{send_id}``
+    #: in its local part (VERP): ``bounces+{send_id}@example.com``; None: the From address.
+    return_path: str | None = None
+
+    def return_path_for(self, send_id: str) -> str | None:
+        """The envelope sender of one send, or None for the From address."""
+        if self.return_path is None:
+            return None
+        return self.return_path.replace(SEND_ID_PLACEHOLDER, send_id)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,10 @@ def config_schema() -> JSONSchema:
                 },
                 required=["since", "daily"],
             ),
+            "return_path": {
+                "type": "string",
+                "pattern": r"^[^@\s<>]*\{send_id\}[^@\s<>]*@[^@\s<>]+$",
+            },
         },
     )
     tracking = _object(

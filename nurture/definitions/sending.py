@@ -7,6 +7,7 @@ mailto) and each is checked with a precise `file:line: message`.
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from email.utils import parseaddr
 from typing import Any
@@ -82,6 +83,7 @@ def parse_sending(ctx: Context, value: Any, line: int | None) -> m.Sending:
         soft_bounce_limit=int(limit) if limit else defaults.soft_bounce_limit,
         unsubscribe_mailto=_mailto(ctx, data),
         pacing=parse_pacing(ctx, data),
+        return_path=_return_path(ctx, data),
     )
 
 
@@ -116,6 +118,29 @@ def _mailto(ctx: Context, data: LineDict) -> str | None:
         )
         return None
     return address
+
+
+#: ``{send_id}`` once in the local part of a bare address (VERP, see `m.Sending.return_path`).
+_RETURN_PATH = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`|~.-]*\{send_id\}[A-Za-z0-9!#$%&'*+/=?^_`|~.-]*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\Z"
+)
+
+
+def _return_path(ctx: Context, data: LineDict) -> str | None:
+    """``bounces+{send_id}@example.com``: the envelope sender, naming the send."""
+    value = data.get("return_path")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RETURN_PATH.match(value.strip()):
+        ctx.error(
+            data.line_of("return_path"),
+            "sending.return_path: expected a bare address with {send_id} once in its local "
+            f"part (bounces+{{send_id}}@example.com), got {value!r}",
+            "sending.return_path",
+        )
+        return None
+    return value.strip()
 
 
 def valid_timezone(name: str) -> bool:

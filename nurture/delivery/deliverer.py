@@ -306,6 +306,8 @@ class Deliverer:
             html=add_open_pixel(rendered.html, self._links.open_pixel(send.id)),
             text=rendered.text,
             reply_to=sending.reply_to,
+            # VERP (`sending.return_path`): a bounce comes back to an address naming the send.
+            return_path=sending.return_path_for(str(send.id)),
             headers={
                 "List-Unsubscribe": list_unsubscribe(unsubscribe, token, sending),
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058

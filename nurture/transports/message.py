@@ -22,6 +22,8 @@ class OutgoingEmail:
     the ones nurture sets (e.g. ``List-Unsubscribe``); a non-ASCII value is sent
     as RFC 2047 encoded words, which suits unstructured headers only.
     `message_id` is generated (unique, at the From domain) when not given.
+    `return_path` is the envelope sender (SMTP MAIL FROM, where bounces go),
+    a bare address; the From address when not given.
     """
 
     send_id: str
@@ -33,6 +35,7 @@ class OutgoingEmail:
     reply_to: str | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     message_id: str | None = None
+    return_path: str | None = None
 
 
 @dataclass(frozen=True)

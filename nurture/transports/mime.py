@@ -125,12 +125,17 @@ def build_message(email: OutgoingEmail, *, now: datetime | None = None) -> Built
     Raises `ValueError` for what can never be sent: an address that is not
     one, a header name nurture sets itself, a send id that cannot be a header.
     """
-    from_header, envelope_from = _cached_address_header("From", email.from_address)
+    from_header, from_address = _cached_address_header("From", email.from_address)
     to_header, recipient = _address_header("To", email.to)
     if not _SEND_ID.match(email.send_id):
         raise ValueError(f"send id {email.send_id!r} is not printable ASCII without spaces")
+    envelope_from = from_address
+    if email.return_path is not None:
+        display, envelope_from = parse_address(email.return_path)
+        if display:
+            raise ValueError(f"return path {email.return_path!r} must be a bare address")
     if email.message_id is None:
-        domain = envelope_from.rpartition("@")[2]
+        domain = from_address.rpartition("@")[2]
         message_id = f"<{secrets.token_hex(16)}@{domain}>"
     else:
         message_id = _message_id(email.message_id)

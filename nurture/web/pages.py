@@ -27,11 +27,12 @@ from nurture.contacts.standing import view_of
 from nurture.delivery.consent import PAUSE_CHOICES
 from nurture.errors import TemplateError
 from nurture.events import EventType
+from nurture.lifecycle.sends import load_send
 from nurture.rendering import email_context
 from nurture.store.contacts import contact_by_id
 from nurture.tokens import InvalidToken
 from nurture.web.context import WebContext, web_context
-from nurture.web.sends import load_send, record_for_send
+from nurture.web.sends import record_for_send
 
 log = logging.getLogger("nurture.web")
 

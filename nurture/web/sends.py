@@ -20,32 +20,12 @@ import nurture.clock as clock
 from nurture.events import Traffic
 from nurture.lifecycle.incoming import IncomingEvent
 from nurture.lifecycle.ingest import Outcome
+from nurture.lifecycle.sends import load_send, send_properties
 from nurture.lifecycle.traffic import Hit
-from nurture.store import sends as ledger
 from nurture.store.contacts import contact_by_id
-from nurture.store.models import Send
 from nurture.web.context import WebContext
 
 log = logging.getLogger("nurture.web")
-
-
-def send_properties(send: Send) -> dict[str, Any]:
-    return {
-        "send_id": send.id,
-        "workflow": send.workflow,
-        "step": send.step,
-        "template": send.template,
-    }
-
-
-def load_send(session: Session, send_id: object) -> Send | None:
-    """The send a token or webhook names, or None (unknown, or not an id at all)."""
-    if isinstance(send_id, str) and send_id.isascii() and send_id.isdigit() and len(send_id) <= 18:
-        send_id = int(send_id)
-    if not isinstance(send_id, int) or isinstance(send_id, bool) or not 0 < send_id < 2**63:
-        return None
-    found = ledger.load_sends(session, [send_id])
-    return found[0] if found else None
 
 
 def record_for_send(

@@ -21,13 +21,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from nurture.lifecycle.incoming import IncomingEvent
+from nurture.lifecycle.sends import load_send, send_properties
 from nurture.store import sends as ledger
 from nurture.store.models import Send
 from nurture.web.bodies import is_json, read_body
 from nurture.web.context import WebContext, web_context
 from nurture.web.providers import PROVIDERS, ProviderEvent, WebhookRefused
 from nurture.web.schemas import WEBHOOK_BODY, WebhookResult, WebhookResults, problems
-from nurture.web.sends import load_send, send_properties
 
 log = logging.getLogger("nurture.web")
 

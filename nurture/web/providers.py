@@ -221,8 +221,8 @@ class Mailgun:
         ).hexdigest()
         if not _hex_equal(expected, signature.get("signature")):
             raise _unauthorized("bad Mailgun signature")
-        signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-        if abs(clock.now() - signed_at) > MAX_SKEW:
+        # Compared as numbers: a signed 12-digit timestamp is no datetime (year 33658).
+        if abs(int(timestamp) - clock.now().timestamp()) > MAX_SKEW.total_seconds():
             raise _unauthorized("stale Mailgun signature (timestamp more than 5 minutes off)")
         seen = context.mailgun_tokens
         if token in seen:
@@ -243,6 +243,11 @@ class Mailgun:
         ignore = None
         if name == "delivered":
             kind = EventType.EMAIL_DELIVERED
+        elif name == "failed" and data.get("severity") == "temporary":
+            # Mailgun reports every retry of one message as a temporary failure
+            # (`delivery-status.retry-seconds`) and retries for hours: not a bounce.
+            # If it gives up, a permanent failure follows.
+            ignore = "a Mailgun temporary failure is a retry, not a bounce"
         elif name == "failed":
             kind = EventType.EMAIL_BOUNCED
             severity = data.get("severity")

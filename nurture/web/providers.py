@@ -4,6 +4,7 @@ One module each under `nurture.web.esp` (what they share is in `esp.base`):
 
 - ``generic``: our own signed format (NURTURE_WEBHOOK_SECRET).
 - ``mailgun``: Mailgun's event webhooks (NURTURE_MAILGUN_SIGNING_KEY).
+- ``sendgrid``: SendGrid's Signed Event Webhook (NURTURE_SENDGRID_VERIFICATION_KEY).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from __future__ import annotations
 from nurture.web.esp.base import Provider, ProviderEvent, Receipt, Replay, WebhookRefused
 from nurture.web.esp.generic import Generic
 from nurture.web.esp.mailgun import Mailgun
+from nurture.web.esp.sendgrid import SendGrid
 
 __all__ = ["PROVIDERS", "Provider", "ProviderEvent", "Receipt", "Replay", "WebhookRefused"]
 
-PROVIDERS: dict[str, Provider] = {"generic": Generic(), "mailgun": Mailgun()}
+PROVIDERS: dict[str, Provider] = {
+    "generic": Generic(),
+    "mailgun": Mailgun(),
+    "sendgrid": SendGrid(),
+}

@@ -138,7 +138,7 @@ def test_a_bad_signature_is_401_and_records_nothing(web: Web, tamper: str) -> No
 def test_webhook_refusals(web: Web) -> None:
     body, headers = _signed({"events": []})
     assert (
-        web.client.post("/v1/webhooks/sendgrid", content=body, headers=headers).status_code == 404
+        web.client.post("/v1/webhooks/sparkpost", content=body, headers=headers).status_code == 404
     )
     plain = {**headers, "Content-Type": "text/plain"}
     assert web.client.post("/v1/webhooks/generic", content=body, headers=plain).status_code == 415

@@ -20,6 +20,7 @@ from nurture.lifecycle.website import Website
 from nurture.rendering import TemplateLibrary
 from nurture.settings import Settings
 from nurture.tokens import Signer
+from nurture.web.esp.sns import SnsCertificates
 
 
 @dataclass
@@ -34,6 +35,8 @@ class WebContext:
     website: Website
     contacts: ContactParser
     templates: TemplateLibrary
+    #: Amazon SNS's signing certificates (the SES webhook), and how they are fetched.
+    sns: SnsCertificates = field(default_factory=SnsCertificates)
     _sales_signer: Signer | None = field(default=None, repr=False)
 
     def sales_signer(self) -> Signer:

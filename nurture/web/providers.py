@@ -7,6 +7,7 @@ One module each under `nurture.web.esp` (what they share is in `esp.base`):
 - ``sendgrid``: SendGrid's Signed Event Webhook (NURTURE_SENDGRID_VERIFICATION_KEY).
 - ``postmark``: Postmark's webhooks (NURTURE_POSTMARK_WEBHOOK_TOKEN).
 - ``brevo``: Brevo's transactional webhooks (NURTURE_BREVO_WEBHOOK_TOKEN).
+- ``ses``: Amazon SES through SNS, signatures checked (NURTURE_SES_TOPIC_ARNS).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from nurture.web.esp.generic import Generic
 from nurture.web.esp.mailgun import Mailgun
 from nurture.web.esp.postmark import Postmark
 from nurture.web.esp.sendgrid import SendGrid
+from nurture.web.esp.ses import AmazonSes
 
 __all__ = ["PROVIDERS", "Provider", "ProviderEvent", "Receipt", "Replay", "WebhookRefused"]
 
@@ -26,4 +28,5 @@ PROVIDERS: dict[str, Provider] = {
     "sendgrid": SendGrid(),
     "postmark": Postmark(),
     "brevo": Brevo(),
+    "ses": AmazonSes(),
 }

@@ -1,6 +1,9 @@
 """`POST /v1/webhooks/{provider}`: delivery, bounce, complaint and unsubscribe reports.
 
-No API key here: ESPs cannot send one, they sign instead (see `providers`).
+No API key here: ESPs cannot send one, they sign instead or present a shared
+secret (see `providers`). A signed request's replay key (Mailgun's token, an
+SNS message id, a SendGrid post) is claimed in the database in the
+transaction that records its events, so every web process refuses a replay.
 Once the signature is good the answer is 200 whatever the events say, item by
 item, because providers retry anything else for hours: an event for a send we
 do not know (another system's mail, a contact since erased) is `ignored`, a
@@ -51,7 +54,8 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 async def webhook(
     provider: str, request: Request, context: Annotated[WebContext, Depends(web_context)]
 ) -> WebhookResults:
-    """Providers: `generic` (X-Nurture-Signature) and `mailgun` (signed body)."""
+    """Providers: `generic` (X-Nurture-Signature), `mailgun` (signed token), `sendgrid`
+    (ECDSA), `postmark` and `brevo` (basic auth or bearer token), `ses` (SNS signatures)."""
     handler = PROVIDERS.get(provider)
     if handler is None:
         raise HTTPException(

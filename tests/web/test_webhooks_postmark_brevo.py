@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 
 import nurture.clock as clock
+from nurture.web.esp.base import send_id_in
+from nurture.web.esp.brevo import custom_send_id
 from tests.web.conftest import Web, anne_welcome
 
 TOKEN = "esp-webhook-token-0123"
@@ -227,3 +230,15 @@ def test_bad_postmark_and_brevo_credentials_are_401(esp: Web, provider: str, aut
         assert f"NURTURE_{provider.upper()}_WEBHOOK_TOKEN is not set" in response.json()["detail"]
     assert esp.events() == []
     assert esp.contact("anne@example.com").suppressed_at is None
+
+
+def test_our_emails_carry_the_send_id_each_esp_echoes(esp: Web) -> None:
+    """The headers on the wire, read back the way each provider reports them."""
+    message = anne_welcome(esp)
+    headers = message.parsed()
+    send_id = str(esp.send_of(message).id)
+    assert headers["X-Nurture-Send-Id"] == send_id  # Amazon SES: mail.headers
+    assert send_id_in(json.loads(headers["X-Mailgun-Variables"])) == send_id
+    assert send_id_in(json.loads(headers["X-SMTPAPI"])["unique_args"]) == send_id
+    assert headers["X-PM-Metadata-nurture_send_id"] == send_id
+    assert custom_send_id(headers["X-Mailin-custom"]) == send_id

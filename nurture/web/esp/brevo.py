@@ -86,7 +86,7 @@ class Brevo:
                 "brevo", name, message_id, item.get("email"), item.get("ts_epoch") or item.get("ts")
             ),
             type=kind,
-            send_id=_custom_send_id(item.get("X-Mailin-custom")),
+            send_id=custom_send_id(item.get("X-Mailin-custom")),
             message_id=message_id if isinstance(message_id, str) else None,
             at=at or clock.now(),
             properties=properties,
@@ -95,7 +95,7 @@ class Brevo:
         )
 
 
-def _custom_send_id(value: object) -> object:
+def custom_send_id(value: object) -> object:
     """Our send id in the `X-Mailin-custom` Brevo echoes: JSON, or ``nurture_send_id:12``."""
     if not isinstance(value, str) or len(value) > 1000:
         return None

@@ -48,7 +48,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     "/{provider}",
     summary="ESP webhook: delivered, bounced, complained, unsubscribed",
     response_model=WebhookResults,
-    responses=problems(400, 401, 404, 413, 415),
+    responses=problems(400, 401, 404, 413, 415, 502),
     openapi_extra=WEBHOOK_BODY,
 )
 async def webhook(

@@ -8,6 +8,8 @@ in-process broker and an outbox folder of `.eml` files. A nonsense value is a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from functools import lru_cache
@@ -53,6 +55,15 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, repr=False)
     #: Mailgun's "HTTP webhook signing key" (Mailgun signs timestamp + token with it).
     mailgun_signing_key: str | None = Field(default=None, repr=False)
+    #: SendGrid's Signed Event Webhook "verification key": its ECDSA public key, base64 DER.
+    sendgrid_verification_key: str | None = Field(default=None, repr=False)
+    #: Postmark webhooks' shared secret: basic auth password or a bearer token.
+    postmark_webhook_token: str | None = Field(default=None, repr=False)
+    #: Brevo webhooks' shared secret: basic auth password or a bearer token.
+    brevo_webhook_token: str | None = Field(default=None, repr=False)
+    #: The Amazon SNS topics (ARNs, comma-separated) whose SES notifications are
+    #: read; ``*`` reads any topic. Unset: the SES webhook refuses everything.
+    ses_topic_arns: str = ""
     project_dir: Path = Path(".")
     #: How long a worker holds claimed work before another may take it over.
     lease_seconds: float = Field(default=120.0, gt=0)
@@ -130,6 +141,38 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("sendgrid_verification_key")
+    @classmethod
+    def _sendgrid_verification_key(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        try:
+            key = load_der_public_key(base64.b64decode(value.strip(), validate=True))
+        except (binascii.Error, ValueError, TypeError):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError(
+                "not an ECDSA public key in base64 DER (paste SendGrid's verification key)"
+            )
+        return value.strip()
+
+    @field_validator("ses_topic_arns")
+    @classmethod
+    def _ses_topic_arns(cls, value: str) -> str:
+        for arn in (a.strip() for a in value.split(",")):
+            if arn and arn != "*" and not (arn.startswith("arn:aws") and arn.count(":") == 5):
+                raise ValueError(
+                    f"not an SNS topic ARN: {arn[:100]!r} (arn:aws:sns:REGION:ACCOUNT:NAME)"
+                )
+        return value
+
+    @property
+    def ses_topic_arn_list(self) -> list[str]:
+        return [arn.strip() for arn in self.ses_topic_arns.split(",") if arn.strip()]
+
     @property
     def embedded(self) -> bool:
         """Everything local: SQLite, in-process broker, outbox folder."""
@@ -180,6 +223,9 @@ _SECRET_FIELDS = {
     "smtp_url",
     "webhook_secret",
     "mailgun_signing_key",
+    "sendgrid_verification_key",
+    "postmark_webhook_token",
+    "brevo_webhook_token",
     "dkim_private_key",
     "metrics_token",
     "bounces_imap_url",

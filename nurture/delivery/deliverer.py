@@ -311,8 +311,13 @@ class Deliverer:
             headers={
                 "List-Unsubscribe": list_unsubscribe(unsubscribe, token, sending),
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
-                # Mailgun echoes these in its webhooks: bounces match the send directly.
-                "X-Mailgun-Variables": f'{{"nurture_send_id": "{send.id}"}}',  # an int: JSON as is
+                # ESPs echo these in their webhooks: bounces match the send directly
+                # (Amazon SES reports our X-Nurture-Send-Id among the message's headers).
+                # The id is an int: JSON as is.
+                "X-Mailgun-Variables": f'{{"nurture_send_id": "{send.id}"}}',
+                "X-SMTPAPI": f'{{"unique_args": {{"nurture_send_id": "{send.id}"}}}}',  # SendGrid
+                "X-PM-Metadata-nurture_send_id": str(send.id),  # Postmark
+                "X-Mailin-custom": f'{{"nurture_send_id": "{send.id}"}}',  # Brevo
             },
         )
 

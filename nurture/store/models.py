@@ -484,3 +484,20 @@ class SiteVisit(Base):
     )
     at: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSONColumn(), default=dict)
+
+
+class WebhookReplay(Base):
+    """A signed webhook already accepted, by its provider's replay key (Mailgun's
+    signature token, an SNS message id, a SendGrid signature), until `expires_at`.
+
+    Shared by every web process: the unique key is what lets exactly one of
+    several concurrent posts of one signed request through
+    (`nurture.store.webhook_replays`). Rows past `expires_at` are deleted; by
+    then the provider's own freshness rule refuses the request anyway.
+    """
+
+    __tablename__ = "webhook_replays"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -43,7 +43,8 @@ Email nurturing workflows as code.
 - **`/v1/*`** (except webhooks): an API key, as `Authorization: Bearer <key>`
   or `X-API-Key: <key>` (NURTURE_API_KEYS). Batches answer per item: 200 when
   every item was accepted, 207 when some were refused, 422 when all were.
-- **`/v1/webhooks/{provider}`**: signed by the provider (`generic`, `mailgun`).
+- **`/v1/webhooks/{provider}`**: authenticated by the provider (`generic`, `mailgun`,
+  `sendgrid`, `postmark`, `brevo`, `ses`).
 - **`/v1/handoffs`**: the sales handoffs: list, read, accept, reject (with a
   reason), reopen; 404 for an unknown one, 409 when its state forbids the action.
 - **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.

@@ -7,8 +7,6 @@ SQLite databases) and nothing is read from the environment at request time.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -22,34 +20,7 @@ from nurture.lifecycle.website import Website
 from nurture.rendering import TemplateLibrary
 from nurture.settings import Settings
 from nurture.tokens import Signer
-
-
-class SeenTokens:
-    """Signature tokens already accepted, remembered for a while (replay refusal).
-
-    In memory, per process: a replay to another replica is still harmless
-    because webhook events are recorded idempotently by the provider's id.
-    """
-
-    def __init__(self, ttl: float, limit: int = 50_000) -> None:
-        self._ttl = ttl
-        self._limit = limit
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def __contains__(self, token: object) -> bool:
-        with self._lock:
-            expiry = self._seen.get(cast(str, token))
-            return expiry is not None and expiry > time.monotonic()
-
-    def add(self, token: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) >= self._limit:
-                self._seen = {t: e for t, e in self._seen.items() if e > now}
-                while len(self._seen) >= self._limit:  # all fresh: drop the oldest
-                    del self._seen[next(iter(self._seen))]
-            self._seen[token] = now + self._ttl
+from nurture.web.esp.sns import SnsCertificates
 
 
 @dataclass
@@ -64,7 +35,8 @@ class WebContext:
     website: Website
     contacts: ContactParser
     templates: TemplateLibrary
-    mailgun_tokens: SeenTokens = field(default_factory=lambda: SeenTokens(ttl=600.0))
+    #: Amazon SNS's signing certificates (the SES webhook), and how they are fetched.
+    sns: SnsCertificates = field(default_factory=SnsCertificates)
     _sales_signer: Signer | None = field(default=None, repr=False)
 
     def sales_signer(self) -> Signer:

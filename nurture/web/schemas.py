@@ -236,7 +236,11 @@ MAILGUN_WEBHOOK_SCHEMA: dict[str, Any] = {
 WEBHOOK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The provider's own format: `generic` or `mailgun`.",
+        "description": (
+            "The provider's own format: `generic` or `mailgun` (below); `sendgrid` (a list of "
+            "SendGrid events), `postmark` and `brevo` (one event), `ses` (an Amazon SNS "
+            "message, posted as text/plain)."
+        ),
         "content": {
             "application/json": {
                 "schema": {"anyOf": [GENERIC_WEBHOOK_SCHEMA, MAILGUN_WEBHOOK_SCHEMA]}

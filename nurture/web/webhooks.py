@@ -1,6 +1,9 @@
 """`POST /v1/webhooks/{provider}`: delivery, bounce, complaint and unsubscribe reports.
 
-No API key here: ESPs cannot send one, they sign instead (see `providers`).
+No API key here: ESPs cannot send one, they sign instead or present a shared
+secret (see `providers`). A signed request's replay key (Mailgun's token, an
+SNS message id, a SendGrid post) is claimed in the database in the
+transaction that records its events, so every web process refuses a replay.
 Once the signature is good the answer is 200 whatever the events say, item by
 item, because providers retry anything else for hours: an event for a send we
 do not know (another system's mail, a contact since erased) is `ignored`, a
@@ -14,22 +17,29 @@ suppresses the contact before the next send is due.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+import nurture.clock as clock
+from nurture.errors import NurtureError
 from nurture.lifecycle.incoming import IncomingEvent
 from nurture.lifecycle.sends import load_send, send_properties
 from nurture.store import sends as ledger
+from nurture.store import webhook_replays as replays
 from nurture.store.models import Send
 from nurture.web.bodies import is_json, read_body
 from nurture.web.context import WebContext, web_context
-from nurture.web.providers import PROVIDERS, ProviderEvent, WebhookRefused
+from nurture.web.providers import PROVIDERS, ProviderEvent, Receipt, Replay, WebhookRefused
 from nurture.web.schemas import WEBHOOK_BODY, WebhookResult, WebhookResults, problems
 
 log = logging.getLogger("nurture.web")
+
+#: The reason of every item of a request already received (an SNS or SendGrid retry).
+ALREADY_RECEIVED = "this signed request was already received"
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -38,34 +48,67 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     "/{provider}",
     summary="ESP webhook: delivered, bounced, complained, unsubscribed",
     response_model=WebhookResults,
-    responses=problems(400, 401, 404, 413, 415),
+    responses=problems(400, 401, 404, 413, 415, 502),
     openapi_extra=WEBHOOK_BODY,
 )
 async def webhook(
     provider: str, request: Request, context: Annotated[WebContext, Depends(web_context)]
 ) -> WebhookResults:
-    """Providers: `generic` (X-Nurture-Signature) and `mailgun` (signed body)."""
+    """Providers: `generic` (X-Nurture-Signature), `mailgun` (signed token), `sendgrid`
+    (ECDSA), `postmark` and `brevo` (basic auth or bearer token), `ses` (SNS signatures)."""
     handler = PROVIDERS.get(provider)
     if handler is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"unknown provider {provider[:40]!r} (expected one of: {', '.join(PROVIDERS)})",
         )
-    if not is_json(request.headers.get("content-type")):
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type) and not (handler.plain_text and _is_text(content_type)):
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/json"
         )
     body = await read_body(request)
     try:
         receipt = handler.receive(body, request.headers, context)
+        return await run_in_threadpool(_receive, context, provider, receipt)
     except WebhookRefused as exc:
         if exc.status_code == 401:
             log.warning("webhook %s refused: %s", provider, exc.reason)
         raise HTTPException(exc.status_code, exc.reason) from None
-    result = await run_in_threadpool(record, context, provider, receipt.events)
-    if receipt.on_success is not None:
+
+
+def _is_text(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "text/plain"
+
+
+def _receive(context: WebContext, provider: str, receipt: Receipt) -> WebhookResults:
+    result = record(context, provider, receipt.events, receipt.replay)
+    if receipt.on_success is not None and not _replayed(result):
         receipt.on_success()
+    _forget_expired(context)
     return result
+
+
+def _replayed(result: WebhookResults) -> bool:
+    return any(item.reason == ALREADY_RECEIVED for item in result.items)
+
+
+#: When this process last deleted expired replay keys (monotonic seconds).
+_last_purge = [0.0]
+_PURGE_EVERY = 300.0
+
+
+def _forget_expired(context: WebContext) -> None:
+    """Now and then (every 5 minutes a process), expired replay keys are deleted."""
+    now = time.monotonic()
+    if now - _last_purge[0] < _PURGE_EVERY:
+        return
+    _last_purge[0] = now
+    try:
+        with context.engine.sessions.begin() as session:
+            replays.forget_expired(session, clock.now())
+    except NurtureError as exc:  # the next purge will do; the webhook was recorded
+        log.warning("could not delete expired webhook replay keys: %s", exc)
 
 
 def _message_ids(value: str | None) -> list[str]:
@@ -76,7 +119,11 @@ def _message_ids(value: str | None) -> list[str]:
     return [f"<{bare}>", bare] if bare else []
 
 
-def record(context: WebContext, provider: str, events: list[ProviderEvent]) -> WebhookResults:
+def record(
+    context: WebContext, provider: str, events: list[ProviderEvent], replay: Replay | None = None
+) -> WebhookResults:
+    """Record the events that name one of our sends, with the request's replay key
+    claimed in the same transaction (a replay records nothing)."""
     results: list[WebhookResult | None] = []
     incoming: list[tuple[int, IncomingEvent]] = []
 
@@ -85,6 +132,16 @@ def record(context: WebContext, provider: str, events: list[ProviderEvent]) -> W
         on a retry); the others get their result here."""
         results[:] = [None] * len(events)
         incoming.clear()
+        if replay is not None:
+            now = clock.now()
+            if not replays.claim(session, replay.key, now, now + replay.ttl):
+                if replay.refuse:
+                    raise WebhookRefused(401, f"replayed {provider} signature")
+                results[:] = [
+                    WebhookResult(index=i, id=e.id, status="duplicate", reason=ALREADY_RECEIVED)
+                    for i, e in enumerate(events)
+                ]
+                return []
         by_message_id = ledger.sends_by_message_id(
             session, [m for e in events for m in _message_ids(e.message_id)]
         )

@@ -41,6 +41,7 @@ TABLES = {
     "notifications",
     "suppressions",
     "site_visitors",
+    "webhook_replays",
     "site_visits",
 }
 

@@ -91,3 +91,39 @@ def test_real_services_require_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings().signing_key()
     monkeypatch.setenv("NURTURE_SECRET_KEY", "x" * 32)
     assert load_settings().signing_key() == "x" * 32
+
+
+def test_esp_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def der(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(public).decode()
+
+    good = der(ec.generate_private_key(ec.SECP256R1()))
+    monkeypatch.setenv("NURTURE_SENDGRID_VERIFICATION_KEY", f" {good}\n")
+    monkeypatch.setenv("NURTURE_SES_TOPIC_ARNS", "arn:aws:sns:eu-west-1:123456789012:ses, *")
+    settings = load_settings()
+    assert settings.sendgrid_verification_key == good
+    assert settings.ses_topic_arn_list == ["arn:aws:sns:eu-west-1:123456789012:ses", "*"]
+    assert good not in repr(settings)
+    for bad in (
+        "not base64!",
+        base64.b64encode(b"junk").decode(),
+        der(rsa.generate_private_key(65537, 2048)),
+    ):
+        monkeypatch.setenv("NURTURE_SENDGRID_VERIFICATION_KEY", bad)
+        with pytest.raises(
+            ConfigurationError, match="NURTURE_SENDGRID_VERIFICATION_KEY: not an ECDSA"
+        ) as raised:
+            load_settings()
+        assert bad not in str(raised.value)
+    monkeypatch.delenv("NURTURE_SENDGRID_VERIFICATION_KEY")
+    monkeypatch.setenv("NURTURE_SES_TOPIC_ARNS", "my-topic")
+    with pytest.raises(ConfigurationError, match="NURTURE_SES_TOPIC_ARNS: not an SNS topic ARN"):
+        load_settings()

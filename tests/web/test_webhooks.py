@@ -138,7 +138,7 @@ def test_a_bad_signature_is_401_and_records_nothing(web: Web, tamper: str) -> No
 def test_webhook_refusals(web: Web) -> None:
     body, headers = _signed({"events": []})
     assert (
-        web.client.post("/v1/webhooks/sendgrid", content=body, headers=headers).status_code == 404
+        web.client.post("/v1/webhooks/sparkpost", content=body, headers=headers).status_code == 404
     )
     plain = {**headers, "Content-Type": "text/plain"}
     assert web.client.post("/v1/webhooks/generic", content=body, headers=plain).status_code == 415
@@ -213,7 +213,8 @@ def test_mailgun_events_are_normalised(web: Web) -> None:
     [bob] = web.sent_to("bob@example.com")
     mid = str(send.message_id)
     cases = [
-        (_failed(mid, "temporary", id="t-1"), "recorded"),
+        (_failed(mid, "temporary", id="t-1"), "ignored"),
+        (_failed(mid, "", id="s-1"), "recorded"),
         ({**_failed(mid, id="d-1"), "event": "delivered"}, "recorded"),
         ({**_failed("unknown@mailgun", id="c-1"), "event": "complained",
           "user-variables": {"nurture_send_id": bob.send_id}}, "recorded"),
@@ -227,7 +228,7 @@ def test_mailgun_events_are_normalised(web: Web) -> None:
         assert response.json()["items"][0]["status"] == status, data
     kinds = {e.event_id: (e.type, e.properties.get("bounce")) for e in web.events()}
     assert kinds == {
-        "mailgun:t-1": ("email.bounced", "soft"),
+        "mailgun:s-1": ("email.bounced", "soft"),
         "mailgun:d-1": ("email.delivered", None),
         "mailgun:c-1": ("email.complained", None),
     }
@@ -267,3 +268,66 @@ def test_a_bad_mailgun_signature_is_401_and_records_nothing(web: Web, tamper: st
     assert response.status_code == 401
     assert web.events() == []
     assert web.contact("anne@example.com").suppressed_at is None
+
+
+def _temporary(message_id: str, attempt: int) -> dict[str, Any]:
+    """Mailgun's documented `failed` event with `severity: temporary`: one per retry."""
+    return {
+        "id": f"Fs7-5t81S2ag3PcwRsNBaw-{attempt}",
+        "timestamp": clock.now().timestamp() - 30,
+        "log-level": "warn",
+        "event": "failed",
+        "severity": "temporary",
+        "reason": "generic",
+        "envelope": {
+            "sender": "bob@mg.example.com",
+            "transport": "smtp",
+            "targets": "anne@example.com",
+        },
+        "flags": {"is-routed": False, "is-authenticated": True, "is-system-test": False},
+        "delivery-status": {
+            "attempt-no": attempt,
+            "message": "4.2.2 The email account that you tried to reach is over quota.",
+            "code": 452,
+            "description": "",
+            "session-seconds": 0.1,
+            "retry-seconds": 600,
+        },
+        "message": {"headers": {"to": "anne@example.com", "message-id": message_id}},
+        "recipient": "anne@example.com",
+        "recipient-domain": "example.com",
+        "user-variables": {},
+    }
+
+
+def test_mailgun_retries_then_delivery_leave_the_contact_mailable(web: Web) -> None:
+    """Three temporary failures of one message, then its delivery: no bounce at all."""
+    send = web.send_of(anne_welcome(web))
+    mid = str(send.message_id).strip("<>")
+    for attempt in (1, 2, 3):
+        response = _mailgun(web, _temporary(mid, attempt))
+        assert response.status_code == 200, response.text
+    delivered = {**_temporary(mid, 4), "event": "delivered", "severity": None, "id": "dlv-1"}
+    assert _mailgun(web, delivered).json()["recorded"] == 1
+    anne = web.contact("anne@example.com")
+    assert (anne.suppressed_at, anne.soft_bounces) == (None, 0)
+    assert web.events("email.bounced") == []  # Mailgun retries: not a bounce
+    web.at(START + timedelta(days=2, hours=1))
+    web.tick()
+    assert len(web.sent_to("anne@example.com")) == 2  # the guide still goes out
+
+
+def test_a_malformed_signed_mailgun_timestamp_is_a_4xx(web: Web) -> None:
+    send = web.send_of(anne_welcome(web))
+    token = secrets.token_hex(25)
+    for timestamp in ("999999999999", "0" * 12, "-1", "1e9", ""):
+        signature = hmac.new(
+            MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256
+        ).hexdigest()
+        payload = {
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": _failed(str(send.message_id)),
+        }
+        response = web.client.post("/v1/webhooks/mailgun", json=payload)
+        assert 400 <= response.status_code < 500, (timestamp, response.status_code)
+    assert web.events() == []

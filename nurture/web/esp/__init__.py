@@ -1,0 +1,1 @@
+"""ESP webhook formats, one module each (`nurture.web.providers` lists them)."""

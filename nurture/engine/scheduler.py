@@ -99,6 +99,7 @@ class Scheduler:
                 report = self.tick()
             except Exception:  # a database blip must not kill the scheduler
                 log.exception("scheduler tick failed; retrying")
+                self._dispatched.clear()  # the broker may have lost what it held
                 stop.wait(min(self.interval * 5, 30))
                 continue
             if report.enrollments or report.sends:

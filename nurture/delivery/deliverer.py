@@ -39,6 +39,7 @@ from nurture.store.models import Contact, Enrollment
 from nurture.store.outcomes import OutcomeLog, outcome_log
 from nurture.store.statuses import EnrollmentStatus, SendStatus
 from nurture.transports import MAX_ATTEMPTS, DeliveryError, Transport, retry_delay
+from nurture.transports.base import Throttled
 from nurture.transports.message import Delivery, OutgoingEmail
 
 SEND_LEASE = timedelta(minutes=5)
@@ -237,14 +238,7 @@ class Deliverer:
 
         def emails() -> Iterator[OutgoingEmail]:
             # Composed one at a time, while the previous outcome commits.
-            for position, (send, contact) in enumerate(sendable):
-                wait = self._pace.turn() if self._pace is not None else None
-                if wait is not None:
-                    # Over `sending.rate`: this email and the rest of the batch stay due.
-                    until = clock.now() + timedelta(seconds=wait)
-                    for late, _ in sendable[position:]:
-                        log.record(self._held(late, THROTTLED, until, prefix=""))
-                    return
+            for send, contact in sendable:
                 try:
                     email = self._compose(send, contact, now)
                 except TemplateError as exc:
@@ -275,7 +269,12 @@ class Deliverer:
                     ledger.renew_send_leases(session, rest, moment + self._lease)
                 renewed = moment
 
-        self._transport.send_many(emails(), on_result=record, before_deliver=log.ready)
+        self._transport.send_many(
+            emails(),
+            on_result=record,
+            before_deliver=log.ready,
+            gate=self._pace.turn if self._pace is not None else None,
+        )
 
     def _compose(self, send: SendRow, contact: Contact, now: datetime) -> OutgoingEmail:
         config = self._project.config
@@ -343,6 +342,11 @@ class Deliverer:
                 "subject": email.subject,
                 "sent_at": result.accepted_at,
             }
+        if isinstance(result, Throttled):
+            # Over `sending.rate`: left due, not an attempt, nothing failed.
+            until = now + timedelta(seconds=result.retry_after)
+            self._emit(now, "throttled", send, contact, {"until": until.isoformat()})
+            return self._held(send, THROTTLED, until, prefix="")
         if result.transient and send.attempts < MAX_ATTEMPTS:
             retry_at = now + retry_delay(send.attempts)
             self._emit(

@@ -56,7 +56,7 @@ from nurture.tools.reactions import (
     SimulationError,
 )
 from nurture.transports import CaptureTransport, Transport
-from nurture.transports.base import DeliveryError
+from nurture.transports.base import DeliveryError, Gate
 from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 
@@ -324,18 +324,22 @@ class _LinkNoting(Transport):
         return email
 
     def send(
-        self, email: OutgoingEmail, before_deliver: Callable[[], None] | None = None
+        self,
+        email: OutgoingEmail,
+        before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> Delivery:
-        return self.inner.send(self._note(email), before_deliver)
+        return self.inner.send(self._note(email), before_deliver, gate)
 
     def send_many(
         self,
         emails: Iterable[OutgoingEmail],
         on_result: Callable[[int, Delivery | DeliveryError], None] | None = None,
         before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> list[Delivery | DeliveryError]:
         return self.inner.send_many(
-            (self._note(email) for email in emails), on_result, before_deliver
+            (self._note(email) for email in emails), on_result, before_deliver, gate
         )
 
     def close(self) -> None:

@@ -133,6 +133,22 @@ class TransientDeliveryError(DeliveryError):
     transient = True
 
 
+class Throttled(TransientDeliveryError):
+    """Not handed to the relay: the send rate (`sending.rate`) had no place for it now.
+
+    Not an attempt and not the relay's answer: the engine leaves the email due
+    for `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, *, send_id: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__("waiting for sending.rate", send_id=send_id)
+
+
+#: Called just before a message is handed to the relay: None to go, or the seconds
+#: until the send rate has a place for it (the message is then `Throttled`).
+Gate = Callable[[], float | None]
+
+
 class PermanentDeliveryError(DeliveryError):
     """The email was refused for good (SMTP 5xx, invalid address); do not retry."""
 
@@ -157,12 +173,17 @@ class Transport(ABC):
     signer: MessageSigner | None = None
 
     def send(
-        self, email: OutgoingEmail, before_deliver: Callable[[], None] | None = None
+        self,
+        email: OutgoingEmail,
+        before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> Delivery:
         """Send one email; raise `DeliveryError` when it was not accepted.
 
         `before_deliver` runs once the message is built and signed, just before
         it leaves: the engine waits there for the previous outcome's commit.
+        `gate` runs last, at the moment of hand-off, so that the send rate is
+        measured where the relay measures it.
         """
         now = clock.now()
         try:
@@ -186,6 +207,8 @@ class Transport(ABC):
                 raise error from exc
         if before_deliver is not None:
             before_deliver()
+        if gate is not None and (wait := gate()) is not None:
+            raise Throttled(wait, send_id=email.send_id)
         try:
             self._deliver(message, email)
         except DeliveryError as exc:
@@ -200,6 +223,7 @@ class Transport(ABC):
         emails: Iterable[OutgoingEmail],
         on_result: Callable[[int, Delivery | DeliveryError], None] | None = None,
         before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> list[Delivery | DeliveryError]:
         """One result per email, in order; a refused email never stops the batch.
 
@@ -214,7 +238,7 @@ class Transport(ABC):
             for index, email in enumerate(emails):
                 result: Delivery | DeliveryError
                 try:
-                    result = self.send(email, before_deliver)
+                    result = self.send(email, before_deliver, gate)
                 except DeliveryError as exc:
                     result = exc
                 results.append(result)

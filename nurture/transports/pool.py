@@ -21,7 +21,13 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from nurture.transports.base import DeliveryError, MessageSigner, TransientDeliveryError, Transport
+from nurture.transports.base import (
+    DeliveryError,
+    Gate,
+    MessageSigner,
+    TransientDeliveryError,
+    Transport,
+)
 from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 
@@ -59,11 +65,14 @@ class TransportPool(Transport):
         return sum(int(getattr(lane, "connections_opened", 0)) for lane in self._lanes)
 
     def send(
-        self, email: OutgoingEmail, before_deliver: Callable[[], None] | None = None
+        self,
+        email: OutgoingEmail,
+        before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> Delivery:
         lane = self._idle.get()
         try:
-            return lane.send(email, before_deliver)
+            return lane.send(email, before_deliver, gate)
         finally:
             self._idle.put(lane)
 
@@ -72,6 +81,7 @@ class TransportPool(Transport):
         emails: Iterable[OutgoingEmail],
         on_result: Callable[[int, Result], None] | None = None,
         before_deliver: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> list[Result]:
         """As `Transport.send_many`, with up to `size` messages in flight; `on_result` runs
         in the calling thread as each completes (not necessarily in order)."""
@@ -102,12 +112,12 @@ class TransportPool(Transport):
                 break
             if before_deliver is not None:
                 before_deliver()
-            in_flight[executor.submit(self._one, email, down)] = count
+            in_flight[executor.submit(self._one, email, down, gate)] = count
             count += 1
         collect(wait(in_flight).done)
         return [results[index] for index in range(count)]
 
-    def _one(self, email: OutgoingEmail, down: list[DeliveryError]) -> Result:
+    def _one(self, email: OutgoingEmail, down: list[DeliveryError], gate: Gate | None) -> Result:
         if down:
             # One connection could not reach the relay in this batch: the rest
             # would each spend a timeout finding the same.
@@ -116,7 +126,8 @@ class TransportPool(Transport):
             )
         lane = self._idle.get()
         try:
-            return lane.send(email)
+            # The rate gate runs in the connection's thread, just before MAIL FROM.
+            return lane.send(email, gate=gate)
         except DeliveryError as error:
             if getattr(error, "unreachable", False):
                 down.append(error)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -56,6 +57,10 @@ _SEND_ID = re.compile(rb"^X-Nurture-Send-Id: *(\S+)", re.MULTILINE | re.IGNORECA
 def relay(delay: float, ready: Any, stop: Any, results: Any) -> None:
     """A minimal SMTP server answering every command `delay` s after it arrived."""
     accepted: list[tuple[float, str]] = []
+    # A real relay does not share the workers' CPU: ahead of them in the queue, its
+    # clock readings are not late by a busy core's backlog.
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, -15)
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         replies: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()

@@ -164,7 +164,7 @@ def run(url: str, project_dir: Path, delay: float, workers: int, expected: int) 
                     stderr=subprocess.DEVNULL,
                 )
             )
-            deadline = started + 900
+            deadline = started + 600  # a stall shows in the statuses printed
             while _sent(watch) < expected and time.time() < deadline:
                 time.sleep(0.2)
             time.sleep(1)  # late duplicates, if any, would arrive now

@@ -92,6 +92,15 @@ class Provider(Protocol):
     def receive(self, body: bytes, headers: Headers, context: WebContext) -> Receipt: ...
 
 
+def unusable(item: Any) -> ProviderEvent | None:
+    """The refusal of an item that is not a JSON object, or holds what the database
+    cannot (NUL, ±1e400…); None for one worth reading."""
+    if not isinstance(item, Mapping):
+        return ProviderEvent(problem="an event must be a JSON object", raw=item)
+    problem = value_problem(item)
+    return ProviderEvent(problem=problem) if problem else None
+
+
 def hex_equal(expected: str, given: object) -> bool:
     if not isinstance(given, str):
         return False

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from starlette.datastructures import Headers
 
 import nurture.clock as clock
-from nurture.contacts.values import value_problem
 from nurture.events import EventType
 from nurture.web.context import WebContext
 from nurture.web.esp.base import (
@@ -28,6 +27,7 @@ from nurture.web.esp.base import (
     json_items,
     moment,
     send_id_in,
+    unusable,
 )
 
 _TYPES: dict[str, tuple[str, str | None]] = {
@@ -60,11 +60,10 @@ class Brevo:
 
     @staticmethod
     def _event(item: Any) -> ProviderEvent:
-        if not isinstance(item, Mapping):
-            return ProviderEvent(problem="an event must be a JSON object", raw=item)
-        problem = value_problem(item)
-        if problem:
-            return ProviderEvent(problem=problem)
+        refused = unusable(item)
+        if refused is not None:
+            return refused
+        assert isinstance(item, Mapping)
         name = item.get("event")
         kind, bounce = _TYPES.get(name, (None, None)) if isinstance(name, str) else (None, None)
         ignore = None

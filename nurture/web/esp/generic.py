@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 from starlette.datastructures import Headers
 
 import nurture.clock as clock
-from nurture.contacts.values import value_problem
 from nurture.events import EventType
 from nurture.web.bodies import MAX_ITEMS
 from nurture.web.context import WebContext
@@ -28,6 +27,7 @@ from nurture.web.esp.base import (
     moment,
     provider_id,
     unauthorized,
+    unusable,
 )
 
 _GENERIC_TYPES = {
@@ -63,11 +63,10 @@ class Generic:
 
     @staticmethod
     def _event(item: Any) -> ProviderEvent:
-        if not isinstance(item, Mapping):
-            return ProviderEvent(problem="an event must be a JSON object", raw=item)
-        problem = value_problem(item)
-        if problem:
-            return ProviderEvent(problem=problem)
+        refused = unusable(item)
+        if refused is not None:
+            return refused
+        assert isinstance(item, Mapping)
         event_id = provider_id("generic", item.get("id"))
         name = item.get("type")
         kind = _GENERIC_TYPES.get(name) if isinstance(name, str) else None

@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from starlette.datastructures import Headers
 
 import nurture.clock as clock
-from nurture.contacts.values import value_problem
 from nurture.events import EventType
 from nurture.web.context import WebContext
 from nurture.web.esp.base import (
@@ -41,6 +40,7 @@ from nurture.web.esp.base import (
     provider_id,
     send_id_in,
     unauthorized,
+    unusable,
 )
 
 SIGNATURE = "x-twilio-email-event-webhook-signature"
@@ -108,11 +108,10 @@ class SendGrid:
 
     @staticmethod
     def _event(item: Any) -> ProviderEvent:
-        if not isinstance(item, Mapping):
-            return ProviderEvent(problem="an event must be a JSON object", raw=item)
-        problem = value_problem(item)
-        if problem:
-            return ProviderEvent(problem=problem)
+        refused = unusable(item)
+        if refused is not None:
+            return refused
+        assert isinstance(item, Mapping)
         name = item.get("event")
         kind = _TYPES.get(name) if isinstance(name, str) else None
         properties: dict[str, Any] = {"provider": "sendgrid"}

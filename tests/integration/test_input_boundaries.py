@@ -165,7 +165,7 @@ def test_backends_terminated_mid_stream_lose_no_acknowledged_event(
 
     def terminate() -> None:
         with psycopg.connect(postgres_url, autocommit=True) as admin:
-            while not stop.wait(0.01):
+            while not stop.wait(0.03):
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -177,13 +177,18 @@ def test_backends_terminated_mid_stream_lose_no_acknowledged_event(
         with clock.using(world.clock):
             world.import_csv("email,stage\nanne@example.com,lead\n")
             killer.start()
-            for n in range(300):
+            # Until some events got through between the kills (a loaded machine makes
+            # each request slower than the killer's pace, so a fixed count may see none).
+            for n in range(3000):
                 status, body = world.post("/v1/events", event(n))
                 answers[f"e{n}"] = status
                 if status == 503:
                     assert body == {
                         "detail": "the database is unavailable for a moment; retry later"
                     }
+                statuses = list(answers.values())
+                if n >= 300 and statuses.count(200) >= 20 and 503 in statuses:
+                    break
         stop.set()
         killer.join()
         assert set(answers.values()) <= {200, 503}, answers

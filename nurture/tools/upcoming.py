@@ -10,7 +10,9 @@ where a group stands, as the executor would run them (`set`, `score`,
 
 Times are ranges from now: a group's enrollments wake at different moments
 (its earliest and latest `next_run_at`); a wait until a time of day or a
-weekday adds up to a day or a week, by the contact's clock.
+weekday adds up to a day or a week, by the contact's clock. "Now" means due
+now: the send window and the frequency cap still hold an email as they
+would anyway.
 """
 
 from __future__ import annotations

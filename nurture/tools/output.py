@@ -43,11 +43,24 @@ def timeline_line(record: Record) -> str:
         extra = str(details.get("reason", ""))
     elif record.kind == "stage":
         extra = f"{details.get('from')} → {details.get('to')}"
+    elif record.kind == "score":
+        extra = score_text(details)
     else:
         extra = ", ".join(f"{k}={v}" for k, v in details.items())
     return (
         f"{record.at:%Y-%m-%d %H:%M}  {record.contact:<40} {what:<8} {where:<36} {extra}".rstrip()
     )
+
+
+def score_text(details: Mapping[str, Any]) -> str:
+    """`+10 → 35  email.clicked (rule:1:email.clicked)`: the points, the score after, and why."""
+    points, score = float(details.get("points", 0)), float(details.get("score", 0))
+    cause, rule = details.get("cause"), details.get("rule")
+    why = {"decay": "decay", "fit": "fit (profile)"}.get(str(cause), str(rule))
+    if details.get("event"):
+        taken = " taken back (a machine's)" if cause == "revoked" else ""
+        why = f"{details['event']}{taken} ({rule})"
+    return f"{round(points, 1):+g} → {round(score, 1):g}  {why}"
 
 
 def print_timeline(console: Console, records: Sequence[Record], limit: int | None = None) -> None:

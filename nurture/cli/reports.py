@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Funnel, conversion, time in stage, handoffs, per-email stats and score calibration."""
         import nurture.clock as clock
+        from nurture.lifecycle.handoff.readers import timezone_for
         from nurture.tools.report_html import render_html
         from nurture.tools.reports import build_report
 
@@ -51,8 +52,9 @@ def register(app: typer.Typer) -> None:
             runtime = cli.open_runtime(project)
             with runtime.sessions() as session:
                 data = build_report(session, runtime.project, start, end, now)
+                zone = timezone_for(session, runtime.project.config, None)
             if html is not None:
-                html.write_text(render_html(data), encoding="utf-8")
+                html.write_text(render_html(data, zone), encoding="utf-8")
             if as_json:
                 typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
             else:

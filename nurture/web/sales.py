@@ -161,7 +161,11 @@ def render(
         """A time in the reader's zone and the inbox's language: ``4 déc. 16:51``."""
         return readable.local_time(value, zone, INBOX_LANGUAGE, now)
 
-    body = _env.get_template(template).render(when=when, zone=zone, **values)
+    def from_now(value: Any) -> str:
+        """``dans 2 jours``, ``il y a 3 heures``."""
+        return readable.relative(value, now, INBOX_LANGUAGE)
+
+    body = _env.get_template(template).render(when=when, from_now=from_now, zone=zone, **values)
     return HTMLResponse(body, status_code, headers={**HEADERS, **(headers or {})})
 
 

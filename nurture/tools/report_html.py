@@ -255,7 +255,7 @@ def render_body(report: dict[str, Any], timezone: str = "UTC") -> str:
                     str(b["accepted"]),
                     str(b["rejected"]),
                     rate_bar(b["acceptance_rate"]),
-                    "–" if b["mean_score"] is None else f"{b['mean_score']:.0f}",
+                    "–" if b["mean_score"] is None else readable.score(b["mean_score"]),
                 ]
                 for b in report["calibration"]["bands"]
             ],

@@ -239,3 +239,22 @@ def test_the_digest_csv_has_local_times_and_rounded_scores(
         "Europe/Paris",
         "137",
     )
+
+
+def test_a_template_asking_for_an_unknown_language_fails_validate_at_its_line(
+    tmp_path: Path,
+) -> None:
+    from nurture.rendering import TemplateLibrary, sample_context
+
+    root = write_project(
+        tmp_path / "p",
+        "stages: [subscriber, lead]\n",
+        templates={
+            "lead/one": '---\nsubject: "one"\n---\n<mjml><mj-body><mj-section><mj-column>\n'
+            '<mj-text>{{ now | local_time("fr") }}, {{ contact.score | score }}</mj-text>\n'
+            '<mj-text>{{ now | local_time("klingon") }}</mj-text>\n'
+            "</mj-column></mj-section></mj-body></mjml>\n"
+        },
+    )
+    [problem] = TemplateLibrary(root / "templates").check("lead/one", sample_context())
+    assert problem.line == 6 and "unknown language 'klingon'" in problem.message

@@ -231,14 +231,29 @@ def explain(
 ) -> None:
     """Where a contact is and why: stage, score ledger, workflows, next step, emails."""
     import nurture.clock as clock
+    import nurture.readable as readable
     import nurture.tools.output as output
+    from nurture.lifecycle.handoff.readers import timezone_for
     from nurture.tools.explain import explain as gather
 
     with reported():
         runtime = open_runtime(project)
+        now = clock.now()
         with runtime.sessions() as session:
-            data = gather(session, engine_for(runtime), email, clock.now())
+            zone = timezone_for(session, runtime.project.config, None)
+            if json_output:  # exact: ISO times in UTC, unrounded scores
+                data = gather(session, engine_for(runtime), email, now)
+            else:
+                data = gather(
+                    session,
+                    engine_for(runtime),
+                    email,
+                    now,
+                    lambda moment: readable.local_time_from_now(
+                        moment, zone, readable.CLI_LANGUAGE, now
+                    ),
+                )
         if json_output:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         else:
-            output.print_explanation(console, data)
+            output.print_explanation(console, data, zone, now)

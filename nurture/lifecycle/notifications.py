@@ -30,6 +30,7 @@ from nurture.contacts.standing import view_of
 from nurture.contacts.view import ContactView
 from nurture.definitions.loader import Project
 from nurture.errors import TemplateError
+from nurture.lifecycle.handoff.readers import timezone_for
 from nurture.rendering import TemplateLibrary, email_context
 from nurture.store.contacts import contact_by_id
 from nurture.store.models import Notification
@@ -240,6 +241,7 @@ class Notifier:
             unsubscribe_url="",
             view_in_browser_url="",
             now=now,
+            timezone=timezone_for(session, config, notification.target),
             handoff=handoff,
             snapshot=payload.pop("snapshot", None) or {},
             inbox_url=f"{base}/sales/handoffs/{handoff['id']}"

@@ -19,6 +19,10 @@ from nurture.cli.common import ProjectDir
 from nurture.errors import ConfigurationError, NurtureError
 from nurture.settings import get_settings
 
+#: `nurture worker`'s defaults (benchmarks/send_throughput.py measures them).
+WORKER_PROCESSES = 2
+WORKER_THREADS = 4
+
 
 def register(app: typer.Typer) -> None:
     import nurture.cli.common as cli
@@ -50,8 +54,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def worker(
-        processes: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-        threads: Annotated[int, typer.Option(help="Threads per process.")] = 4,
+        processes: Annotated[int, typer.Option(help="Worker processes.")] = WORKER_PROCESSES,
+        threads: Annotated[int, typer.Option(help="Threads per process.")] = WORKER_THREADS,
         project: ProjectDir = None,
     ) -> None:
         """Dramatiq worker processes on Redis (NURTURE_REDIS_URL)."""

@@ -7,6 +7,8 @@ the command package has no circle.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +34,20 @@ ProjectDir = Annotated[
     ),
 ]
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+#: The width of output that is not a terminal's (a pipe, a file): wide enough that no
+#: line is cut or wrapped (rich falls back to 80 columns there: `anne.mart…`).
+UNBOUNDED = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    """A console whose lines are never cut when piped (a terminal's width, else COLUMNS)."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (stream is not None and stream.isatty()) and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, highlight=False, width=UNBOUNDED if piped else None)
+
+
+console = _console(stderr=False)
+errors = _console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

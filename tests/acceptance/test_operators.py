@@ -1,0 +1,119 @@
+"""What an operator meets first: the hints, the files left behind, the messages.
+
+Each test follows a line the command prints, or a file it leaves, the way a
+newcomer would: literally, from a shell where nurture's venv is not activated,
+with git watching the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+NURTURE = Path(sys.executable).with_name("nurture")
+#: A shell where nurture's venv is not on PATH: what `nurture init` prints must work there.
+BARE_PATH = os.pathsep.join(
+    p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != NURTURE.parent
+)
+#: What nurture writes beside a project that must never be committed.
+GENERATED = (".nurture-secret", "nurture.sqlite3", "nurture.sqlite3-wal", "nurture.sqlite3-shm")
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NURTURE_", "PYTEST_"))}
+    clean.pop("COLUMNS", None)  # as a pipe sees it: no terminal, no width
+    if path is not None:
+        clean["PATH"] = path
+    return subprocess.run(
+        list(args),
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _ignored(repository: Path, names: tuple[str, ...]) -> set[str]:
+    listed = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(listed.stdout.split())
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_repository_ignores_the_signing_key_and_the_sqlite_files() -> None:
+    assert _ignored(REPO, (*GENERATED, "outbox/x.eml", "nurture-demo/outbox/x.eml")) == {
+        *GENERATED,
+        "outbox/x.eml",
+        "nurture-demo/outbox/x.eml",
+    }
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_init_writes_a_gitignore_and_a_next_hint_that_works_as_printed(tmp_path: Path) -> None:
+    created = run(str(NURTURE), "init", "mes-campagnes", cwd=tmp_path, path=BARE_PATH)
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "mes-campagnes"
+    assert "+ .gitignore" in created.stdout
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    kept = ("nurture.yaml", "workflows/lead-nurture.yaml", "tests/test_workflows.py")
+    assert _ignored(project, (*GENERATED, "outbox/x.eml", ".env", *kept)) == {
+        *GENERATED,
+        "outbox/x.eml",
+        ".env",
+    }
+
+    # The hint, pasted into a shell where the venv is not activated.
+    hint = next(line for line in created.stdout.splitlines() if "next:" in line)
+    command = hint.split("next:", 1)[1].strip()
+    followed = run("bash", "-c", command, cwd=tmp_path, path=BARE_PATH)
+    assert followed.returncode == 0, command + "\n" + followed.stdout + followed.stderr
+    assert "is valid" in followed.stdout and "5 passed" in followed.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the example project, its events file included."""
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    shutil.copy(REPO / "nurture.yaml", root)
+    for folder in ("workflows", "templates", "examples"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def test_events_import_quotes_each_lines_relative_time_and_exits_2(project: Path) -> None:
+    result = run(str(NURTURE), "events", "import", "examples/events.jsonl", cwd=project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("examples/events.jsonl:1: 'at' is relative ('+20h'):"), lines[0]
+    assert "ISO 8601" in lines[0]
+    third = next(line for line in lines if line.startswith("examples/events.jsonl:3:"))
+    assert "('+1d')" in third
+
+
+def test_piped_output_is_neither_cut_nor_wrapped_at_80_columns(project: Path) -> None:
+    email = "anne.martin-dubreuil.de-la-fontaine@un-domaine-assez-long.example.com"
+    (project / "people.csv").write_text(
+        f"email,first_name,company,stage\n{email},Anne,Atelier Dubreuil et Fils,sql\n",
+        encoding="utf-8",
+    )
+    imported = run(str(NURTURE), "contacts", "import", "people.csv", cwd=project)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    listed = run(str(NURTURE), "handoffs", "list", cwd=project)  # stdout is a pipe, no COLUMNS
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if email in line)
+    assert "Atelier Dubreuil et Fils" in row and "…" not in listed.stdout

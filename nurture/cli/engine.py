@@ -40,12 +40,19 @@ def register(app: typer.Typer) -> None:
         with cli.reported():
             settings = cli.settings_for(project)
             cli.configure_logging()
-            cli.errors.print(
-                f"nurture running on {cli.safe_url(settings.database_url)}; emails to "
-                f"{'SMTP' if settings.smtp_url else settings.outbox_dir}; Ctrl-C to stop"
-            )
+
+            def announce() -> None:
+                cli.errors.print(
+                    f"nurture running on {cli.safe_url(settings.database_url)}; emails to "
+                    f"{'SMTP' if settings.smtp_url else settings.outbox_dir}; Ctrl-C to stop"
+                )
+
             run_embedded(
-                settings, threads=threads, interval=interval, web=(host, port) if web else None
+                settings,
+                threads=threads,
+                interval=interval,
+                web=(host, port) if web else None,
+                on_ready=announce,
             )
 
     @app.command()

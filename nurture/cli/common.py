@@ -105,6 +105,20 @@ def settings_for(project: Path | None) -> Settings:
     return get_settings()
 
 
+def shell_command(name: str) -> str:
+    """How a shell here runs `name` from the environment nurture is installed in: by name
+    when PATH finds that one, else by its full path (a venv not activated), so a
+    command printed for people to paste works as printed."""
+    import shlex
+    import shutil
+
+    mine = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found is not None and Path(found).absolute() == mine.absolute():
+        return name
+    return shlex.quote(str(mine)) if mine.exists() else name
+
+
 def safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

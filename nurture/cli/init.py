@@ -13,12 +13,12 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import shutil
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nurture.cli.common import shell_command
 from nurture.errors import NurtureError
 
 SCAFFOLD = Path(__file__).parents[1] / "_scaffold"
@@ -46,19 +46,10 @@ def next_steps(directory: Path) -> str:
     which need not be on PATH (a venv not activated): then they are named by
     their full path, so the hint works when pasted as printed.
     """
-    scripts = Path(sys.executable).parent
-
-    def command(name: str) -> str:
-        found = shutil.which(name)
-        mine = scripts / name
-        if found is not None and Path(found).absolute() == mine.absolute():
-            return name
-        return shlex.quote(str(mine)) if mine.exists() else name
-
-    steps = [f"cd {shlex.quote(str(directory))}", f"{command('nurture')} validate"]
+    steps = [f"cd {shlex.quote(str(directory))}", f"{shell_command('nurture')} validate"]
     if importlib.util.find_spec("pytest") is None:
-        steps.append(f"{command('pip')} install pytest")
-    steps.append(f"{command('pytest')} tests")
+        steps.append(f"{shell_command('pip')} install pytest")
+    steps.append(f"{shell_command('pytest')} tests")
     return " && ".join(steps)
 
 

@@ -117,3 +117,53 @@ def test_piped_output_is_neither_cut_nor_wrapped_at_80_columns(project: Path) ->
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if email in line)
     assert "Atelier Dubreuil et Fils" in row and "…" not in listed.stdout
+
+
+def _emails_written(stdout: str) -> tuple[int, int]:
+    line = next(line for line in stdout.splitlines() if "emails written" in line)
+    words = line.split()
+    written = int(words[1])
+    to_sales = int(words[words.index("sales)") - 2]) if "sales)" in words else 0
+    return written, to_sales
+
+
+def test_demo_keeps_its_data_in_its_own_folder_and_the_next_commands_work(
+    tmp_path: Path,
+) -> None:
+    demo = run(
+        str(NURTURE), "demo", "--contacts", "80", "--days", "30", cwd=tmp_path, path=BARE_PATH
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    folder = tmp_path / "nurture-demo"
+    assert not (tmp_path / "outbox").exists()  # never mixed with a real project's outbox
+    assert (folder / "nurture.sqlite3").is_file() and (folder / "nurture.yaml").is_file()
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+
+    # Every file written is counted, the emails to sales (send id n<id>) said apart.
+    files = [path.name for path in (folder / "outbox").glob("*.eml")]
+    to_sales = [name for name in files if name.rpartition("-")[2].startswith("n")]
+    assert _emails_written(demo.stdout) == (len(files), len(to_sales)), demo.stdout
+    to_contacts = int(demo.stdout.split("Emails sent: ", 1)[1].split()[0])
+    assert len(files) - len(to_sales) == to_contacts > 0, demo.stdout
+
+    # The commands it suggests, pasted as printed into a shell without the venv on PATH.
+    shown = demo.stdout.split("Next, on the demo's data", 1)[1].splitlines()[1:]
+    commands = [line.split("  # ", 1)[0].strip() for line in shown if line.strip()]
+    assert commands[0] == "cd nurture-demo" and len(commands) == 5, commands
+    followed = run("bash", "-c", " && ".join(commands), cwd=tmp_path, path=BARE_PATH)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    contact = commands[1].rsplit(" ", 1)[1]
+    assert f"<{contact}>" in followed.stdout  # explain
+    assert "Funnel" in followed.stdout and "flowchart" in followed.stdout  # report, graph
+
+    # A second run replaces the first; a folder the demo did not write is never touched.
+    again = run(str(NURTURE), "demo", "--contacts", "10", "--days", "5", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _emails_written(again.stdout)[0] == len(list((folder / "outbox").glob("*.eml")))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("à garder")
+    refused = run(str(NURTURE), "demo", "--dir", "mine", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "not written by nurture demo" in refused.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

@@ -167,3 +167,12 @@ def test_demo_keeps_its_data_in_its_own_folder_and_the_next_commands_work(
     assert refused.returncode == 1
     assert "not written by nurture demo" in refused.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_report_html_says_where_it_wrote_and_prints_no_tables(project: Path) -> None:
+    imported = run(str(NURTURE), "contacts", "import", "examples/contacts.csv", cwd=project)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    result = run(str(NURTURE), "report", "--html", "report.html", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "✓ report written to report.html"
+    assert "<svg" in (project / "report.html").read_text(encoding="utf-8")

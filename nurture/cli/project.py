@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.rule import Rule
 from rich.table import Table
 
 from nurture.cli.common import (
@@ -186,7 +187,7 @@ def preview(
         email = library.render(template, context)
         console.print(f"[bold]Subject:[/bold] {email.subject}", soft_wrap=True)
         console.print(f"[bold]Preheader:[/bold] {email.preheader}", soft_wrap=True)
-        console.rule("text part")
+        console.print(Rule("text part"), width=min(console.width, 80))  # piped: not 100k wide
         console.print(email.text, markup=False, soft_wrap=True)
         if out is not None:
             out.write_text(preview_page(email), encoding="utf-8")

@@ -33,7 +33,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
         html: Annotated[
             Path | None,
-            typer.Option("--html", help="Also write a self-contained HTML report with charts."),
+            typer.Option(
+                "--html",
+                help="Write a self-contained HTML report with charts to this file "
+                "instead of printing the tables.",
+            ),
         ] = None,
         project: ProjectDir = None,
     ) -> None:
@@ -57,10 +61,12 @@ def register(app: typer.Typer) -> None:
                 html.write_text(render_html(data, zone), encoding="utf-8")
             if as_json:
                 typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-            else:
+            elif html is None:
                 print_report(data, zone)
             if html is not None:
-                cli.errors.print(f"[green]✓[/green] report written to {html}")
+                # Beside --json, on stderr: stdout stays one JSON object.
+                said = cli.errors if as_json else cli.console
+                said.print(f"[green]✓[/green] report written to {html}", soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:

@@ -114,7 +114,10 @@ def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
     relative = _RELATIVE.match(value.strip())
     if relative:
         if start is None:
-            raise InvalidEvent("a relative 'at' (+3d) is only allowed in simulations")
+            raise InvalidEvent(
+                f"'at' is relative ({shown(value)}): relative times are for 'nurture simulate'; "
+                "give an ISO 8601 time (e.g. 2026-03-02T09:00:00Z)"
+            )
         delta = parse_duration(relative.group(1))
         if delta is None:
             raise InvalidEvent(f"invalid relative time {shown(value)} (e.g. +3d, +36h)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,8 @@ from nurture.store.notifications import (
 from nurture.store.statuses import NotificationStatus
 from nurture.transports import MAX_ATTEMPTS, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
+
+log = logging.getLogger("nurture.notifications")
 
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
@@ -194,6 +197,7 @@ class Notifier:
         else:
             notification.next_attempt_at = now + retry_delay(notification.attempts)
             notification.last_error = error
+        _log_attempt(notification, outcome, error)
 
     def _webhook(self, notification: Notification) -> tuple[str, str | None, bool]:
         body = json.dumps(
@@ -266,3 +270,33 @@ class Notifier:
         if isinstance(result, Delivery):
             return "sent", None, False
         return "refused", str(result), not result.transient
+
+
+def _log_attempt(notification: Notification, outcome: str, error: str | None) -> None:
+    """One line per email to sales or webhook call: by id, topic and template, never the
+    recipient or the URL (they can be personal or hold a token); a refused email's
+    error has its addresses masked, an unexpected failure is named by its type only."""
+    what = "email to sales" if notification.kind != "webhook" else "webhook"
+    if error is None:
+        state, level = "sent", logging.INFO
+    elif notification.status == NotificationStatus.FAILED:
+        state, level = "failed", logging.WARNING
+    else:
+        state, level = "not sent, will retry", logging.WARNING
+    why = (error or "").split(":", 1)[0] if outcome in ("error", "network") else error
+    log.log(
+        level,
+        "%s %s: notification %d, %s%s%s",
+        what,
+        state,
+        notification.id,
+        notification.topic,
+        f", template {notification.template}" if notification.template else "",
+        f" ({why})" if error is not None else "",
+        extra={
+            "notification_id": notification.id,
+            "topic": notification.topic,
+            "template": notification.template,
+            "outcome": outcome,
+        },
+    )

@@ -73,13 +73,17 @@ def print_timeline(console: Console, records: Sequence[Record], limit: int | Non
         console.print(f"… {len(shown) - limit} more")
 
 
-def print_journeys(console: Console, records: Sequence[Record], count: int = 3) -> None:
-    """The full story of the few contacts whose journeys show the most kinds of step."""
+def most_varied(records: Sequence[Record], count: int) -> list[str]:
+    """The few contacts whose journeys show the most kinds of step."""
     kinds: dict[str, set[str]] = {}
     for record in records:
         kinds.setdefault(record.contact, set()).add(record.kind)
-    chosen = sorted(kinds, key=lambda contact: -len(kinds[contact]))[:count]
-    for contact in chosen:
+    return sorted(kinds, key=lambda contact: -len(kinds[contact]))[:count]
+
+
+def print_journeys(console: Console, records: Sequence[Record], count: int = 3) -> None:
+    """The full story of the few contacts whose journeys show the most kinds of step."""
+    for contact in most_varied(records, count):
         console.print(f"\n[bold]Journey of {contact}[/bold]")
         print_timeline(console, [r for r in records if r.contact == contact])
 

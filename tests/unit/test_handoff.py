@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -338,3 +339,22 @@ def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Pa
     sales.engine.advance(ids)  # redelivered
     sales.chores()
     assert len(sales.subjects("claire@example.com")) == 1
+
+
+def test_each_email_to_sales_and_webhook_is_logged_without_an_address(
+    sales: Sales, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nurture.notifications")
+    sales.answers = {"/hooks/nurture": [503]}
+    sales.qualify("anne@example.com")
+    sales.chores()
+    lines = [r.getMessage() for r in caplog.records if r.name == "nurture.notifications"]
+    assert any(
+        line.startswith("email to sales sent: notification ")
+        and "handoff.created, template sales/handoff" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith("webhook not sent, will retry:") for line in lines), lines
+    for line in lines:
+        for personal in ("anne@example.com", "alice@example.com", "Anne", "crm.example.com"):
+            assert personal not in line, line

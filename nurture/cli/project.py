@@ -79,12 +79,13 @@ def validate(
 
 
 def _config_only(root: Path) -> m.ProjectConfig | None:
-    from nurture.definitions.config import parse_config
+    """What of nurture.yaml parsed, its problems aside (read_project reports them)."""
+    from nurture.definitions.config import read_config
 
     path = root / CONFIG_FILE
     if not path.is_file():
         return None
-    config, _ = parse_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
+    config, _ = read_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
     return config
 
 

@@ -43,6 +43,20 @@ from nurture.errors import Problem
 
 
 def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    """The config, or None and every problem: what the engine may run on."""
+    config, problems = read_config(text, file)
+    return (None, problems) if problems else (config, [])
+
+
+def read_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    """The config built from whatever parsed, with every problem beside it.
+
+    Workflows and templates are checked against this partial config, so one
+    mistake in nurture.yaml (a misspelt `frequency_cap`) reports that mistake
+    alone, not also every workflow reading a property that *is* declared.
+    A property declared with an unknown type still counts as declared here.
+    None only when there is nothing to build on (no mapping at the top).
+    """
     data, problems = load_yaml(text, file)
     ctx = Context(file)
     ctx.problems.extend(problems)
@@ -76,8 +90,6 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     sending = parse_sending(ctx, root.get("sending"), root.line_of("sending"))
     webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
     tracking = parse_tracking(ctx, root.get("tracking"), root.line_of("tracking"))
-    if ctx.problems:
-        return None, ctx.problems
     return (
         m.ProjectConfig(
             file=file,
@@ -90,7 +102,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
             webhooks=webhooks,
             tracking=tracking,
         ),
-        [],
+        ctx.problems,
     )
 
 
@@ -150,6 +162,7 @@ def _properties(ctx: Context, root: LineDict) -> dict[str, str]:
                 f"(types: {', '.join(PROPERTY_TYPES)})",
                 f"properties.{name}",
             )
+            result[name] = "string"  # declared all the same: only read_config keeps it
         else:
             result[name] = kind
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nurture.definitions import model as m
 from nurture.definitions.checks import check_project
-from nurture.definitions.config import parse_config
+from nurture.definitions.config import read_config
 from nurture.definitions.workflow import parse_workflow
 from nurture.errors import DefinitionError, Problem
 
@@ -87,7 +87,9 @@ def read_project(root: Path | str) -> tuple[Project | None, list[Problem]]:
             )
         ]
     problems: list[Problem] = []
-    config, config_problems = parse_config(_read(files.config_file), config_name)
+    # Workflows are checked against what of nurture.yaml parsed, so a mistake
+    # there is reported once, not again in every workflow that reads a property.
+    config, config_problems = read_config(_read(files.config_file), config_name)
     problems += config_problems
     workflows: list[m.Workflow] = []
     for path in files.workflow_files:

@@ -688,8 +688,10 @@ def test_email_context_and_sample_context() -> None:
         sample_contact(), unsubscribe_url="u", view_in_browser_url="v", now=now, step="guide"
     )
     assert set(ctx) == {"contact", "unsubscribe_url", "view_in_browser_url", "now", "step"}
-    sample = sample_context({"industry": "string"})
-    assert sample["contact"].industry == "exemple"
+    sample = sample_context({"industry": "string", "favourite_dish": "string"})
+    assert sample["contact"].industry == "Industrie"
+    # A property nurture cannot guess shows its name: the preview says what goes there.
+    assert sample["contact"].favourite_dish == "[favourite_dish]"
     assert sample["unsubscribe_url"] == SAMPLE_UNSUBSCRIBE_URL
     assert sample["view_in_browser_url"] == SAMPLE_VIEW_IN_BROWSER_URL
 

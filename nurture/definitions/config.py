@@ -23,7 +23,9 @@ from nurture.definitions.base import (
     ON_REJECT_SCORES,
     RULE_KEYS,
     SCORING_KEYS,
+    SENDING_KEYS,
     SLA_KEYS,
+    TRACKING_KEYS,
     WEBHOOK_KEYS,
     WEBHOOK_TOPICS,
     Context,
@@ -40,6 +42,19 @@ from nurture.definitions.tracking import parse_count, parse_tracking
 from nurture.errors import Problem
 
 # --- nurture.yaml -------------------------------------------------------------
+
+#: A section's key written at the top of nurture.yaml (`frequency_cap:` not indented
+#: under `sending:`): the hint says where it goes.
+_SECTION_OF: dict[str, str] = {
+    key: f"goes inside '{section}:' (indent it under '{section}')"
+    for section, keys in (
+        ("tracking", TRACKING_KEYS),
+        ("handoff", HANDOFF_KEYS),
+        ("scoring", SCORING_KEYS),
+        ("sending", SENDING_KEYS),
+    )
+    for key in keys
+}
 
 
 def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
@@ -67,7 +82,7 @@ def read_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Prob
     root = ctx.mapping(data, 1, "")
     if root is None:
         return None, ctx.problems
-    ctx.keys(root, CONFIG_KEYS, "", required=("stages",))
+    ctx.keys(root, CONFIG_KEYS, "", required=("stages",), elsewhere=_SECTION_OF)
 
     stages = _stages(ctx, root)
     prospect = root.get("prospect_stage")

@@ -21,6 +21,7 @@ from nurture.definitions.base import (
     did_you_mean,
     event_type,
     known_stage,
+    misplaced_in_step,
 )
 from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.definitions.steps import STEP_BUILDERS
@@ -182,7 +183,12 @@ def _steps(
             )
             continue
         kind = kinds[0]
-        ctx.keys(data, ("id", kind, *STEP_EXTRA_KEYS.get(kind, ())), path)
+        ctx.keys(
+            data,
+            ("id", kind, *STEP_EXTRA_KEYS.get(kind, ())),
+            path,
+            elsewhere=misplaced_in_step(kind),
+        )
         step_id = data.get("id")
         if step_id is not None and (
             not isinstance(step_id, str) or not STEP_ID_PATTERN.match(step_id)

@@ -54,6 +54,7 @@ def validate(
     fail the check unless --strict is given.
     """
     from nurture.definitions.advice import config_warnings
+    from nurture.rendering.advice import template_warnings
     from nurture.rendering.checks import check_templates
 
     with reported():
@@ -66,6 +67,7 @@ def validate(
             # Templates need only nurture.yaml (stages, properties): check them even
             # when a workflow is broken, so one run lists every problem.
             problems = problems + check_templates(root / TEMPLATES_DIR, config)
+            warnings += template_warnings(root / TEMPLATES_DIR, config)
         if strict:
             problems, warnings = problems + warnings, []
         if problems:

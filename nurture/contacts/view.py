@@ -100,6 +100,7 @@ def sample_contact(
     stages: tuple[str, ...] = ("subscriber", "lead"),
 ) -> ContactView:
     """A plausible contact with every field set, for validate and preview."""
+    stages = stages or ("lead",)  # a nurture.yaml whose stages did not parse
     stage = stages[1] if len(stages) > 1 else stages[0]
     fields: dict[str, Any] = {
         "id": 1,

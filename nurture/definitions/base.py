@@ -268,9 +268,11 @@ def join_path(path: str, key: str | int) -> str:
 class ExpressionScope:
     """What an expression may read where it stands: checked at validate time."""
 
-    def __init__(self, stages: tuple[str, ...], properties: Mapping[str, str]) -> None:
+    def __init__(self, stages: tuple[str, ...], properties: Mapping[str, str] | None) -> None:
+        """`properties` None: nurture.yaml did not parse, so `contact.x` goes unchecked
+        rather than reported as undeclared everywhere."""
         self.stages = stages
-        self.contact_fields = (*STANDARD_FIELDS, *properties)
+        self.contact_fields = (*STANDARD_FIELDS, *properties) if properties is not None else None
 
     def compile(
         self, ctx: Context, value: Any, line: int | None, path: str, *, with_event: bool
@@ -299,7 +301,11 @@ class ExpressionScope:
                     path,
                 )
         for root, attribute in sorted(expression.attributes):
-            if root == "contact" and attribute not in self.contact_fields:
+            if (
+                root == "contact"
+                and self.contact_fields is not None
+                and attribute not in self.contact_fields
+            ):
                 ctx.error(
                     line,
                     f"{path}: unknown contact property '{attribute}'"

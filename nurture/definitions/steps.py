@@ -237,7 +237,7 @@ def _set(
                 ctx.keys(tags, TAG_KEYS, f"{path}.set.tags")
                 add = ctx.strings(tags, "add", f"{path}.set.tags") or ()
                 remove = ctx.strings(tags, "remove", f"{path}.set.tags") or ()
-        elif key not in settable:
+        elif key not in settable and config is not None:  # no config: names unknown
             ctx.error(
                 spec.line_of(key),
                 f"{path}.set: cannot set '{key}'{did_you_mean(key, settable)}"

@@ -44,7 +44,8 @@ def parse_workflow(
     if root is None:
         return None, ctx.problems
     stages = config.stages if config else ()
-    scope = ExpressionScope(stages, config.properties if config else {})
+    # Without a config (nurture.yaml did not parse) names are not checked against it.
+    scope = ExpressionScope(stages, config.properties if config else None)
     ctx.keys(root, WORKFLOW_KEYS, "", required=("name", "enroll", "steps"))
     name = ctx.string(root, "name", "")
     if name and not NAME_PATTERN.match(name):

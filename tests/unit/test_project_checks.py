@@ -81,3 +81,36 @@ def test_a_property_with_an_unknown_type_still_counts_as_declared(example: Path)
         "unknown type 'bool' (did you mean 'boolean'?) (types: string, number, boolean, date, "
         "list)"
     ]
+
+
+def test_a_nurture_yaml_that_is_not_yaml_is_the_only_problem_reported(example: Path) -> None:
+    """Nothing parsed: the workflows' names go unchecked rather than all reported undeclared."""
+    config = example / "nurture.yaml"
+    text = config.read_text().replace("scoring:\n", "scoring: oops\n", 1)
+    config.write_text(text)
+
+    _, problems = read_project(example)
+
+    assert [p.file for p in problems] == ["nurture.yaml"]
+    assert problems[0].message.startswith("invalid YAML: ")
+
+
+def test_validate_with_unparsed_stages_reports_them_without_crashing(example: Path) -> None:
+    """Templates are still checked (with what parsed), so the sample contact needs no stage."""
+    from typer.testing import CliRunner
+
+    from nurture.cli.app import app
+
+    config = example / "nurture.yaml"
+    text = config.read_text().replace(
+        "stages: [subscriber, lead, mql, sql, opportunity, customer]", "stages: oops", 1
+    )
+    config.write_text(text)
+
+    result = CliRunner().invoke(app, ["validate", str(example)])
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        f"nurture.yaml:{_line(text, 'stages: oops')}: stages: expected a non-empty list of "
+        "stage names"
+    ]

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.rule import Rule
 from rich.table import Table
 
 from nurture.cli.common import (
@@ -26,16 +24,16 @@ from nurture.cli.common import (
     project_dir,
     reported,
 )
+from nurture.cli.preview import preview
 from nurture.definitions import model as m
-from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, Project, read_project
+from nurture.definitions.loader import TEMPLATES_DIR, Project, read_config_file, read_project
 from nurture.definitions.schema import SCHEMAS
-from nurture.errors import NurtureError
 
 
 def register(app: typer.Typer) -> None:
     app.command()(validate)
     app.command()(schema)
-    app.command()(preview)
+    app.command()(preview)  # its own module: nurture.cli.preview
     app.command()(explain)
 
 
@@ -56,17 +54,20 @@ def validate(
     fail the check unless --strict is given.
     """
     from nurture.definitions.advice import config_warnings
+    from nurture.rendering.advice import template_warnings
     from nurture.rendering.checks import check_templates
 
     with reported():
         root = project_dir(directory)
         project, problems = read_project(root)
-        config = project.config if project else _config_only(root)
+        # What of nurture.yaml parsed: templates are checked even when a file is broken.
+        config = project.config if project else read_config_file(root)[0]
         warnings = config_warnings(config) if config is not None else []
         if config is not None:
             # Templates need only nurture.yaml (stages, properties): check them even
             # when a workflow is broken, so one run lists every problem.
             problems = problems + check_templates(root / TEMPLATES_DIR, config)
+            warnings += template_warnings(root / TEMPLATES_DIR, config)
         if strict:
             problems, warnings = problems + warnings, []
         if problems:
@@ -76,16 +77,6 @@ def validate(
         for warning in warnings:
             typer.echo(str(warning))
         _print_summary(project)
-
-
-def _config_only(root: Path) -> m.ProjectConfig | None:
-    from nurture.definitions.config import parse_config
-
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        return None
-    config, _ = parse_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
-    return config
 
 
 def _print_summary(project: Project) -> None:
@@ -144,85 +135,6 @@ def schema(
     if kind not in SCHEMAS:
         fail(f"unknown schema {kind!r}: expected one of {', '.join(SCHEMAS)}", 2)
     typer.echo(json.dumps(SCHEMAS[kind](), indent=2, ensure_ascii=False))
-
-
-# --- preview --------------------------------------------------------------------
-
-
-def preview(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. lead/welcome.")],
-    contact: Annotated[
-        str | None,
-        typer.Option(
-            help="A contact's email (looked up in the database) or a JSON/YAML file of fields."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Write the page the recipient sees to this HTML file.")
-    ] = None,
-    project: ProjectDir = None,
-) -> None:
-    """Render a template for one contact: subject, preheader and body."""
-    import nurture.clock as clock
-    from nurture.rendering import TemplateLibrary, email_context, preview_page, sample_context
-
-    with reported():
-        runtime = open_runtime(project)
-        config = runtime.project.config
-        context = sample_context(config.properties, config.stages)
-        if contact is not None:
-            view = _load_contact(runtime, contact)
-            context = email_context(
-                view,
-                unsubscribe_url=context["unsubscribe_url"],
-                view_in_browser_url=context["view_in_browser_url"],
-                now=clock.now(),
-            )
-        library = TemplateLibrary(runtime.project.templates_dir)
-        if not library.exists(template):
-            raise NurtureError(
-                f"no template '{template}' (expected {library.path_of(template)}); "
-                f"templates: {', '.join(library.names())}"
-            )
-        email = library.render(template, context)
-        console.print(f"[bold]Subject:[/bold] {email.subject}", soft_wrap=True)
-        console.print(f"[bold]Preheader:[/bold] {email.preheader}", soft_wrap=True)
-        console.print(Rule("text part"), width=min(console.width, 80))  # piped: not 100k wide
-        console.print(email.text, markup=False, soft_wrap=True)
-        if out is not None:
-            out.write_text(preview_page(email), encoding="utf-8")
-            console.print(f"[green]✓[/green] wrote {out}")
-
-
-def _load_contact(runtime: Any, reference: str) -> Any:
-    """A contact view from a file of fields, or from the database by email."""
-    from nurture.contacts.view import ContactView
-
-    config = runtime.project.config
-    path = Path(reference)
-    if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise NurtureError(f"{path}: not JSON or YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise NurtureError(f"{path}: expected an object of contact fields")
-        from nurture.definitions.fields import STANDARD_FIELDS
-
-        fields = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
-        properties = {k: v for k, v in data.items() if k not in STANDARD_FIELDS}
-        stage = fields.get("stage") or config.stages[0]
-        fields.setdefault("stage", stage)
-        if stage in config.stages:
-            fields.setdefault("stage_index", config.stages.index(stage))
-        return ContactView(fields, properties, declared=config.properties)
-    from nurture.store.contacts import contact_view_by_email
-
-    with runtime.sessions() as session:
-        view = contact_view_by_email(session, reference, config)
-    if view is None:
-        raise NurtureError(f"no contact with email {reference!r} (and no such file)")
-    return view
 
 
 def explain(

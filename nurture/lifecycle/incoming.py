@@ -18,7 +18,7 @@ import nurture.clock as clock
 import nurture.delivery.consent as consent
 from nurture.addresses import canonical_email
 from nurture.contacts.values import moment_problem, shown, value_problem
-from nurture.definitions.base import parse_duration
+from nurture.definitions.base import did_you_mean, parse_duration
 from nurture.errors import NurtureError
 from nurture.events import EVENT_TYPES, EventType, is_known_event_type
 from nurture.lifecycle.traffic import Hit
@@ -64,8 +64,9 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
         raise InvalidEvent("'id' is required: a string of at most 200 characters")
     kind = data.get("type")
     if not isinstance(kind, str) or not is_known_event_type(kind):
+        hint = did_you_mean(kind, EVENT_TYPES) if isinstance(kind, str) else ""
         raise InvalidEvent(
-            f"unknown event type {shown(kind)} (expected one of {', '.join(EVENT_TYPES)} "
+            f"unknown event type {shown(kind)}{hint} (expected one of {', '.join(EVENT_TYPES)} "
             "or custom.*)"
         )
     at = _moment(data.get("at"), now, start)

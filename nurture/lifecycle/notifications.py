@@ -128,6 +128,33 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def sales_email_context(
+    view: ContactView, payload: Mapping[str, Any], base_url: str, now: datetime, timezone: str
+) -> dict[str, Any]:
+    """What an email to sales renders with: its contact, the notification's payload, and
+    the reader's timezone (times are shown in it).
+
+    One function for the send and for `nurture preview --handoff`, so the
+    preview shows what the owner will get.
+    """
+    payload = dict(payload)
+    handoff = dict(payload.pop("handoff", None) or {})
+    payload.pop("contact", None)
+    return email_context(
+        view,
+        unsubscribe_url="",
+        view_in_browser_url="",
+        now=now,
+        timezone=timezone,
+        handoff=handoff,
+        snapshot=payload.pop("snapshot", None) or {},
+        inbox_url=f"{base_url}/sales/handoffs/{handoff['id']}"
+        if "id" in handoff
+        else f"{base_url}/sales",
+        **payload,
+    )
+
+
 class Notifier:
     """Delivers queued notifications: webhooks over HTTP, emails through the transport.
 
@@ -230,29 +257,14 @@ class Notifier:
             contact_by_id(session, notification.contact_id) if notification.contact_id else None
         )
         config = self.config
-        base = self.base_url
-        payload = dict(notification.payload)
-        handoff = dict(payload.pop("handoff", None) or {})
-        payload.pop("contact", None)
         # An email about no one in particular (the digest) still has a `contact`: its recipient.
         view = (
             view_of(contact, config, now)
             if contact
             else ContactView({"email": notification.target})
         )
-        context = email_context(
-            view,
-            unsubscribe_url="",
-            view_in_browser_url="",
-            now=now,
-            timezone=timezone_for(session, config, notification.target),
-            handoff=handoff,
-            snapshot=payload.pop("snapshot", None) or {},
-            inbox_url=f"{base}/sales/handoffs/{handoff['id']}"
-            if "id" in handoff
-            else f"{base}/sales",
-            **payload,
-        )
+        timezone = timezone_for(session, config, notification.target)
+        context = sales_email_context(view, notification.payload, self.base_url, now, timezone)
         rendered = self.templates.render(notification.template or "sales/handoff", context)
         email = OutgoingEmail(
             send_id=f"n{notification.id}",

@@ -313,7 +313,7 @@ def test_a_bad_event_in_a_batch_is_refused_and_its_neighbours_go_in(world: World
         ({"type": "page.visited", "contact": {"email": "a@example.com"}}, "'id' is required"),
         (
             {"id": "x", "type": "page.visit", "contact": {"email": "a@example.com"}},
-            "unknown event type",
+            r"unknown event type 'page.visit' \(did you mean 'page.visited'\?\)",
         ),
         (
             {"id": "x", "type": "page.visited", "contact": {"email": "nope"}},

@@ -274,7 +274,10 @@ def test_a_reactions_file_that_is_not_a_list_or_not_yaml_says_where(tmp_path: Pa
     with pytest.raises(SimulationError, match=rf"^{path}:1: expected a list of reactions$"):
         load_reactions(path)
     path.write_text("- {machine: 0.4\n")
-    with pytest.raises(SimulationError, match=rf"^{path}:2: invalid YAML"):
+    # Reported where the brace opens, not at the end of the file where PyYAML gave up.
+    with pytest.raises(
+        SimulationError, match=rf"^{path}:1: invalid YAML: the {{ opened .* not closed"
+    ):
         load_reactions(path)
 
 

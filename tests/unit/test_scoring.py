@@ -327,7 +327,7 @@ def test_a_bad_event_in_a_batch_is_refused_and_its_neighbours_go_in(world: World
         ),
         (
             {"id": "x", "type": "page.visited", "at": "+3d", "contact": {"id": 1}},
-            "'at' is relative ('+3d'): relative times are for 'nurture simulate'",
+            "relative times are for 'nurture simulate'",
         ),
         ({"id": "x", "type": "page.visited", "contact": {"id": 1}, "extra": 1}, "unknown field"),
     ],

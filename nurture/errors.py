@@ -43,7 +43,8 @@ class DefinitionError(NurtureError):
     """The nurture project has invalid files."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems: list[Problem] = sorted(set(problems))
+        # A file's problems without a line (file-wide) come first; None and int don't compare.
+        self.problems: list[Problem] = sorted(set(problems), key=_where)
         super().__init__("\n".join(str(p) for p in self.problems) or None)
 
 
@@ -84,3 +85,7 @@ class ConfigurationError(Exception):
 
 def problems_text(problems: Sequence[Problem]) -> str:
     return "\n".join(str(p) for p in problems)
+
+
+def _where(problem: Problem) -> tuple[str, int, str, str]:
+    return (problem.file, problem.line or 0, problem.message, problem.path)

@@ -168,3 +168,10 @@ def test_yaml_syntax_errors_say_what_to_fix_where(text: str, line: int, message:
     assert (problem.line, problem.message.startswith("invalid YAML: ")) == (line, True)
     assert message in problem.message
     assert "<block" not in problem.message and "token" not in problem.message
+
+
+def test_problems_with_and_without_a_line_in_one_file_sort_file_wide_first() -> None:
+    from nurture.errors import DefinitionError, Problem
+
+    error = DefinitionError([Problem("a.yaml", 3, "late"), Problem("a.yaml", None, "whole file")])
+    assert [p.message for p in error.problems] == ["whole file", "late"]

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from nurture.engine.runtime import Runtime
 
 Email = Annotated[str, typer.Argument(help="The account's email address (handoffs' owner).")]
-Role = Annotated[str, typer.Option(help="sales (own handoffs), lead (all), admin (all + accounts).")]
+Role = Annotated[
+    str, typer.Option(help="sales (own handoffs), lead (all), admin (all + accounts).")
+]
 
 
 def _link(runtime: Runtime, token: str) -> str:
@@ -208,4 +210,3 @@ def register(app: typer.Typer) -> None:
             with runtime.sessions.begin() as session:
                 accounts.enable(session, email)
             cli.console.print(f"[green]✓[/green] {email} enabled")
-

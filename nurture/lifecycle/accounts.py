@@ -24,6 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,9 +50,6 @@ MAX_PASSWORD = 1024
 MAX_NAME = 200
 
 _hasher = PasswordHasher()
-#: Verified against when the address has no usable account, so that a sign-in takes
-#: as long whether or not the account exists.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
 
 
@@ -208,11 +206,14 @@ def issue_link(session: Session, account: Account, now: datetime) -> str:
 
 def signup_token(session: Session, email: str, now: datetime) -> str | None:
     """A one-time sign-up token for an owner without an account (None if the address
-    has an account, disabled or not: a disabled person is not offered a new one)."""
+    has an account, disabled or not: a disabled person is not offered a new one).
+
+    Each email carries its own; the first used creates the account and voids the rest.
+    """
     address = canonical_email(email)
     if address is None or store.account_by_email(session, address) is not None:
         return None
-    store.delete_links_for(session, address)
+    store.delete_expired_links(session, now)
     token = secrets.token_urlsafe(32)
     store.insert_link(
         session,
@@ -300,12 +301,19 @@ def throttle_key(email: str) -> str:
     return "account:" + (canonical_email(email) or email.strip().lower())[:320]
 
 
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the address has no usable account, so that a sign-in takes
+    as long whether or not the account exists (made on first use: hashing takes time)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def password_matches(account: Account | None, password: str) -> bool:
     """Whether `password` is the account's; as slow when there is no usable account."""
     usable = account is not None and account.disabled_at is None and account.password_hash
     stored = account.password_hash if usable and account is not None else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
+        _hasher.verify(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return stored is not None

@@ -30,6 +30,7 @@ from nurture.contacts.standing import view_of
 from nurture.contacts.view import ContactView
 from nurture.definitions.loader import Project
 from nurture.errors import TemplateError
+from nurture.lifecycle.accounts import signup_token
 from nurture.rendering import TemplateLibrary, email_context
 from nurture.store.contacts import contact_by_id
 from nurture.store.models import Notification
@@ -230,6 +231,8 @@ class Notifier:
         handoff = dict(payload.pop("handoff", None) or {})
         payload.pop("contact", None)
         # An email about no one in particular (the digest) still has a `contact`: its recipient.
+        # A recipient without an inbox account gets a sign-up link for their address.
+        token = signup_token(session, notification.target, now)
         view = (
             view_of(contact, config, now)
             if contact
@@ -245,6 +248,7 @@ class Notifier:
             inbox_url=f"{base}/sales/handoffs/{handoff['id']}"
             if "id" in handoff
             else f"{base}/sales",
+            signup_url=f"{base}/sales/password?token={token}" if token else "",
             **payload,
         )
         rendered = self.templates.render(notification.template or "sales/handoff", context)

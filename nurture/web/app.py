@@ -21,6 +21,7 @@ from nurture.engine.service import Engine
 from nurture.settings import Settings
 from nurture.store import db
 from nurture.web import (
+    accounts_page,
     api,
     handoff_api,
     limits,
@@ -82,6 +83,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(site.router)
     app.include_router(pages.router)
     app.include_router(sales_login.router)
+    app.include_router(accounts_page.router)
     app.include_router(sales.router)
     app.include_router(report_page.router)
     app.include_router(metrics.router)

@@ -306,3 +306,63 @@ def test_a_lead_acts_on_anyones_handoff_and_the_log_names_the_account(
     decided = anne(world)
     assert (decided.status, decided.decided_by) == ("accepted", "lea@example.com")
     assert decided.actions[-1]["by"] == "lea@example.com"
+
+
+# --- an admin manages the accounts -------------------------------------------------------------
+
+
+def test_only_an_admin_manages_accounts(world: SalesWorld, client: TestClient) -> None:
+    assert client.get("/sales/accounts").status_code == 303  # not signed in
+    assert login(client, "lea@example.com").status_code == 303
+    token = csrf_of(client, "/sales")
+    assert client.get("/sales/accounts").status_code == 403
+    data = {"csrf": token, "email": "eve@example.com", "name": "Eve", "role": "admin"}
+    assert client.post("/sales/accounts/add", data=data).status_code == 403
+    assert 'href="/sales/accounts"' not in client.get("/sales").text
+    with world.sessions() as session, pytest.raises(accounts.AccountError):
+        accounts.get(session, "eve@example.com")
+
+
+def test_an_admin_adds_resets_and_disables_accounts(world: SalesWorld, client: TestClient) -> None:
+    world.add_account("ada@example.com", "Ada Admin", role="admin")
+    assert login(client, "ada@example.com").status_code == 303
+    assert 'href="/sales/accounts"' in client.get("/sales").text
+    token = csrf_of(client, "/sales/accounts")
+    added = client.post(
+        "/sales/accounts/add",
+        data={"csrf": token, "email": "Nina@Example.com", "name": "Nina", "role": "sales"},
+    )
+    assert added.status_code == 200 and "Compte créé" in added.text
+    link = re.search(r'<code id="link">[^<]*/sales/password\?token=([\w-]+)</code>', added.text)
+    assert link is not None
+    row = re.search(r"nina@example.com</div></td>.*?</tr>", added.text, re.S)
+    assert (
+        row is not None and "sans mot de passe" in row.group(0) and "Europe/Paris" in row.group(0)
+    )
+    bad = client.post(
+        "/sales/accounts/add",
+        data={"csrf": token, "email": "nina@example.com", "name": "Nina", "role": "sales"},
+    )
+    assert bad.status_code == 422 and "already has an account" in bad.text
+    forged = client.post(
+        "/sales/accounts/disable", data={"csrf": "x", "email": "alice@example.com"}
+    )
+    assert forged.status_code == 403
+    # Alice, signed in elsewhere, is disabled: her session ends at once.
+    with _client(world) as alice:
+        assert login(alice).status_code == 303
+        done = client.post(
+            "/sales/accounts/disable", data={"csrf": token, "email": "alice@example.com"}
+        )
+        assert done.status_code == 200 and "désactivé" in done.text
+        assert alice.get("/sales").status_code == 303
+        assert login(alice).status_code == 401
+        client.post("/sales/accounts/enable", data={"csrf": token, "email": "alice@example.com"})
+        reset = client.post(
+            "/sales/accounts/reset", data={"csrf": token, "email": "alice@example.com"}
+        )
+        found = re.search(r"/sales/password\?token=([\w-]+)", reset.text)
+        assert found is not None
+        assert alice.get(f"/sales/password?token={found.group(1)}").status_code == 200
+    own = client.post("/sales/accounts/disable", data={"csrf": token, "email": "ada@example.com"})
+    assert own.status_code == 422 and "your own account" in own.text

@@ -66,6 +66,8 @@ def configure(log_format: str, *, text_handler: logging.Handler | None = None) -
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Alembic announces each plugin it sets up at INFO on every start: noise to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def configure_nurture_json(stream: TextIO | None = None) -> None:

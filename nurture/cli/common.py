@@ -7,6 +7,8 @@ the command package has no circle.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +34,20 @@ ProjectDir = Annotated[
     ),
 ]
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+#: The width of output that is not a terminal's (a pipe, a file): wide enough that no
+#: line is cut or wrapped (rich falls back to 80 columns there: `anne.mart…`).
+UNBOUNDED = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    """A console whose lines are never cut when piped (a terminal's width, else COLUMNS)."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (stream is not None and stream.isatty()) and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, highlight=False, width=UNBOUNDED if piped else None)
+
+
+console = _console(stderr=False)
+errors = _console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -89,6 +103,20 @@ def settings_for(project: Path | None) -> Settings:
         os.environ["NURTURE_PROJECT_DIR"] = str(project)
         get_settings.cache_clear()
     return get_settings()
+
+
+def shell_command(name: str) -> str:
+    """How a shell here runs `name` from the environment nurture is installed in: by name
+    when PATH finds that one, else by its full path (a venv not activated), so a
+    command printed for people to paste works as printed."""
+    import shlex
+    import shutil
+
+    mine = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found is not None and Path(found).absolute() == mine.absolute():
+        return name
+    return shlex.quote(str(mine)) if mine.exists() else name
 
 
 def safe_url(url: str) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nurture.cli.common import ProjectDir
 from nurture.tools.deploy import Plan
@@ -65,7 +66,11 @@ def register(app: typer.Typer) -> None:
             if not preview.has_changes:
                 return
             moving = sum(g.count for w in preview.workflows for g in w.groups) if migrate else 0
-            if moving and not yes and not typer.confirm(f"Migrate {moving} enrollment(s)?"):
+            at_once = sum(g.count for _, g in preview.sent_now)
+            question = f"Migrate {moving} enrollment(s)?" + (
+                f" {at_once} email(s) will be sent at once." if at_once else ""
+            )
+            if moving and not yes and not typer.confirm(question):
                 raise typer.Exit(1)
             with runtime.sessions.begin() as session:
                 done = apply_files(session, runtime.project, clock.now(), migrate=migrate)
@@ -93,17 +98,22 @@ def print_plan(plan: Plan) -> None:
 
     console = cli.console
     workflows = Table(title="Workflows: files compared with what is deployed")
-    for name in ("workflow", "status", "deployed", "steps added", "removed", "changed"):
+    columns = ("workflow", "status", "deployed", "steps added", "removed", "changed")
+    renumbered = any(w.renamed for w in plan.workflows)
+    for name in (*columns, "same step, new id") if renumbered else columns:
         workflows.add_column(name)
     for w in plan.workflows:
-        workflows.add_row(
+        cells = [
             w.name,
             _STATUS[w.status],
             f"v{w.deployed}" if w.deployed else "–",
             ", ".join(w.added) or "–",
             ", ".join(w.removed) or "–",
             ", ".join(w.changed) or "–",
-        )
+        ]
+        if renumbered:
+            cells.append(", ".join(f"{old} → {new}" for old, new in w.renamed) or "–")
+        workflows.add_row(*cells)
     console.print(workflows)
     groups = [(w, g) for w in plan.workflows for g in w.groups]
     if not groups:
@@ -113,10 +123,15 @@ def print_plan(plan: Plan) -> None:
             " (--migrate)" if plan.migrate else " (they stay; --migrate moves them)"
         )
         table = Table(title=title)
-        for name in ("workflow", "version", "step", "enrollments", "what happens"):
+        for name in ("workflow", "version", "step", "enrollments", "what happens", "next email"):
             table.add_column(name, justify="right" if name == "enrollments" else "left")
         for w, g in groups:
-            table.add_row(w.name, f"v{g.version}", g.step or "–", str(g.count), g.says)
+            row = (w.name, f"v{g.version}", g.step or "–", str(g.count), g.says, g.sends)
+            table.add_row(*(Text(cell) for cell in row))
         console.print(table)
+    if plan.sent_now:
+        console.print("[bold yellow]Sent at once when this is applied:[/bold yellow]")
+        for w, g in plan.sent_now:
+            console.print(f"  {w.name} v{g.version} at {g.step or '–'}: {g.sends}", markup=False)
     if not plan.has_changes:
         console.print("[green]✓[/green] Nothing to apply: the files are what is deployed.")

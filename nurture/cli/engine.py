@@ -17,7 +17,10 @@ import typer
 
 from nurture.cli.common import ProjectDir
 from nurture.errors import ConfigurationError, NurtureError
-from nurture.settings import get_settings
+
+#: `nurture worker`'s defaults (benchmarks/send_throughput.py measures them).
+WORKER_PROCESSES = 2
+WORKER_THREADS = 4
 
 
 def register(app: typer.Typer) -> None:
@@ -40,18 +43,25 @@ def register(app: typer.Typer) -> None:
         with cli.reported():
             settings = cli.settings_for(project)
             cli.configure_logging()
-            cli.errors.print(
-                f"nurture running on {cli.safe_url(settings.database_url)}; emails to "
-                f"{'SMTP' if settings.smtp_url else settings.outbox_dir}; Ctrl-C to stop"
-            )
+
+            def announce() -> None:
+                cli.errors.print(
+                    f"nurture running on {cli.safe_url(settings.database_url)}; emails to "
+                    f"{'SMTP' if settings.smtp_url else settings.outbox_dir}; Ctrl-C to stop"
+                )
+
             run_embedded(
-                settings, threads=threads, interval=interval, web=(host, port) if web else None
+                settings,
+                threads=threads,
+                interval=interval,
+                web=(host, port) if web else None,
+                on_ready=announce,
             )
 
     @app.command()
     def worker(
-        processes: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-        threads: Annotated[int, typer.Option(help="Threads per process.")] = 4,
+        processes: Annotated[int, typer.Option(help="Worker processes.")] = WORKER_PROCESSES,
+        threads: Annotated[int, typer.Option(help="Threads per process.")] = WORKER_THREADS,
         project: ProjectDir = None,
     ) -> None:
         """Dramatiq worker processes on Redis (NURTURE_REDIS_URL)."""
@@ -141,50 +151,94 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         contacts: Annotated[int, typer.Option(help="Synthetic contacts.")] = 500,
-        days: Annotated[float, typer.Option(help="Virtual days.")] = 60,
+        days: Annotated[float, typer.Option(help="Virtual days, ending now.")] = 60,
         seed: Annotated[int, typer.Option(help="Seed for contacts and reactions.")] = 42,
+        folder: Annotated[
+            Path,
+            typer.Option(
+                "--dir",
+                help="The demo's own folder: project copy, contacts, database, outbox "
+                "(an earlier demo's is replaced).",
+            ),
+        ] = Path("nurture-demo"),
     ) -> None:
-        """The example program end to end: synthetic contacts, 60 virtual days, emails in ./outbox."""
-        import tempfile
+        """The example program end to end: synthetic contacts over the last 60 days, emails,
+        database and project kept in ./nurture-demo to explore with the other commands."""
         import time
-        from datetime import UTC, datetime
 
         import nurture.tools.output as output
         from nurture.definitions.loader import load_project
-        from nurture.tools.demo import find_example_project, write_contacts
+        from nurture.tools.demo import find_example_project, prepare_folder, write_contacts
         from nurture.tools.reactions import load_reactions
         from nurture.tools.simulate import Simulation
         from nurture.transports import OutboxTransport
 
         with cli.reported():
-            root = find_example_project()
-            loaded = load_project(root)
-            outbox = get_settings().outbox_dir
-            reactions_file = root / "examples" / "reactions.yaml"
+            demo_folder = prepare_folder(folder, find_example_project())
+            loaded = load_project(demo_folder.root)
+            reactions_file = demo_folder.root / "examples" / "reactions.yaml"
             began = time.monotonic()
-            with tempfile.TemporaryDirectory(prefix="nurture-demo-") as folder:
-                people = Path(folder) / "contacts.csv"
-                write_contacts(people, contacts, seed)
-                start = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0)
-                simulation = Simulation(
-                    loaded,
-                    start=start,
-                    days=days,
-                    seed=seed,
-                    reactions=load_reactions(reactions_file) if reactions_file.is_file() else (),
-                    transport=OutboxTransport(outbox),
-                )
-                result = simulation.run(people, None)
+            write_contacts(demo_folder.contacts, contacts, seed)
+            start = _demo_start(days)
+            simulation = Simulation(
+                loaded,
+                start=start,
+                days=days,
+                seed=seed,
+                reactions=load_reactions(reactions_file) if reactions_file.is_file() else (),
+                # A folder of its own, rewritten on each run: no fsync per file.
+                transport=OutboxTransport(demo_folder.outbox, fsync=False),
+                database=demo_folder.database,
+            )
+            result = simulation.run(demo_folder.contacts, None)
             cli.console.print(
-                f"[bold]nurture demo[/bold]: {contacts} contacts, {days:g} virtual days, project {root}"
+                f"[bold]nurture demo[/bold]: {contacts} contacts, {days:g} virtual days, "
+                f"in {folder}"
             )
             output.print_journeys(cli.console, result.records)
             output.print_summary(cli.console, result)
-            sent = sum(result.sent_by_template.values())
+            written, to_sales = demo_folder.written()
+            split = f" ({written - to_sales} to contacts, {to_sales} to sales)" if to_sales else ""
             cli.console.print(
-                f"\n[green]✓[/green] {sent} emails written to {outbox.resolve()} "
-                f"in {time.monotonic() - began:.1f}s"
+                f"\n[green]✓[/green] {written} emails written{split} to "
+                f"{demo_folder.outbox.resolve()} in {time.monotonic() - began:.1f}s"
             )
+            showcase = output.most_varied(result.records, 1)
+            _print_next(folder, loaded.workflows, showcase[0] if showcase else None, start)
+
+
+def _demo_start(days: float) -> Any:
+    """07:00 UTC, `days` before now or a little more: the demo's days end before now, so
+    what it leaves reads as the recent past to `explain`, `report` and `handoffs`."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    start = (now - timedelta(days=days)).replace(hour=7, minute=0, second=0, microsecond=0)
+    return start if start + timedelta(days=days) <= now else start - timedelta(days=1)
+
+
+def _print_next(folder: Path, workflows: Any, contact: str | None, start: Any) -> None:
+    """The commands to try on the demo's data, each working when pasted as printed."""
+    import math
+    import shlex
+    from datetime import UTC, datetime
+
+    import nurture.cli.common as cli
+
+    nurture = cli.shell_command("nurture")
+    since = math.ceil((datetime.now(UTC) - start).total_seconds() / 86400)
+    workflow = "lead-nurture" if "lead-nurture" in workflows else next(iter(workflows), None)
+    lines = [(f"cd {shlex.quote(str(folder))}", "the demo's project, database and outbox")]
+    if contact is not None:
+        lines.append((f"{nurture} explain {contact}", "one contact's stages, score and emails"))
+    lines.append((f"{nurture} report --since {since}d", "the funnel over the demo's days"))
+    lines.append((f"{nurture} handoffs list", "what sales received"))
+    if workflow is not None:
+        lines.append((f"{nurture} graph {workflow}", "a workflow, with who is on each step"))
+    width = max(len(command) for command, _ in lines)
+    cli.console.print("\n[bold]Next, on the demo's data[/bold] (kept in its folder):")
+    for command, why in lines:
+        cli.console.print(f"  {command:<{width}}  # {why}", markup=False, soft_wrap=True)
 
 
 def _start(text: str) -> Any:

@@ -8,6 +8,7 @@ lines over `nurture.lifecycle.handoff.actions`, which the tests call directly.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,9 @@ def register(app: typer.Typer) -> None:
         """Handoffs with score, temperature, owner and age against the SLA (the most
         urgent open ones first, then the latest decisions)."""
         import nurture.clock as clock
+        import nurture.readable as readable
         from nurture.lifecycle.handoff import views
+        from nurture.lifecycle.handoff.readers import timezone_for
         from nurture.store.handoffs import handoffs_with_contacts
 
         with cli.reported():
@@ -47,6 +50,7 @@ def register(app: typer.Typer) -> None:
                         session, status, owner, limit=10_000
                     )
                 ]
+                zone = timezone_for(session, runtime.project.config, None)
             table = Table(box=None, pad_edge=False)
             for column in ("#", "contact", "company", "score", "temp.", "owner", "status", "age"):
                 table.add_column(column)
@@ -56,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 sla = (
                     "[red]OVERDUE[/red]"
                     if row["overdue"]
-                    else f"due {row['sla_due_at'][:16].replace('T', ' ')}"
+                    else f"due {readable.local_time(row['sla_due_at'], zone, readable.CLI_LANGUAGE, now)}"
                     if row["sla_due_at"] and row["status"] == "open"
                     else ""
                 )
@@ -64,7 +68,7 @@ def register(app: typer.Typer) -> None:
                     str(row["id"]),
                     row["contact"]["email"],
                     row["contact"]["company"] or "",
-                    f"{row['score'] or 0:g}",
+                    readable.score(row["score"]),
                     row["temperature"] or "",
                     row["owner"] or "—",
                     row["status"],
@@ -72,6 +76,8 @@ def register(app: typer.Typer) -> None:
                     sla,
                 )
             cli.console.print(table if rows else "no handoffs")
+            if rows:
+                cli.console.print(f"times in {zone}", style="dim")
 
     @handoffs_app.command("show")
     def handoffs_show(
@@ -82,48 +88,61 @@ def register(app: typer.Typer) -> None:
         """Everything sales received: snapshot, score breakdown, timeline, last content, actions."""
         import nurture.clock as clock
         from nurture.lifecycle.handoff import views
+        from nurture.lifecycle.handoff.readers import timezone_for
 
         with cli.reported():
             runtime = cli.open_runtime(project)
+            now = clock.now()
             with runtime.sessions() as session:
                 handoff = cli.engine_for(runtime).handoffs.get(session, handoff_id)
-                data = views.detail(session, runtime.project.config, handoff, clock.now())
+                data = views.detail(session, runtime.project.config, handoff, now)
+                zone = timezone_for(session, runtime.project.config, None)
             if json_output:
                 typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
                 return
-            snap = data["snapshot"]
-            contact = snap.get("contact", {})
+            _print_detail(data, zone, now)
+
+    def _print_detail(data: dict[str, Any], zone: str, now: datetime) -> None:
+        """`handoffs show` for people: rounded scores, local times (`nurture.readable`)."""
+        import nurture.readable as readable
+
+        def when(value: str | None) -> str:
+            return readable.local_time(value, zone, readable.CLI_LANGUAGE, now)
+
+        snap = data["snapshot"]
+        contact = snap.get("contact", {})
+        cli.console.print(
+            f"[bold]Handoff #{data['id']}[/bold] {data['status']} · owner {data['owner'] or '—'}"
+            f" · SLA {readable.local_time_from_now(data['sla_due_at'], zone, readable.CLI_LANGUAGE, now) or '—'}"
+        )
+        cli.console.print(
+            f"{contact.get('name') or ''} <{contact.get('email')}> {contact.get('company') or ''}"
+        )
+        score = snap.get("score", {})
+        cli.console.print(
+            f"score {readable.score_breakdown(score.get('total'), score.get('fit'))}"
+            f" · {snap.get('temperature') or '—'}"
+        )
+        last = snap.get("last_content")
+        if last:
             cli.console.print(
-                f"[bold]Handoff #{data['id']}[/bold] {data['status']} · owner {data['owner'] or '—'}"
-                f" · SLA {data['sla_due_at'] or '—'}"
+                f"last content: {last.get('title') or last.get('url')} ({when(last.get('at'))})",
+                markup=False,
             )
+        cli.console.print("\n[bold]Timeline[/bold]")
+        for item in snap.get("timeline", [])[:20]:
             cli.console.print(
-                f"{contact.get('name') or ''} <{contact.get('email')}> {contact.get('company') or ''}"
+                f"  {when(item['at'])}  {item['type']}  {item.get('title') or item.get('url') or ''}",
+                markup=False,
             )
-            score = snap.get("score", {})
+        cli.console.print("\n[bold]Actions[/bold]")
+        for action in data["actions"]:
+            why = f" — {action['reason']}" if action.get("reason") else ""
             cli.console.print(
-                f"score {score.get('total')} (fit {score.get('fit')}, engagement "
-                f"{score.get('engagement')}) · {snap.get('temperature')}"
+                f"  {when(action['at'])}  {action['action']} by {action['by']}{why}",
+                markup=False,
             )
-            last = snap.get("last_content")
-            if last:
-                cli.console.print(
-                    f"last content: {last.get('title') or last.get('url')} ({last.get('at', '')[:16]})",
-                    markup=False,
-                )
-            cli.console.print("\n[bold]Timeline[/bold]")
-            for item in snap.get("timeline", [])[:20]:
-                cli.console.print(
-                    f"  {item['at'][:16]}  {item['type']}  {item.get('title') or item.get('url') or ''}",
-                    markup=False,
-                )
-            cli.console.print("\n[bold]Actions[/bold]")
-            for action in data["actions"]:
-                why = f" — {action['reason']}" if action.get("reason") else ""
-                cli.console.print(
-                    f"  {action['at'][:16]}  {action['action']} by {action['by']}{why}",
-                    markup=False,
-                )
+        cli.console.print(f"\ntimes in {zone}", style="dim")
 
     def _handoff_action(project: Path | None, action: str, handoff_id: int, **kwargs: Any) -> None:
         import nurture.clock as clock
@@ -181,6 +200,8 @@ def register(app: typer.Typer) -> None:
         from datetime import timedelta
 
         import nurture.clock as clock
+        import nurture.readable as readable
+        from nurture.lifecycle.handoff.readers import timezone_for
 
         with cli.reported():
             runtime = cli.open_runtime(project)
@@ -188,13 +209,14 @@ def register(app: typer.Typer) -> None:
             engine = cli.engine_for(runtime)
             with runtime.sessions() as session:
                 report = engine.handoffs.digest(session, now - timedelta(days=days), now)
+                zone = timezone_for(session, runtime.project.config, None)
             for owner, leads in report.items():
                 cli.console.print(f"\n[bold]{owner}[/bold] — {len(leads)} lead(s)")
                 for lead in leads:
                     flag = " [red]OVERDUE[/red]" if lead["overdue"] else ""
                     cli.console.print(
                         f"  #{lead['handoff']} {lead['email']} {lead['company'] or ''} · "
-                        f"{(lead['score'] or 0):g} · {lead['status']}{flag} · {lead['history']}"
+                        f"{readable.score(lead['score'])} · {lead['status']}{flag} · {lead['history']}"
                         f" · {lead['last_content'] or '—'}"
                     )
             if not report:
@@ -205,6 +227,7 @@ def register(app: typer.Typer) -> None:
                         "owner",
                         "handoff",
                         "created_at",
+                        "timezone",
                         "status",
                         "overdue",
                         "email",
@@ -219,7 +242,19 @@ def register(app: typer.Typer) -> None:
                     writer.writeheader()
                     for owner, leads in report.items():
                         for lead in leads:
-                            writer.writerow({"owner": owner, **lead})
+                            # For a spreadsheet and the people reading it: local time
+                            # (sortable text), the score rounded as everywhere else.
+                            writer.writerow(
+                                {
+                                    "owner": owner,
+                                    **lead,
+                                    "created_at": readable.stamp(lead["created_at"], zone),
+                                    "timezone": zone,
+                                    "score": ""
+                                    if lead["score"] is None
+                                    else readable.rounded(lead["score"]),
+                                }
+                            )
                 cli.console.print(f"[green]✓[/green] wrote {csv_file}")
             if send:
                 from nurture.engine.factory import build_engine

@@ -3,18 +3,22 @@
 The files live as package data under `nurture/_scaffold/` (they ship in the
 wheel): a French nurture.yaml (stages, scoring, handoff, sending rules), one
 workflow for leads, the layout and two emails, the sales templates the handoff
-needs, a workflow test on `nurture.testing`, sample contacts and a README for
-the marketing team.
+needs, a workflow test on `nurture.testing`, sample contacts, a README for
+the marketing team and a `.gitignore` (the signing key, the SQLite files, the
+outbox: what must never be committed).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import shlex
 import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nurture.cli.common import shell_command
 from nurture.errors import NurtureError
 
 SCAFFOLD = Path(__file__).parents[1] / "_scaffold"
@@ -35,6 +39,20 @@ def scaffold(directory: Path, *, force: bool = False) -> list[Path]:
     )
 
 
+def next_steps(directory: Path) -> str:
+    """The commands to run next, as this shell will find them.
+
+    `nurture` and `pytest` live in the environment nurture was installed in,
+    which need not be on PATH (a venv not activated): then they are named by
+    their full path, so the hint works when pasted as printed.
+    """
+    steps = [f"cd {shlex.quote(str(directory))}", f"{shell_command('nurture')} validate"]
+    if importlib.util.find_spec("pytest") is None:
+        steps.append(f"{shell_command('pip')} install pytest")
+    steps.append(f"{shell_command('pytest')} tests")
+    return " && ".join(steps)
+
+
 def register(app: typer.Typer) -> None:
     import nurture.cli.common as cli
 
@@ -50,7 +68,5 @@ def register(app: typer.Typer) -> None:
             written = scaffold(directory, force=force)
         for path in written:
             cli.console.print(f"  [green]+[/green] {path.as_posix()}")
-        cli.console.print(
-            f"\n[green]✓[/green] nurture project created in {directory}\n"
-            f"  next: cd {directory} && nurture validate && pytest tests"
-        )
+        cli.console.print(f"\n[green]✓[/green] nurture project created in {directory}")
+        cli.console.print(f"  next: {next_steps(directory)}", soft_wrap=True, markup=False)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from nurture.cli.common import (
@@ -25,16 +24,16 @@ from nurture.cli.common import (
     project_dir,
     reported,
 )
+from nurture.cli.preview import preview
 from nurture.definitions import model as m
-from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, Project, read_project
+from nurture.definitions.loader import TEMPLATES_DIR, Project, read_config_file, read_project
 from nurture.definitions.schema import SCHEMAS
-from nurture.errors import NurtureError
 
 
 def register(app: typer.Typer) -> None:
     app.command()(validate)
     app.command()(schema)
-    app.command()(preview)
+    app.command()(preview)  # its own module: nurture.cli.preview
     app.command()(explain)
 
 
@@ -55,17 +54,20 @@ def validate(
     fail the check unless --strict is given.
     """
     from nurture.definitions.advice import config_warnings
+    from nurture.rendering.advice import template_warnings
     from nurture.rendering.checks import check_templates
 
     with reported():
         root = project_dir(directory)
         project, problems = read_project(root)
-        config = project.config if project else _config_only(root)
+        # What of nurture.yaml parsed: templates are checked even when a file is broken.
+        config = project.config if project else read_config_file(root)[0]
         warnings = config_warnings(config) if config is not None else []
         if config is not None:
             # Templates need only nurture.yaml (stages, properties): check them even
             # when a workflow is broken, so one run lists every problem.
             problems = problems + check_templates(root / TEMPLATES_DIR, config)
+            warnings += template_warnings(root / TEMPLATES_DIR, config)
         if strict:
             problems, warnings = problems + warnings, []
         if problems:
@@ -75,16 +77,6 @@ def validate(
         for warning in warnings:
             typer.echo(str(warning))
         _print_summary(project)
-
-
-def _config_only(root: Path) -> m.ProjectConfig | None:
-    from nurture.definitions.config import parse_config
-
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        return None
-    config, _ = parse_config(path.read_text(encoding="utf-8"), CONFIG_FILE)
-    return config
 
 
 def _print_summary(project: Project) -> None:
@@ -145,85 +137,6 @@ def schema(
     typer.echo(json.dumps(SCHEMAS[kind](), indent=2, ensure_ascii=False))
 
 
-# --- preview --------------------------------------------------------------------
-
-
-def preview(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. lead/welcome.")],
-    contact: Annotated[
-        str | None,
-        typer.Option(
-            help="A contact's email (looked up in the database) or a JSON/YAML file of fields."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Write the page the recipient sees to this HTML file.")
-    ] = None,
-    project: ProjectDir = None,
-) -> None:
-    """Render a template for one contact: subject, preheader and body."""
-    import nurture.clock as clock
-    from nurture.rendering import TemplateLibrary, email_context, preview_page, sample_context
-
-    with reported():
-        runtime = open_runtime(project)
-        config = runtime.project.config
-        context = sample_context(config.properties, config.stages)
-        if contact is not None:
-            view = _load_contact(runtime, contact)
-            context = email_context(
-                view,
-                unsubscribe_url=context["unsubscribe_url"],
-                view_in_browser_url=context["view_in_browser_url"],
-                now=clock.now(),
-            )
-        library = TemplateLibrary(runtime.project.templates_dir)
-        if not library.exists(template):
-            raise NurtureError(
-                f"no template '{template}' (expected {library.path_of(template)}); "
-                f"templates: {', '.join(library.names())}"
-            )
-        email = library.render(template, context)
-        console.print(f"[bold]Subject:[/bold] {email.subject}", soft_wrap=True)
-        console.print(f"[bold]Preheader:[/bold] {email.preheader}", soft_wrap=True)
-        console.rule("text part")
-        console.print(email.text, markup=False, soft_wrap=True)
-        if out is not None:
-            out.write_text(preview_page(email), encoding="utf-8")
-            console.print(f"[green]✓[/green] wrote {out}")
-
-
-def _load_contact(runtime: Any, reference: str) -> Any:
-    """A contact view from a file of fields, or from the database by email."""
-    from nurture.contacts.view import ContactView
-
-    config = runtime.project.config
-    path = Path(reference)
-    if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise NurtureError(f"{path}: not JSON or YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise NurtureError(f"{path}: expected an object of contact fields")
-        from nurture.definitions.fields import STANDARD_FIELDS
-
-        fields = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
-        properties = {k: v for k, v in data.items() if k not in STANDARD_FIELDS}
-        stage = fields.get("stage") or config.stages[0]
-        fields.setdefault("stage", stage)
-        if stage in config.stages:
-            fields.setdefault("stage_index", config.stages.index(stage))
-        return ContactView(fields, properties, declared=config.properties)
-    from nurture.store.contacts import contact_view_by_email
-
-    with runtime.sessions() as session:
-        view = contact_view_by_email(session, reference, config)
-    if view is None:
-        raise NurtureError(f"no contact with email {reference!r} (and no such file)")
-    return view
-
-
 def explain(
     email: Annotated[str, typer.Argument(help="The contact's email.")],
     json_output: Annotated[bool, typer.Option("--json", help="The same, as JSON.")] = False,
@@ -231,14 +144,29 @@ def explain(
 ) -> None:
     """Where a contact is and why: stage, score ledger, workflows, next step, emails."""
     import nurture.clock as clock
+    import nurture.readable as readable
     import nurture.tools.output as output
+    from nurture.lifecycle.handoff.readers import timezone_for
     from nurture.tools.explain import explain as gather
 
     with reported():
         runtime = open_runtime(project)
+        now = clock.now()
         with runtime.sessions() as session:
-            data = gather(session, engine_for(runtime), email, clock.now())
+            zone = timezone_for(session, runtime.project.config, None)
+            if json_output:  # exact: ISO times in UTC, unrounded scores
+                data = gather(session, engine_for(runtime), email, now)
+            else:
+                data = gather(
+                    session,
+                    engine_for(runtime),
+                    email,
+                    now,
+                    lambda moment: readable.local_time_from_now(
+                        moment, zone, readable.CLI_LANGUAGE, now
+                    ),
+                )
         if json_output:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         else:
-            output.print_explanation(console, data)
+            output.print_explanation(console, data, zone, now)

@@ -33,12 +33,17 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
         html: Annotated[
             Path | None,
-            typer.Option("--html", help="Also write a self-contained HTML report with charts."),
+            typer.Option(
+                "--html",
+                help="Write a self-contained HTML report with charts to this file "
+                "instead of printing the tables.",
+            ),
         ] = None,
         project: ProjectDir = None,
     ) -> None:
         """Funnel, conversion, time in stage, handoffs, per-email stats and score calibration."""
         import nurture.clock as clock
+        from nurture.lifecycle.handoff.readers import timezone_for
         from nurture.tools.report_html import render_html
         from nurture.tools.reports import build_report
 
@@ -51,14 +56,17 @@ def register(app: typer.Typer) -> None:
             runtime = cli.open_runtime(project)
             with runtime.sessions() as session:
                 data = build_report(session, runtime.project, start, end, now)
+                zone = timezone_for(session, runtime.project.config, None)
             if html is not None:
-                html.write_text(render_html(data), encoding="utf-8")
+                html.write_text(render_html(data, zone), encoding="utf-8")
             if as_json:
                 typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-            else:
-                print_report(data)
+            elif html is None:
+                print_report(data, zone)
             if html is not None:
-                cli.errors.print(f"[green]✓[/green] report written to {html}")
+                # Beside --json, on stderr: stdout stays one JSON object.
+                said = cli.errors if as_json else cli.console
+                said.print(f"[green]✓[/green] report written to {html}", soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:
@@ -71,13 +79,18 @@ def _dur(seconds: float | None) -> str:
     return duration(seconds)
 
 
-def print_report(data: dict[str, Any]) -> None:
+def print_report(data: dict[str, Any], timezone: str = "UTC") -> None:
     import nurture.cli.common as cli
+    import nurture.readable as readable
+
+    def when(value: str) -> str:
+        return readable.local_time(value, timezone, readable.CLI_LANGUAGE, year=True)
 
     console = cli.console
     period = data["period"]
     console.print(
-        f"[bold]nurture report[/bold] {period['since'][:16]} → {period['until'][:16]} UTC"
+        f"[bold]nurture report[/bold] {when(period['since'])} → {when(period['until'])}"
+        f" (times in {timezone})"
     )
     conversion = {row["from"]: row for row in data["conversion"]}
     funnel = Table(title="Funnel (cohort conversion to the next stage or beyond)")
@@ -141,7 +154,7 @@ def print_report(data: dict[str, Any]) -> None:
             str(b["accepted"]),
             str(b["rejected"]),
             _pct(b["acceptance_rate"]),
-            "–" if b["mean_score"] is None else f"{b['mean_score']:.0f}",
+            "–" if b["mean_score"] is None else readable.score(b["mean_score"]),
         )
     console.print(calibration)
 

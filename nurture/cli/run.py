@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import dramatiq
@@ -60,8 +60,13 @@ def run_embedded(
     interval: float = 1.0,
     stop: threading.Event | None = None,
     web: tuple[str, int] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Scheduler and worker threads in this process, until stopped."""
+    """Scheduler and worker threads in this process, until stopped.
+
+    `on_ready` runs once the project and the database have been checked, before
+    any thread starts: what announces the process never precedes its refusal.
+    """
     broker = install(settings)
     from nurture.engine import actors
 
@@ -69,6 +74,8 @@ def run_embedded(
     if threading.current_thread() is threading.main_thread():
         _stop_on_signals(stop)
     actors.engine()  # fail fast on a bad project or database, before any thread starts
+    if on_ready is not None:
+        on_ready()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     scheduler = Scheduler(

@@ -5,7 +5,8 @@ or, for a line that cannot be a record, the reason as text, so the importer
 can account for every row. Formats by extension (``.csv``;
 ``.jsonl``/``.ndjson``), else sniffed. CSV must be UTF-8 (a BOM is fine);
 the delimiter (``,`` ``;`` tab ``|``) is taken from the header line, since
-French Excel writes ``;``. Headers are matched as `contact_input.column_name`
+French Excel writes ``;``. A row with more or fewer fields than the header is
+refused (trailing empty fields aside): a value left out shifts the others. Headers are matched as `contact_input.column_name`
 normalises them; a header without an ``email`` column, or with one column
 twice, stops the import before anything is written.
 """
@@ -167,9 +168,21 @@ def _csv_records(
             continue
         if header is None:
             header = _csv_header(values, label, start, warnings)
+            # Columns up to the last named one: an unnamed trailing column may be left off.
+            needed = max(i for i, name in enumerate(header) if name) + 1
             continue
         if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
             yield start, f"{len(values)} fields, but the header has {len(header)}"
+            continue
+        if len(values) < needed:
+            # Which value is missing cannot be known: the rest may have shifted a column.
+            yield (
+                start,
+                (
+                    f"{len(values)} fields, but the header has {len(header)}: a value is missing "
+                    f"(an empty one still needs its {delimiter!r})"
+                ),
+            )
             continue
         yield (
             start,

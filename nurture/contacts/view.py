@@ -60,12 +60,39 @@ class ContactView:
 
 
 _SAMPLE_BY_TYPE: dict[str, Any] = {
-    "string": "exemple",
     "number": 42,
     "boolean": True,
     "date": date(2026, 1, 15),
-    "list": ["exemple"],
 }
+
+#: Text for the properties projects most often declare, so a preview reads like
+#: the email a contact gets ("Vous avez consulté « Le guide du lead scoring »"),
+#: not « exemple ». Any other text property shows its own name in brackets,
+#: which says in the preview what will stand there.
+_SAMPLE_TEXT_BY_NAME: dict[str, str] = {
+    "industry": "Industrie",
+    "sector": "Industrie",
+    "country": "FR",
+    "city": "Lyon",
+    "region": "Auvergne-Rhône-Alpes",
+    "language": "fr",
+    "job_title": "Directrice marketing",
+    "role": "Directrice marketing",
+    "department": "Marketing",
+    "phone": "+33 4 72 00 00 00",
+    "website": "https://www.example.com",
+    "source": "webinaire",
+    "last_content": "Le guide du lead scoring",
+    "plan": "Pro",
+}
+
+
+def _sample_property(name: str, kind: str) -> Any:
+    if kind == "string":
+        return _SAMPLE_TEXT_BY_NAME.get(name, f"[{name}]")
+    if kind == "list":
+        return [f"[{name}]"]
+    return _SAMPLE_BY_TYPE.get(kind, f"[{name}]")
 
 
 def sample_contact(
@@ -73,6 +100,7 @@ def sample_contact(
     stages: tuple[str, ...] = ("subscriber", "lead"),
 ) -> ContactView:
     """A plausible contact with every field set, for validate and preview."""
+    stages = stages or ("lead",)  # a nurture.yaml whose stages did not parse
     stage = stages[1] if len(stages) > 1 else stages[0]
     fields: dict[str, Any] = {
         "id": 1,
@@ -90,7 +118,5 @@ def sample_contact(
         "tags": ["webinar-2026"],
         "created_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
     }
-    props = {
-        name: _SAMPLE_BY_TYPE.get(kind, "exemple") for name, kind in (properties or {}).items()
-    }
+    props = {name: _sample_property(name, kind) for name, kind in (properties or {}).items()}
     return ContactView(fields, props, declared=props)

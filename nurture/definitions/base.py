@@ -92,6 +92,32 @@ WAIT_FOR_KEYS = ("event", "match", "timeout", "count")
 BRANCH_CASE_KEYS = ("when", "goto")
 SCORE_KEYS = ("points", "reason")
 TAG_KEYS = ("add", "remove")
+#: The keys inside each step kind's body (`wait_for: {event: …}`), for the hint
+#: when one is written beside the kind instead (NOTIFY_KEYS is defined above).
+STEP_BODY_KEYS: dict[str, tuple[str, ...]] = {
+    "wait": WAIT_KEYS,
+    "wait_for": WAIT_FOR_KEYS,
+    "score": SCORE_KEYS,
+    "notify": NOTIFY_KEYS,
+}
+
+
+def misplaced_in_step(kind: str) -> dict[str, str]:
+    """Keys of the body of a `kind` step written beside it, at the step's level."""
+    return {
+        key: f"goes inside '{kind}:' (indent it under '{kind}')"
+        for key in STEP_BODY_KEYS.get(kind, ())
+    }
+
+
+def misplaced_in_body(kind: str) -> dict[str, str]:
+    """Keys of a `kind` step written inside its body, one level too deep."""
+    return {
+        key: f"goes beside '{kind}:', not inside it (indent it as '{kind}' is)"
+        for key in ("id", *STEP_EXTRA_KEYS.get(kind, ()))
+    }
+
+
 #: Contact fields a `set` step may write besides declared properties.
 SETTABLE_FIELDS = ("first_name", "last_name", "company", "timezone", "owner")
 
@@ -142,15 +168,24 @@ class Context:
         allowed: Iterable[str],
         path: str,
         required: Iterable[str] = (),
+        elsewhere: Mapping[str, str] | None = None,
     ) -> None:
+        """Report unknown keys and missing required ones.
+
+        `elsewhere` names keys that are valid one level up or down (key → where
+        they go): a mis-indented key then gets that fix, not a look-alike here.
+        """
         allowed = tuple(allowed)
         for key in data:
             if key not in allowed:
                 where = f" in {path}" if path else ""
+                hint = (
+                    f": '{key}' {elsewhere[key]}"
+                    if elsewhere and key in elsewhere
+                    else did_you_mean(key, allowed)
+                )
                 self.error(
-                    data.line_of(key),
-                    f"unknown key '{key}'{where}{did_you_mean(key, allowed)}",
-                    join_path(path, key),
+                    data.line_of(key), f"unknown key '{key}'{where}{hint}", join_path(path, key)
                 )
         for key in required:
             if key not in data:
@@ -233,9 +268,11 @@ def join_path(path: str, key: str | int) -> str:
 class ExpressionScope:
     """What an expression may read where it stands: checked at validate time."""
 
-    def __init__(self, stages: tuple[str, ...], properties: Mapping[str, str]) -> None:
+    def __init__(self, stages: tuple[str, ...], properties: Mapping[str, str] | None) -> None:
+        """`properties` None: nurture.yaml did not parse, so `contact.x` goes unchecked
+        rather than reported as undeclared everywhere."""
         self.stages = stages
-        self.contact_fields = (*STANDARD_FIELDS, *properties)
+        self.contact_fields = (*STANDARD_FIELDS, *properties) if properties is not None else None
 
     def compile(
         self, ctx: Context, value: Any, line: int | None, path: str, *, with_event: bool
@@ -264,7 +301,11 @@ class ExpressionScope:
                     path,
                 )
         for root, attribute in sorted(expression.attributes):
-            if root == "contact" and attribute not in self.contact_fields:
+            if (
+                root == "contact"
+                and self.contact_fields is not None
+                and attribute not in self.contact_fields
+            ):
                 ctx.error(
                     line,
                     f"{path}: unknown contact property '{attribute}'"

@@ -23,7 +23,9 @@ from nurture.definitions.base import (
     ON_REJECT_SCORES,
     RULE_KEYS,
     SCORING_KEYS,
+    SENDING_KEYS,
     SLA_KEYS,
+    TRACKING_KEYS,
     WEBHOOK_KEYS,
     WEBHOOK_TOPICS,
     Context,
@@ -41,8 +43,35 @@ from nurture.errors import Problem
 
 # --- nurture.yaml -------------------------------------------------------------
 
+#: A section's key written at the top of nurture.yaml (`frequency_cap:` not indented
+#: under `sending:`): the hint says where it goes.
+_SECTION_OF: dict[str, str] = {
+    key: f"goes inside '{section}:' (indent it under '{section}')"
+    for section, keys in (
+        ("tracking", TRACKING_KEYS),
+        ("handoff", HANDOFF_KEYS),
+        ("scoring", SCORING_KEYS),
+        ("sending", SENDING_KEYS),
+    )
+    for key in keys
+}
+
 
 def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    """The config, or None and every problem: what the engine may run on."""
+    config, problems = read_config(text, file)
+    return (None, problems) if problems else (config, [])
+
+
+def read_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    """The config built from whatever parsed, with every problem beside it.
+
+    Workflows and templates are checked against this partial config, so one
+    mistake in nurture.yaml (a misspelt `frequency_cap`) reports that mistake
+    alone, not also every workflow reading a property that *is* declared.
+    A property declared with an unknown type still counts as declared here.
+    None only when there is nothing to build on (no mapping at the top).
+    """
     data, problems = load_yaml(text, file)
     ctx = Context(file)
     ctx.problems.extend(problems)
@@ -53,7 +82,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     root = ctx.mapping(data, 1, "")
     if root is None:
         return None, ctx.problems
-    ctx.keys(root, CONFIG_KEYS, "", required=("stages",))
+    ctx.keys(root, CONFIG_KEYS, "", required=("stages",), elsewhere=_SECTION_OF)
 
     stages = _stages(ctx, root)
     prospect = root.get("prospect_stage")
@@ -76,8 +105,6 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
     sending = parse_sending(ctx, root.get("sending"), root.line_of("sending"))
     webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
     tracking = parse_tracking(ctx, root.get("tracking"), root.line_of("tracking"))
-    if ctx.problems:
-        return None, ctx.problems
     return (
         m.ProjectConfig(
             file=file,
@@ -90,7 +117,7 @@ def parse_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Pro
             webhooks=webhooks,
             tracking=tracking,
         ),
-        [],
+        ctx.problems,
     )
 
 
@@ -150,6 +177,7 @@ def _properties(ctx: Context, root: LineDict) -> dict[str, str]:
                 f"(types: {', '.join(PROPERTY_TYPES)})",
                 f"properties.{name}",
             )
+            result[name] = "string"  # declared all the same: only read_config keeps it
         else:
             result[name] = kind
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nurture.definitions import model as m
 from nurture.definitions.checks import check_project
-from nurture.definitions.config import parse_config
+from nurture.definitions.config import read_config
 from nurture.definitions.workflow import parse_workflow
 from nurture.errors import DefinitionError, Problem
 
@@ -72,23 +72,34 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def read_config_file(root: Path | str) -> tuple[m.ProjectConfig | None, list[Problem]]:
+    """What of the project's nurture.yaml parsed, and its problems (see `read_config`).
+
+    Enough for what needs no workflow, such as rendering a template.
+    """
+    root = Path(root)
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return None, [
+            Problem(
+                CONFIG_FILE,
+                None,
+                f"not a nurture project: {path} not "
+                "found (a project needs nurture.yaml, workflows/ and templates/; see the README)",
+            )
+        ]
+    return read_config(_read(path), _relative(path, root))
+
+
 def read_project(root: Path | str) -> tuple[Project | None, list[Problem]]:
     """Parse and cross-check every file; never raises for a problem in the files."""
     root = Path(root)
     files = find_files(root)
-    config_name = _relative(files.config_file, root)
+    # Workflows are checked against what of nurture.yaml parsed, so a mistake
+    # there is reported once, not again in every workflow that reads a property.
+    config, problems = read_config_file(root)
     if not files.config_file.is_file():
-        return None, [
-            Problem(
-                config_name,
-                None,
-                f"not a nurture project: {files.config_file} not "
-                "found (a project needs nurture.yaml, workflows/ and templates/; see the README)",
-            )
-        ]
-    problems: list[Problem] = []
-    config, config_problems = parse_config(_read(files.config_file), config_name)
-    problems += config_problems
+        return None, problems
     workflows: list[m.Workflow] = []
     for path in files.workflow_files:
         workflow, workflow_problems = parse_workflow(_read(path), _relative(path, root), config)

@@ -81,15 +81,100 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        return None, [Problem(file, line, f"invalid YAML: {exc.problem or exc.context}")]
+        line, message = explain_yaml_error(exc)
+        return None, [Problem(file, line, f"invalid YAML: {message}")]
     finally:
         loader.dispose()
     if node is None:
         return None, []
     problems: list[Problem] = []
     return _convert(node, file, problems), problems
+
+
+def _line(mark: Any) -> int | None:
+    return mark.line + 1 if mark is not None else None
+
+
+def _text_of(mark: Any) -> str:
+    """The source line a mark points into ('' when PyYAML kept no buffer)."""
+    buffer = getattr(mark, "buffer", None)
+    if not isinstance(buffer, str):
+        return ""
+    start = buffer.rfind("\n", 0, mark.pointer) + 1
+    end = buffer.find("\n", mark.pointer)
+    return buffer[start : end if end >= 0 else None].rstrip("\x00")
+
+
+_FOUND = re.compile(r"but found '(.*)'$")
+_BAD_START = re.compile(r"found character '(.+?)' that cannot start any token")
+_ALIAS = re.compile(r"found undefined alias '(.*)'")
+
+
+def explain_yaml_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line to fix and what to do there, for PyYAML's parser-speak.
+
+    "expected <block end>, but found '?'" means a line is indented out of step
+    with its neighbours; a marketer needs that said, and the line where the
+    trouble starts (an unclosed quote is reported at the end of the file).
+    """
+    problem = exc.problem or ""
+    context = exc.context or ""
+    line, opened = _line(exc.problem_mark or exc.context_mark), _line(exc.context_mark)
+    if problem.startswith("expected <block end>"):
+        found = _FOUND.search(problem)
+        if found and found.group(1) == "<scalar>" and line == opened:
+            return line, (
+                "text after a closing quote: to put a quote inside a quoted value, double it "
+                "('L''offre') or quote with the other kind (\"L'offre\")"
+            )
+        if _text_of(exc.problem_mark).lstrip().startswith("-") and not re.match(
+            r"^\s*-(\s|$)", _text_of(exc.problem_mark)
+        ):
+            return line, "a list item needs a space after its '-' ('- wait: 2d')"
+        block = "list" if "collection" in context else "mapping"
+        return line, (
+            f"this line is not indented like the rest of the {block} that starts at line "
+            f"{opened}: the keys of one mapping, and the '- ' of one list, start in the same "
+            "column (indent with spaces)"
+        )
+    if problem == "mapping values are not allowed here":
+        return line, (
+            "a ': ' inside a value: put the value in quotes "
+            '(description: "Bonjour : le guide"), or indent this line under its key'
+        )
+    if problem == "could not find expected ':'":
+        return opened, (
+            "this line is neither 'key: value' nor a '- ' list item: add the ':' after the key "
+            "(or, if it continues the line above, indent it more)"
+        )
+    if "quoted scalar" in context:
+        return opened, (
+            "a quote opened on this line is never closed: close it (inside '…', write a ' as '')"
+        )
+    if "flow sequence" in context or "flow mapping" in context:
+        close = "]" if "sequence" in context else "}"
+        return opened, (
+            f"the {'[' if close == ']' else '{'} opened on this line is not closed with "
+            f"'{close}' before line {line}, or two of its items lack a ',' between them"
+        )
+    if (bad := _BAD_START.match(problem)) is not None:
+        char = bad.group(1)
+        if char in ("\t", "\\t"):  # PyYAML writes the tab escaped
+            return line, "a tab: YAML indents with spaces only; replace the tab with spaces"
+        return line, f"a value cannot start with '{char}': put it in quotes ('{char}…')"
+    if (alias := _ALIAS.match(problem)) is not None:
+        return line, (
+            f"'*{alias.group(1)}' reads as a reference to an anchor '&{alias.group(1)}' that is "
+            "not defined: put the value in quotes"
+        )
+    if context == "while parsing a flow node" and problem.endswith("found '-'"):
+        return line, (
+            "a '- ' item inside '[ ]': write a list either as [a, b] on one line or as "
+            "'- ' lines, not both"
+        )
+    if "single document" in context:
+        return line, "a second document ('---'): a file holds one; remove the '---' line"
+    return line, f"{problem or context} (check the indentation, quotes and brackets here)"
 
 
 def _convert(node: Node, file: str, problems: list[Problem]) -> Any:

@@ -25,6 +25,7 @@ from nurture.definitions.base import (
     did_you_mean,
     event_type,
     items_of,
+    misplaced_in_body,
     parse_duration,
 )
 from nurture.definitions.config import parse_notify
@@ -67,7 +68,13 @@ def _wait(
     config: m.ProjectConfig | None,
 ) -> m.Step | None:
     if isinstance(body, LineDict):
-        ctx.keys(body, WAIT_KEYS, f"{path}.wait", required=("until",))
+        ctx.keys(
+            body,
+            WAIT_KEYS,
+            f"{path}.wait",
+            required=("until",),
+            elsewhere=misplaced_in_body("wait"),
+        )
         until = body.get("until")
         parsed = _until(str(until)) if until is not None else None
         if parsed is None:
@@ -121,7 +128,13 @@ def _wait_for(
     spec = ctx.mapping(body, base["line"], f"{path}.wait_for")
     if spec is None:
         return None
-    ctx.keys(spec, WAIT_FOR_KEYS, f"{path}.wait_for", required=("event", "timeout"))
+    ctx.keys(
+        spec,
+        WAIT_FOR_KEYS,
+        f"{path}.wait_for",
+        required=("event", "timeout"),
+        elsewhere=misplaced_in_body("wait_for"),
+    )
     event = event_type(ctx, spec, "event", f"{path}.wait_for") if "event" in spec else None
     timeout = ctx.duration(spec, "timeout", f"{path}.wait_for")
     match = (
@@ -224,7 +237,7 @@ def _set(
                 ctx.keys(tags, TAG_KEYS, f"{path}.set.tags")
                 add = ctx.strings(tags, "add", f"{path}.set.tags") or ()
                 remove = ctx.strings(tags, "remove", f"{path}.set.tags") or ()
-        elif key not in settable:
+        elif key not in settable and config is not None:  # no config: names unknown
             ctx.error(
                 spec.line_of(key),
                 f"{path}.set: cannot set '{key}'{did_you_mean(key, settable)}"
@@ -252,7 +265,13 @@ def _score(
     spec = ctx.mapping(body, base["line"], f"{path}.score")
     if spec is None:
         return None
-    ctx.keys(spec, SCORE_KEYS, f"{path}.score", required=("points",))
+    ctx.keys(
+        spec,
+        SCORE_KEYS,
+        f"{path}.score",
+        required=("points",),
+        elsewhere=misplaced_in_body("score"),
+    )
     points = ctx.number(spec, "points", f"{path}.score")
     reason = ctx.string(spec, "reason", f"{path}.score")
     if points is None:

@@ -21,6 +21,7 @@ from nurture.definitions.base import (
     did_you_mean,
     event_type,
     known_stage,
+    misplaced_in_step,
 )
 from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.definitions.steps import STEP_BUILDERS
@@ -43,7 +44,8 @@ def parse_workflow(
     if root is None:
         return None, ctx.problems
     stages = config.stages if config else ()
-    scope = ExpressionScope(stages, config.properties if config else {})
+    # Without a config (nurture.yaml did not parse) names are not checked against it.
+    scope = ExpressionScope(stages, config.properties if config else None)
     ctx.keys(root, WORKFLOW_KEYS, "", required=("name", "enroll", "steps"))
     name = ctx.string(root, "name", "")
     if name and not NAME_PATTERN.match(name):
@@ -182,7 +184,12 @@ def _steps(
             )
             continue
         kind = kinds[0]
-        ctx.keys(data, ("id", kind, *STEP_EXTRA_KEYS.get(kind, ())), path)
+        ctx.keys(
+            data,
+            ("id", kind, *STEP_EXTRA_KEYS.get(kind, ())),
+            path,
+            elsewhere=misplaced_in_step(kind),
+        )
         step_id = data.get("id")
         if step_id is not None and (
             not isinstance(step_id, str) or not STEP_ID_PATTERN.match(step_id)

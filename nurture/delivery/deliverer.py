@@ -29,6 +29,7 @@ from nurture.definitions.loader import Project
 from nurture.delivery.consent import contact_block, paused_until
 from nurture.delivery.links import Links, list_unsubscribe
 from nurture.delivery.pace import THROTTLED, Pace
+from nurture.delivery.sendlog import log_outcome
 from nurture.errors import TemplateError
 from nurture.records import Record, Recorder
 from nurture.rendering import TemplateLibrary, add_open_pixel, email_context
@@ -415,3 +416,4 @@ class Deliverer:
         self._record(
             Record(now, kind, contact.id, contact.email, send.workflow, send.step, dict(details))
         )
+        log_outcome(kind, send, details)

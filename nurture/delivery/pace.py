@@ -8,6 +8,10 @@ before it is handed to the relay. The windows are moving windows from the
 scripts make each take atomic, so no number of workers exceeds the limit in
 any window), in process memory otherwise (the embedded mode is one process).
 
+`per_second` places are also evenly spaced (`spacing`), at `SPREAD_HEADROOM`
+of the limit: the relay, which sees each message after some jitter, counts
+an even flow that jitter does not push over the limit.
+
 An email that finds no place soon (`MAX_WAIT`) is not failed or dropped: the
 deliverer leaves it due and it leaves later (`sends.error` says it waits for
 `sending.rate`).
@@ -30,12 +34,17 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from nurture.definitions import model as m
+from nurture.delivery.spacing import Spacing, spacing_for
 
 #: Longest a worker thread waits for a place before leaving the rest of its batch due.
 MAX_WAIT = 2.0
 #: What `sends.error` says of an email left due by the limit.
 THROTTLED = "throttled: waiting for sending.rate"
 _KEY = "nurture-send"
+#: The share of `per_second` the even flow runs at: the margin the relay's jitter needs.
+SPREAD_HEADROOM = 0.95
+#: How late after its reserved instant an email may still leave on it (seconds).
+LATE = 0.01
 
 
 class Pace:
@@ -46,6 +55,11 @@ class Pace:
         self._key = key
         storage: Any = storage_from_string(redis_url) if redis_url else MemoryStorage()
         self._limiter = MovingWindowRateLimiter(storage)
+        self._spacing: Spacing | None = None
+        if pacing.per_second is not None:
+            self._spacing = spacing_for(
+                pacing.per_second * SPREAD_HEADROOM, redis_url, f"{key}-spacing"
+            )
         self._fixed: list[RateLimitItem] = [
             item(amount)
             for item, amount in (
@@ -73,18 +87,28 @@ class Pace:
         it; None once taken, else how many seconds until one may free up."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait = self._take()
+            wait = self._take(deadline)
             if wait is None:
                 return None
             if time.monotonic() + wait > deadline:
                 return wait
             time.sleep(wait)
 
-    def _take(self) -> float | None:
+    def _take(self, deadline: float) -> float | None:
         items = self._items()
         for item, key in items:
             if not self._limiter.test(item, key):
                 return self._wait(item, key)
+        if self._spacing is not None:
+            reserved, ahead = self._spacing.reserve(max(deadline - time.monotonic(), 0.0))
+            if not reserved:
+                return ahead
+            instant = time.monotonic() + ahead
+            time.sleep(ahead)  # this email's instant in the even flow
+            if time.monotonic() - instant > LATE:
+                # Woken late (a busy core, a pause): the instant has passed, and going
+                # now would bunch with the emails whose instants these are.
+                return 0.0
         for item, key in items:
             if not self._limiter.hit(item, key):
                 # Another worker took the last place between test and hit; the places

@@ -74,7 +74,7 @@ def apply_effects(
                 contact,
                 effect.points,
                 key=f"step:{enrollment.id}:{effect.step}:{effect.visit}",
-                rule=f"{enrollment.workflow}/{effect.step}",
+                step=(enrollment.workflow, effect.step),
                 now=now,
             )
         elif isinstance(effect, ex.SendNotification):

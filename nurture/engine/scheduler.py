@@ -102,7 +102,15 @@ class Scheduler:
                 self._dispatched.clear()  # the broker may have lost what it held
                 stop.wait(min(self.interval * 5, 30))
                 continue
-            if report.enrollments or report.sends:
-                log.info("dispatched %d enrollments, %d sends", report.enrollments, report.sends)
+            if report.enrollments or report.sends or report.notifications:
+                # What was handed to the workers, not what they sent: an advance sends the
+                # emails its steps reach, each logged as it leaves (`delivery.sendlog`).
+                log.info(
+                    "dispatched to the workers: %d due enrollments, %d sends due again "
+                    "(retries), %d notifications",
+                    report.enrollments,
+                    report.sends,
+                    report.notifications,
+                )
             if report.batches < self.max_batches:
                 stop.wait(self.interval)

@@ -18,7 +18,7 @@ import nurture.clock as clock
 import nurture.delivery.consent as consent
 from nurture.addresses import canonical_email
 from nurture.contacts.values import moment_problem, shown, value_problem
-from nurture.definitions.base import parse_duration
+from nurture.definitions.base import did_you_mean, parse_duration
 from nurture.errors import NurtureError
 from nurture.events import EVENT_TYPES, EventType, is_known_event_type
 from nurture.lifecycle.traffic import Hit
@@ -64,8 +64,9 @@ def parse_event(data: Any, *, now: datetime, start: datetime | None = None) -> I
         raise InvalidEvent("'id' is required: a string of at most 200 characters")
     kind = data.get("type")
     if not isinstance(kind, str) or not is_known_event_type(kind):
+        hint = did_you_mean(kind, EVENT_TYPES) if isinstance(kind, str) else ""
         raise InvalidEvent(
-            f"unknown event type {shown(kind)} (expected one of {', '.join(EVENT_TYPES)} "
+            f"unknown event type {shown(kind)}{hint} (expected one of {', '.join(EVENT_TYPES)} "
             "or custom.*)"
         )
     at = _moment(data.get("at"), now, start)
@@ -114,7 +115,10 @@ def _moment(value: Any, now: datetime, start: datetime | None) -> datetime:
     relative = _RELATIVE.match(value.strip())
     if relative:
         if start is None:
-            raise InvalidEvent("a relative 'at' (+3d) is only allowed in simulations")
+            raise InvalidEvent(
+                f"'at' is relative ({shown(value)}): relative times are for 'nurture simulate'; "
+                "give an ISO 8601 time (e.g. 2026-03-02T09:00:00Z)"
+            )
         delta = parse_duration(relative.group(1))
         if delta is None:
             raise InvalidEvent(f"invalid relative time {shown(value)} (e.g. +3d, +36h)")

@@ -205,6 +205,14 @@ class Ingestor:
             )
             by_id[contact.id] = contact
             self._consequences(session, contact, event, now)
+        if fresh:
+            # The events first, then what they caused (points, stages, workflows).
+            reasons = {
+                event.id: reason
+                for index, event in enumerate(events)
+                if (reason := judgement.of(index).reason) is not None
+            }
+            self._record(fresh, by_id, reasons)
         bursts = [
             event_id
             for index, event_id in judgement.bursts
@@ -219,12 +227,6 @@ class Ingestor:
             self.scoring.apply(session, by_id, fresh, now)
             wake_contacts(session, fresh, now)
             self.listener.after_events(session, by_id, fresh, now)
-            reasons = {
-                event.id: reason
-                for index, event in enumerate(events)
-                if (reason := judgement.of(index).reason) is not None
-            }
-            self._record(fresh, by_id, reasons)
         return contacts, outcomes
 
     def _record(

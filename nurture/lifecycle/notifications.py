@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from nurture.contacts.view import ContactView
 from nurture.definitions.loader import Project
 from nurture.errors import TemplateError
 from nurture.lifecycle.accounts import signup_token
+from nurture.lifecycle.handoff.readers import timezone_for
 from nurture.rendering import TemplateLibrary, email_context
 from nurture.store.contacts import contact_by_id
 from nurture.store.models import Notification
@@ -43,6 +45,8 @@ from nurture.store.notifications import (
 from nurture.store.statuses import NotificationStatus
 from nurture.transports import MAX_ATTEMPTS, Transport, retry_delay
 from nurture.transports.message import Delivery, OutgoingEmail
+
+log = logging.getLogger("nurture.notifications")
 
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
@@ -125,6 +129,40 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def sales_email_context(
+    view: ContactView,
+    payload: Mapping[str, Any],
+    base_url: str,
+    now: datetime,
+    timezone: str,
+    signup_url: str = "",
+) -> dict[str, Any]:
+    """What an email to sales renders with: its contact, the notification's payload, the
+    reader's timezone (times are shown in it), and for a reader without an inbox
+    account a one-time sign-up link.
+
+    One function for the send and for `nurture preview --handoff`, so the
+    preview shows what the owner will get.
+    """
+    payload = dict(payload)
+    handoff = dict(payload.pop("handoff", None) or {})
+    payload.pop("contact", None)
+    return email_context(
+        view,
+        unsubscribe_url="",
+        view_in_browser_url="",
+        now=now,
+        timezone=timezone,
+        handoff=handoff,
+        snapshot=payload.pop("snapshot", None) or {},
+        inbox_url=f"{base_url}/sales/handoffs/{handoff['id']}"
+        if "id" in handoff
+        else f"{base_url}/sales",
+        signup_url=signup_url,
+        **payload,
+    )
+
+
 class Notifier:
     """Delivers queued notifications: webhooks over HTTP, emails through the transport.
 
@@ -194,6 +232,7 @@ class Notifier:
         else:
             notification.next_attempt_at = now + retry_delay(notification.attempts)
             notification.last_error = error
+        _log_attempt(notification, outcome, error)
 
     def _webhook(self, notification: Notification) -> tuple[str, str | None, bool]:
         body = json.dumps(
@@ -226,10 +265,6 @@ class Notifier:
             contact_by_id(session, notification.contact_id) if notification.contact_id else None
         )
         config = self.config
-        base = self.base_url
-        payload = dict(notification.payload)
-        handoff = dict(payload.pop("handoff", None) or {})
-        payload.pop("contact", None)
         # An email about no one in particular (the digest) still has a `contact`: its recipient.
         # A recipient without an inbox account gets a sign-up link for their address.
         token = signup_token(session, notification.target, now)
@@ -238,18 +273,14 @@ class Notifier:
             if contact
             else ContactView({"email": notification.target})
         )
-        context = email_context(
+        timezone = timezone_for(session, config, notification.target)
+        context = sales_email_context(
             view,
-            unsubscribe_url="",
-            view_in_browser_url="",
-            now=now,
-            handoff=handoff,
-            snapshot=payload.pop("snapshot", None) or {},
-            inbox_url=f"{base}/sales/handoffs/{handoff['id']}"
-            if "id" in handoff
-            else f"{base}/sales",
-            signup_url=f"{base}/sales/password?token={token}" if token else "",
-            **payload,
+            notification.payload,
+            self.base_url,
+            now,
+            timezone,
+            signup_url=f"{self.base_url}/sales/password?token={token}" if token else "",
         )
         rendered = self.templates.render(notification.template or "sales/handoff", context)
         email = OutgoingEmail(
@@ -268,3 +299,33 @@ class Notifier:
         if isinstance(result, Delivery):
             return "sent", None, False
         return "refused", str(result), not result.transient
+
+
+def _log_attempt(notification: Notification, outcome: str, error: str | None) -> None:
+    """One line per email to sales or webhook call: by id, topic and template, never the
+    recipient or the URL (they can be personal or hold a token); a refused email's
+    error has its addresses masked, an unexpected failure is named by its type only."""
+    what = "email to sales" if notification.kind != "webhook" else "webhook"
+    if error is None:
+        state, level = "sent", logging.INFO
+    elif notification.status == NotificationStatus.FAILED:
+        state, level = "failed", logging.WARNING
+    else:
+        state, level = "not sent, will retry", logging.WARNING
+    why = (error or "").split(":", 1)[0] if outcome in ("error", "network") else error
+    log.log(
+        level,
+        "%s %s: notification %d, %s%s%s",
+        what,
+        state,
+        notification.id,
+        notification.topic,
+        f", template {notification.template}" if notification.template else "",
+        f" ({why})" if error is not None else "",
+        extra={
+            "notification_id": notification.id,
+            "topic": notification.topic,
+            "template": notification.template,
+            "outcome": outcome,
+        },
+    )

@@ -26,6 +26,7 @@ from nurture.events import EventView, Traffic, is_engagement
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.score_rules import fit_points, matching_rules, within_caps
 from nurture.lifecycle.stages import Stages
+from nurture.records import Record, Recorder, discard
 from nurture.store.models import Contact
 from nurture.store.scores import insert_ledger, points_to_revoke, rule_uses
 
@@ -89,12 +90,15 @@ class Scoring:
 
     Every change of a contact's score is a ledger row; a score that crosses a
     threshold moves the contact up through `Stages.apply`, in the same
-    transaction.
+    transaction. Each row is also a `score` record for `record` (simulate's
+    timeline), so a marketer sees why a contact moved.
     """
 
-    def __init__(self, config: m.ProjectConfig, stages: Stages) -> None:
+    def __init__(self, config: m.ProjectConfig, stages: Stages, record: Recorder = discard) -> None:
         self.config = config
         self.stages = stages
+        self.record = record
+        self._rule_events = {rule.key: rule.event for rule in config.scoring.rules}
         # The rules each event type may earn, in file order: most events match none.
         self._rules: dict[str, list[m.ScoringRule]] = defaultdict(list)
         for rule in self.config.scoring.rules:
@@ -133,7 +137,7 @@ class Scoring:
             move = self._climb(contact, now, cause="score")
             if move:
                 moves.append(move)
-        insert_ledger(session, ledger)
+        self._write(session, ledger, contacts)
         self.stages.apply(session, contacts, moves, now)
         return moves
 
@@ -277,7 +281,7 @@ class Scoring:
                 rule=entry.rule,
                 event_id=entry.event_id,
             )
-        insert_ledger(session, rows)
+        self._write(session, rows, contacts)
 
     # -- profile (fit) and manual points -------------------------------------------------
 
@@ -309,8 +313,7 @@ class Scoring:
                 )
                 if move := self._climb(contact, now, cause="fit"):
                     moves.append(move)
-        if rows:
-            insert_ledger(session, rows)
+        self._write(session, rows, {c.id: c for c in contacts})
         self.stages.apply(session, {c.id: c for c in contacts}, moves, now)
         return moves
 
@@ -320,15 +323,50 @@ class Scoring:
         contact: Contact,
         points: float,
         key: str,
-        rule: str,
+        step: tuple[str, str],
         now: datetime,
     ) -> list[StageMove]:
-        """Points from a workflow's `score` step (kind "manual")."""
+        """Points from a workflow's `score` step (kind "manual"), `step` as (workflow, step id)."""
+        rule = "/".join(step)
         rows = self._add(contact, points, now, kind="manual", key=key, rule=rule)
-        insert_ledger(session, rows)
+        self._write(session, rows, {contact.id: contact}, step)
         moves = [move] if (move := self._climb(contact, now, cause="score")) else []
         self.stages.apply(session, {contact.id: contact}, moves, now)
         return moves
+
+    # -- the ledger ------------------------------------------------------------------
+
+    def _write(
+        self,
+        session: Session,
+        rows: Sequence[dict[str, Any]],
+        contacts: Mapping[int, Contact],
+        step: tuple[str, str] | None = None,
+    ) -> None:
+        """Insert ledger rows; each is also a `score` record (nothing when nobody listens)."""
+        if not rows:
+            return
+        insert_ledger(session, rows)
+        if self.record is discard:
+            return
+        for row in rows:
+            contact = contacts[row["contact_id"]]
+            rule = row["rule"]
+            details: dict[str, Any] = {
+                "points": row["points"],
+                "score": row["score_after"],
+                "rule": rule,
+                "cause": row["kind"],
+            }
+            event = self._rule_events.get(rule)
+            if event is not None and row["kind"] in ("engagement", "revoked"):
+                details["event"] = event
+            if row["event_id"] is not None:
+                details["event_id"] = row["event_id"]
+            workflow, step_id = step or (None, None)
+            self.record(
+                Record(row["at"], "score", contact.id, contact.email, workflow, step_id, details)
+            )
 
     # -- stages --------------------------------------------------------------------------
 
@@ -359,4 +397,4 @@ class Scoring:
                 rule=f"handoff.rejected:{rule}",
                 key=f"handoff:{handoff_id}:rejected:{rule}:{now.isoformat()}",
             )
-            insert_ledger(session, rows)
+            self._write(session, rows, {contact.id: contact})

@@ -41,7 +41,7 @@ class Lifecycle:
         self.config = config
         self.listener = Listeners(listeners)
         self.stages = Stages(config, self.listener, record)
-        self.scoring = Scoring(config, self.stages)
+        self.scoring = Scoring(config, self.stages, record)
         self.handoffs = Handoffs(config, self.stages, self.scoring, self.listener, record)
         self.ingestor = Ingestor(config, self.scoring, self.stages, self.listener, record)
 

@@ -23,6 +23,7 @@ def sample_sales_context(config: m.ProjectConfig) -> dict[str, Any]:
     context.update(
         unsubscribe_url="",
         view_in_browser_url="",
+        timezone=config.sending.default_timezone,
         handoff={
             "id": 1,
             "status": "open",

@@ -20,10 +20,11 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from nurture.contacts.view import ContactView
+from nurture.definitions.fields import STANDARD_FIELDS
 from nurture.errors import Problem
 from nurture.expressions import private_names
 from nurture.rendering.markup import MjmlFailure, line_at, line_text, lint_tags, tag_text
-from nurture.rendering.sandbox import missing_attribute_message
+from nurture.rendering.sandbox import contact_attributes, missing_attribute_message
 
 #: The filename Jinja gives templates compiled from a string (subject, preheader).
 STRING_FILENAME = "<template>"
@@ -41,8 +42,50 @@ def _hint(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def undefined_name_message(name: str, known: Iterable[str]) -> str:
-    return f"{name!r} is undefined{_hint(name, known)}"
+#: Other tools' names for contact fields, squashed (`FName`, `Company_Name`).
+_FOREIGN_FIELDS = {
+    "fname": "first_name",
+    "lname": "last_name",
+    "companyname": "company",
+    "emailaddress": "email",
+    "mail": "email",
+}
+_RAW_HINT = "for braces shown as they are, wrap them in {% raw %}…{% endraw %}"
+
+
+def _squashed(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def contact_field_for(name: str, fields: Iterable[str]) -> str | None:
+    """The contact field another tool's `name` stands for (`FirstName` → `first_name`)."""
+    squashed = _squashed(name)
+    return _FOREIGN_FIELDS.get(squashed) or next(
+        (field for field in fields if _squashed(field) == squashed), None
+    )
+
+
+def undefined_name_message(name: str, known: Iterable[str], contact: Any = None) -> str:
+    """The name's close look-alike, or, for another tool's merge tag, what nurture writes.
+
+    `{{FirstName}}` comes from templates written for another sender; nurture
+    names never hold a capital, so such a name gets the `contact.` spelling.
+    """
+    hint = _hint(name, known)
+    if hint or name == name.lower():
+        return f"{name!r} is undefined{hint}"
+    fields = contact_attributes(contact) if isinstance(contact, ContactView) else STANDARD_FIELDS
+    field = contact_field_for(name, fields)
+    if field is not None:
+        return (
+            f"{name!r} is undefined: nurture writes this contact field as "
+            f"{{{{ contact.{field} }}}} (another tool's merge tag?); {_RAW_HINT}"
+        )
+    return (
+        f"{name!r} is undefined: another tool's merge tag? nurture reads a contact's fields, "
+        "and the properties declared in nurture.yaml, as {{ contact.<name> }} in lowercase "
+        f"(such as {{{{ contact.first_name }}}}); {_RAW_HINT}"
+    )
 
 
 def template_frame(exc: BaseException, prefix: str) -> tuple[str, int] | None:
@@ -66,6 +109,7 @@ def exception_problem(
     display: Callable[[str], str],
     known_names: Iterable[str],
     template_names: Callable[[], Sequence[str]],
+    contact: Any = None,
 ) -> Problem | None:
     """The problem `exc` reports, or None when it is not a template's fault.
 
@@ -85,11 +129,14 @@ def exception_problem(
             line = (line or 1) + lineno - 1
         else:
             file, line = display(filename), lineno
-    return Problem(file, line, _message(exc, known_names, template_names))
+    return Problem(file, line, _message(exc, known_names, template_names, contact))
 
 
 def _message(
-    exc: Exception, known_names: Iterable[str], template_names: Callable[[], Sequence[str]]
+    exc: Exception,
+    known_names: Iterable[str],
+    template_names: Callable[[], Sequence[str]],
+    contact: Any = None,
 ) -> str:
     if isinstance(exc, TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
@@ -99,7 +146,9 @@ def _message(
         return f"not allowed in a template: {exc}"
     if isinstance(exc, UndefinedError):
         match = _UNDEFINED_NAME.match(str(exc))
-        return undefined_name_message(match.group(1), known_names) if match else str(exc)
+        if match is None:
+            return str(exc)
+        return undefined_name_message(match.group(1), known_names, contact)
     if isinstance(exc, JinjaTemplateError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -170,7 +219,7 @@ def static_problems(
             unknown = meta.find_undeclared_variables(tree) - known
             for name in tree.find_all(nodes.Name):
                 if name.ctx == "load" and name.name in unknown:
-                    message = undefined_name_message(name.name, known)
+                    message = undefined_name_message(name.name, known, contact)
                     problems.append(Problem(file, name.lineno, message))
         for tag in lint_tags(source, jinja=True):
             if tag.kind == "unknown":

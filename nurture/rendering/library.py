@@ -315,6 +315,7 @@ class TemplateLibrary:
             display=self.display,
             known_names=self._known_names(ctx or {}),
             template_names=self._all_files,
+            contact=(ctx or {}).get("contact"),
         )
 
     def _syntax_problem(

@@ -39,6 +39,7 @@ from jinja2.runtime import Context
 from nurture.contacts.view import ContactView
 from nurture.definitions.fields import STANDARD_FIELDS
 from nurture.expressions import GuardedSandbox
+from nurture.rendering.filters import FILTERS
 from nurture.rendering.frontmatter import strip_front_matter
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -195,7 +196,7 @@ def _finalize(value: Any) -> Any:
 def make_environment(
     root: Path, *, auto_reload: bool = True, recheck_after: float = 0.0
 ) -> TemplateSandbox:
-    return TemplateSandbox(
+    environment = TemplateSandbox(
         loader=TemplateLoader(root, recheck_after),
         undefined=TemplateUndefined,
         autoescape=_autoescape,
@@ -206,3 +207,5 @@ def make_environment(
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters.update(FILTERS)
+    return environment

@@ -10,7 +10,10 @@ What it keeps: paragraphs, line breaks, list items, table rows (cells joined
 by " | "), links as `text (url)` (an image link shows the image's `alt`).
 What it drops: `<head>`, styles, comments (so Outlook's `<!--[if mso]>`
 tables), and anything styled `display:none` (the hidden preheader, already
-shown as the inbox line).
+shown as the inbox line). Whitespace is Unicode's: `mj-spacer` fills its
+block with a hair space, which must not leave an empty paragraph behind. A
+carousel reads as its images one by one (each a link if it has one); its
+thumbnails, in-page links that only switch the image shown, are dropped.
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ _NOT_CELL = re.compile(r"<(?!/?t[rdh]\b)", re.I)
 _ROW = re.compile(r"</?tr\b", re.I)
 _CELL_RUN = re.compile(f" ?{_CELL}[ {_CELL}]*")
 _TAG = re.compile(r"<!--.*?-->|</?[a-zA-Z][^>]*>", re.S)
-_SPACE = re.compile(r"[ \t\r\n\f\v\xa0]+")
-_WHITE = " \t\r\n\f\v\xa0"
-_PARAGRAPHS = re.compile(
-    f"[{_WHITE}{_PARAGRAPH}{_CELL}]*{_PARAGRAPH}[{_WHITE}{_PARAGRAPH}{_CELL}]*"
+#: Any Unicode space (`str.isspace`): nbsp, and the hair space of `mj-spacer`.
+_SPACE = re.compile(r"\s+")
+_PARAGRAPHS = re.compile(f"[\\s{_PARAGRAPH}{_CELL}]*{_PARAGRAPH}[\\s{_PARAGRAPH}{_CELL}]*")
+#: MRML hides every carousel image but the first until a radio button is checked.
+_CAROUSEL_HIDDEN = re.compile(
+    r'(<div class="mj-carousel-image\b[^"]*")\s+style="display:none;mso-hide:all;"', re.I
 )
 
 
@@ -90,15 +95,20 @@ def _shown_url(href: str) -> str | None:
 def _link(match: re.Match[str]) -> str:
     """`<a href="u">label</a>` → `label (u)`; an image link shows its alt."""
     attributes, inner = match.groups()
+    href = _value(_HREF.search(attributes))
+    image = False
     if "<" in inner:
+        if href is not None and href.startswith("#") and not _TAG.sub("", inner).strip():
+            return ""  # an in-page link around an image: a carousel thumbnail, say
+        image = "<img" in inner.lower()
         inner = _IMAGE_ALT.sub(lambda m: f" {m.group(1) or m.group(2) or ''} ", inner)
         inner = _TAG.sub(" ", inner)
     label = " ".join(html.unescape(inner).split())
-    href = _value(_HREF.search(attributes))
     url = _shown_url(href) if href else None
     if url and url != label and url.split("://", 1)[-1] != label:
         label = f"{label} ({url})" if label else url
-    return html.escape(label, quote=False)
+    label = html.escape(label, quote=False)
+    return f" {label} " if image else label  # images side by side are not one word
 
 
 def _block_run(match: re.Match[str]) -> str:
@@ -146,6 +156,8 @@ def html_to_text(document: str) -> str:
     body = _BODY.search(document)
     if body:
         document = document[body.start() :]
+    if "mj-carousel-image" in document:
+        document = _CAROUSEL_HIDDEN.sub(r"\1", document)
     if _HIDDEN.search(document):
         document = _drop_hidden(document)
     document = _ANCHOR.sub(_link, document)

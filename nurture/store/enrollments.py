@@ -350,19 +350,33 @@ def running_enrollments_by_step(session: Session, workflow: str) -> dict[str | N
     return {step: int(count) for step, count in session.execute(statement)}
 
 
-def running_by_version(session: Session) -> list[tuple[str, int, str | None, int]]:
-    """(workflow, version id, step, count) of running enrollments (`nurture plan`)."""
+@dataclass(frozen=True)
+class RunningGroup:
+    """Running enrollments of one workflow version at one step, and when they next run."""
+
+    workflow: str
+    version_id: int
+    step: str | None
+    count: int
+    first_due: datetime | None
+    last_due: datetime | None
+
+
+def running_by_version(session: Session) -> list[RunningGroup]:
+    """Running enrollments by workflow, version and step (`nurture plan`)."""
     rows = session.execute(
         select(
             Enrollment.workflow,
             Enrollment.workflow_version_id,
             Enrollment.step,
             func.count(),
+            func.min(Enrollment.next_run_at),
+            func.max(Enrollment.next_run_at),
         )
         .where(Enrollment.status.in_(RUNNING))
         .group_by(Enrollment.workflow, Enrollment.workflow_version_id, Enrollment.step)
     )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [RunningGroup(*row) for row in rows]
 
 
 def running_steps(session: Session) -> list[tuple[int, int, str | None]]:

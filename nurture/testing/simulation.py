@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_START",
     "Email",
     "Handoff",
+    "ScoreChange",
     "SimResult",
     "Simulate",
     "simulate_project",
@@ -63,6 +64,23 @@ class Handoff:
     contact: str
     owner: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    """One row of a contact's score ledger: the points, the score after, and why.
+
+    `cause` is the ledger's kind: engagement (an event, `event`, earned them by
+    `rule`), decay, fit, manual (a workflow's score step: `rule` is
+    ``workflow/step``) or revoked (a click found to be a machine's).
+    """
+
+    at: datetime
+    points: float
+    score: float
+    rule: str
+    cause: str
+    event: str | None = None
 
 
 @dataclass
@@ -113,6 +131,21 @@ class SimResult:
     def stages_of(self, email: str) -> list[str]:
         """The stages a contact moved to during the run, in order."""
         return [str(r.details.get("to")) for r in self.timeline(email) if r.kind == "stage"]
+
+    def scores(self, email: str) -> list[ScoreChange]:
+        """Every change of a contact's score during the run (ledger rows), in order."""
+        return [
+            ScoreChange(
+                r.at,
+                float(r.details["points"]),
+                float(r.details["score"]),
+                str(r.details["rule"]),
+                str(r.details["cause"]),
+                r.details.get("event"),
+            )
+            for r in self.timeline(email)
+            if r.kind == "score"
+        ]
 
     def exits(self, email: str) -> list[tuple[str | None, str]]:
         """(workflow, reason) of every workflow a contact left, in order."""

@@ -1,17 +1,81 @@
 """`nurture demo`: the example program end to end, on embedded defaults.
 
-About 500 synthetic French B2B contacts go through the example project for 60
-virtual days with realistic reactions: the real engine under `simulate`'s
-virtual clock, writing every email to the outbox folder as a real `.eml`.
+About 500 synthetic French B2B contacts go through the example project for the
+last 60 days with realistic reactions: the real engine under `simulate`'s
+virtual clock, writing every email as a real `.eml`.
+
+Everything lands in one folder of its own (`./nurture-demo` by default), never
+mixed with a real project's outbox: a copy of the example project, the
+contacts, the SQLite database the run leaves (so `explain`, `report`,
+`handoffs` and `graph` can be tried on it from there) and the outbox. The
+folder's `.gitignore` keeps git out of it and marks it as the demo's, which a
+later run replaces whole; a folder without that mark is never touched.
 """
 
 from __future__ import annotations
 
 import csv
 import random
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from nurture.definitions.loader import CONFIG_FILE
+from nurture.definitions.loader import CONFIG_FILE, TEMPLATES_DIR, WORKFLOWS_DIR
+from nurture.errors import NurtureError
+
+DATABASE_FILE = "nurture.sqlite3"
+OUTBOX = "outbox"
+#: The first line of the demo folder's `.gitignore`: what says a folder is the demo's.
+MARK = "# Written by `nurture demo`, replaced whole by its next run: nothing here is committed.\n"
+
+
+@dataclass(frozen=True)
+class DemoFolder:
+    """Where a demo run writes: the project copy, its contacts, database and outbox."""
+
+    root: Path
+
+    @property
+    def contacts(self) -> Path:
+        return self.root / "contacts.csv"
+
+    @property
+    def database(self) -> Path:
+        return self.root / DATABASE_FILE
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / OUTBOX
+
+    def written(self) -> tuple[int, int]:
+        """(emails written, of which to sales): a notification's send id is `n<id>`."""
+        files = [path.name for path in self.outbox.glob("*.eml")]
+        to_sales = sum(1 for name in files if name.rpartition("-")[2][:1] == "n")
+        return len(files), to_sales
+
+
+def prepare_folder(folder: Path, example: Path) -> DemoFolder:
+    """An empty demo folder holding a copy of `example` (its config, workflows, templates
+    and examples), replacing an earlier demo's; refused if it holds anything else."""
+    if folder.exists():
+        if not folder.is_dir():
+            raise NurtureError(f"{folder} exists and is not a folder")
+        mark = folder / ".gitignore"
+        ours = mark.is_file() and mark.read_text(encoding="utf-8").startswith(MARK)
+        if any(folder.iterdir()) and not ours:
+            raise NurtureError(
+                f"{folder} is not empty and was not written by nurture demo: "
+                "remove it or give another --dir"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / ".gitignore").write_text(MARK + "*\n", encoding="utf-8")
+    shutil.copy(example / CONFIG_FILE, folder / CONFIG_FILE)
+    for name in (WORKFLOWS_DIR, TEMPLATES_DIR, "examples"):
+        if (example / name).is_dir():
+            shutil.copytree(example / name, folder / name)
+    return DemoFolder(folder)
+
 
 FIRST_NAMES = (
     "Anne",

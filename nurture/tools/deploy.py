@@ -7,11 +7,19 @@ of running enrollments that is not on the file's version:
 
 - by default it stays on its version (the engine runs old versions from their
   stored source, see `Engine.workflow`), so editing a file never moves anyone;
-- with `migrate`, it moves to the same step id in the new version; if that
-  step is gone, to the nearest following step of the old order that still
-  exists; if none does, the enrollment completes (`exit_reason`
+- with `migrate`, it moves to the same step in the new version, keeping its
+  waiting state (a contact two days into a wait stays two days in). The
+  same step is found as a diff finds it (`nurture.definitions.identity`):
+  a step inserted before a `wait` renames the wait's derived id (`wait-2`
+  becomes `wait-3`) but not the step, so nobody skips it. If the step is
+  gone, the enrollment moves to the nearest following step of the old order
+  that still exists; if none does, it completes (`exit_reason`
   ``step-removed``). A step whose kind changed is restarted, since the old
   waiting state means nothing to the new kind.
+
+Each group's next email, before and after (`nurture.tools.upcoming`), is part
+of the plan, so it says which emails a migration sends now that were due
+later.
 
 `destination` is the one rule, shared by the plan and by `apply`, so what the
 plan says is what apply does. Nothing here commits; the caller owns the
@@ -22,29 +30,36 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+import nurture.clock as clock
 from nurture.definitions import model as m
+from nurture.definitions.identity import match_steps
 from nurture.definitions.loader import Project
 from nurture.definitions.workflow import parse_workflow
-from nurture.expressions import Expression
-from nurture.store.enrollments import move_running, running_by_version, running_steps
+from nurture.store.enrollments import RunningGroup, move_running, running_by_version, running_steps
 from nurture.store.statuses import EnrollmentStatus
 from nurture.store.workflows import mark_deployed, withdraw, workflow_version_id, workflow_versions
+from nurture.tools.upcoming import Upcoming, consequence, next_emails
 
 Status = Literal["new", "unchanged", "changed", "removed"]
-#: stay: keeps its version; same-step: same id, same kind; restart: same id, new
-#: kind; next-step: its step is gone, goes to the next surviving one; completes.
+#: stay: keeps its version; same-step: the same step (its id perhaps renumbered), same
+#: kind, waiting state kept; restart: the same step, a new kind; next-step: its step is
+#: gone, goes to the next surviving one; completes.
 Outcome = Literal["stay", "same-step", "restart", "next-step", "completes"]
 
 
 @dataclass(frozen=True)
 class Group:
-    """Running enrollments of one workflow on one old version, at one step."""
+    """Running enrollments of one workflow on one old version, at one step.
+
+    `before` is their next email where they are, `after` once the plan is
+    applied (the same, unless they move): `sends` says it in words.
+    """
 
     version_id: int
     version: int  # the version's number within its workflow, from 1
@@ -52,6 +67,8 @@ class Group:
     count: int
     outcome: Outcome
     target: str | None  # the step id it will be on in the new version
+    before: Upcoming | None = field(default=None, compare=False)
+    after: Upcoming | None = field(default=None, compare=False)
 
     @property
     def says(self) -> str:
@@ -60,6 +77,11 @@ class Group:
             return f"stays on version {self.version} at {where}"
         if self.outcome == "same-step" and self.step is None:
             return "moves to the new version (not started: begins at its first step)"
+        if self.outcome == "same-step" and self.target != self.step:
+            return (
+                f"moves to step {self.target} of the new version "
+                f"(the same step as {where}, renumbered by a step added or removed before it)"
+            )
         if self.outcome == "same-step":
             return f"moves to step {where} of the new version"
         if self.outcome == "restart":
@@ -67,6 +89,32 @@ class Group:
         if self.outcome == "next-step":
             return f"step {where} is removed: moves to step {self.target}, the next that remains"
         return f"step {where} is removed and no later step remains: completes"
+
+    @property
+    def sends(self) -> str:
+        """`12 contacts: lead/guide sent now instead of in 1–2 days`."""
+        if self.after is None or self.before is None:
+            return ""
+        who = f"{self.count} contact{'s' if self.count != 1 else ''}"
+        return f"{who}: {consequence(self.before, self.after)}"
+
+    @property
+    def sends_now(self) -> bool:
+        """Applying the plan sends these contacts an email at once."""
+        return self.outcome != "stay" and self.after is not None and self.after.now
+
+    def to_json(self) -> dict[str, Any]:
+        item = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("before", "after")}
+        return {
+            **item,
+            "says": self.says,
+            "sends": self.sends,
+            "sends_now": self.sends_now,
+            "next_email": {
+                "before": self.before.to_json() if self.before else None,
+                "after": self.after.to_json() if self.after else None,
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -80,6 +128,8 @@ class WorkflowPlan:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     groups: tuple[Group, ...] = ()
+    #: (deployed id, new id): the same step, its derived id moved by a step added before it
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,11 +143,16 @@ class Plan:
     def has_changes(self) -> bool:
         return any(w.status != "unchanged" or w.groups for w in self.workflows)
 
+    @property
+    def sent_now(self) -> list[tuple[WorkflowPlan, Group]]:
+        """The groups that applying this plan sends an email at once."""
+        return [(w, g) for w in self.workflows for g in w.groups if g.sends_now]
+
     def to_json(self) -> dict[str, Any]:
         items = []
         for w in self.workflows:
-            item = dataclasses.asdict(w)
-            item["groups"] = [{**dataclasses.asdict(g), "says": g.says} for g in w.groups]
+            item = {k: v for k, v in dataclasses.asdict(w).items() if k != "groups"}
+            item["groups"] = [g.to_json() for g in w.groups]
             items.append(item)
         return {"migrate": self.migrate, "workflows": items}
 
@@ -108,38 +163,10 @@ class Plan:
 def step_changes(
     old: m.Workflow, new: m.Workflow
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Step ids added, removed and changed (same id, different definition)."""
-    old_steps = {s.id: s for s in old.steps}
-    new_steps = {s.id: s for s in new.steps}
-    added = tuple(i for i in new.step_ids if i not in old_steps)
-    removed = tuple(i for i in old.step_ids if i not in new_steps)
-    changed = tuple(
-        i
-        for i in new.step_ids
-        if i in old_steps and signature(old_steps[i]) != signature(new_steps[i])
-    )
-    return added, removed, changed
-
-
-def signature(value: Any) -> Any:
-    """A step's meaning, without where it sits in its file (line, index)."""
-    if isinstance(value, Expression):
-        return value.source
-    if isinstance(value, m.Located):
-        skip = {"file", "line", "index", "explicit_id"}
-        return (
-            type(value).__name__,
-            tuple(
-                (f.name, signature(getattr(value, f.name)))
-                for f in dataclasses.fields(value)
-                if f.name not in skip
-            ),
-        )
-    if isinstance(value, tuple | list):
-        return tuple(signature(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, repr(signature(v))) for k, v in value.items()))
-    return value
+    """Steps added, removed and changed (the same step, a different definition): the
+    same step as `match_steps` pairs it, not the same id."""
+    match = match_steps(old, new)
+    return match.added, match.removed, match.changed
 
 
 def destination(
@@ -147,19 +174,23 @@ def destination(
 ) -> tuple[Outcome, str | None]:
     """Where an enrollment at `step` of `old` goes in `new`: the one migration rule.
 
-    `old` None (its stored source no longer parses) has no order to follow: a
-    step missing from `new` then completes.
+    `old` None (its stored source no longer parses) has no order or content
+    to follow: the same id is the same step, and a step missing from `new`
+    completes.
     """
     if step is None:
         return "same-step", None
-    if step in new.step_ids:
-        if old is not None and step in old.step_ids and old.step(step).kind != new.step(step).kind:
-            return "restart", step
-        return "same-step", step
-    if old is not None and step in old.step_ids:
-        for following in old.step_ids[old.step_ids.index(step) + 1 :]:
-            if following in new.step_ids:
-                return "next-step", following
+    if old is None or step not in old.step_ids:
+        return ("same-step", step) if step in new.step_ids else ("completes", None)
+    pairs = match_steps(old, new).pairs
+    if step in pairs:
+        target = pairs[step]
+        if old.step(step).kind != new.step(target).kind:
+            return "restart", target
+        return "same-step", target
+    for following in old.step_ids[old.step_ids.index(step) + 1 :]:
+        if following in pairs:
+            return "next-step", pairs[following]
     return "completes", None
 
 
@@ -200,11 +231,6 @@ def deployed_versions(versions: Iterable[_Version]) -> dict[str, _Version]:
     return deployed
 
 
-def _running(session: Session) -> list[tuple[str, int, str | None, int]]:
-    """(workflow, version id, step, count) of running enrollments."""
-    return running_by_version(session)
-
-
 class _Parsed:
     """Old versions parsed once each, against today's project configuration."""
 
@@ -226,26 +252,35 @@ class _Parsed:
 # --- plan and apply ------------------------------------------------------------------
 
 
-def build_plan(session: Session, project: Project, *, migrate: bool = False) -> Plan:
-    """What `apply` (with `migrate` or not) would do now; reads, never writes."""
+def build_plan(
+    session: Session, project: Project, *, migrate: bool = False, now: datetime | None = None
+) -> Plan:
+    """What `apply` (with `migrate` or not) would do `now`; reads, never writes."""
+    now = now or clock.now()
     versions = _versions(session)
     deployed = deployed_versions(versions.values())
     parsed = _Parsed(project, versions)
     by_hash = {(v.name, v.content_hash): v for v in versions.values()}
-    running: dict[str, list[tuple[int, str | None, int]]] = {}
-    for name, version_id, step, count in _running(session):
-        running.setdefault(name, []).append((version_id, step, count))
+    running: dict[str, list[RunningGroup]] = {}
+    for group in sorted(running_by_version(session), key=_group_order):
+        running.setdefault(group.workflow, []).append(group)
     plans = []
     for name in sorted({*project.workflows, *deployed, *running}):
         current = project.workflows.get(name)
         now_deployed = deployed.get(name)
         number = now_deployed.number if now_deployed else None
         if current is None:
-            groups = tuple(
-                Group(vid, versions[vid].number, step, count, "stay", step)
-                for vid, step, count in sorted(running.get(name, []), key=_group_order)
-            )
-            plans.append(WorkflowPlan(name, "removed", number, groups=groups))
+            groups = []
+            for g in running.get(name, []):
+                old = parsed(g.version_id)
+                before = None
+                if old is not None and (g.step is None or g.step in old.step_ids):
+                    before, _ = next_emails(old, old, g, "stay", g.step, now)
+                version = versions[g.version_id].number
+                groups.append(
+                    Group(g.version_id, version, g.step, g.count, "stay", g.step, before, before)
+                )
+            plans.append(WorkflowPlan(name, "removed", number, groups=tuple(groups)))
             continue
         current_version = by_hash.get((name, current.content_hash))
         current_id = current_version.id if current_version else None
@@ -253,6 +288,7 @@ def build_plan(session: Session, project: Project, *, migrate: bool = False) -> 
         added: tuple[str, ...] = ()
         removed: tuple[str, ...] = ()
         changed: tuple[str, ...] = ()
+        renamed: tuple[tuple[str, str], ...] = ()
         if now_deployed is None:
             status = "new"
         elif now_deployed.content_hash == current.content_hash:
@@ -261,19 +297,28 @@ def build_plan(session: Session, project: Project, *, migrate: bool = False) -> 
             status = "changed"
             old = parsed(now_deployed.id)
             if old is not None:
-                added, removed, changed = step_changes(old, current)
+                match = match_steps(old, current)
+                added, removed, changed = match.added, match.removed, match.changed
+                renamed = match.renamed
         group_list = []
-        for vid, step, count in sorted(running.get(name, []), key=_group_order):
-            if vid == current_id:
+        for g in running.get(name, []):
+            if g.version_id == current_id:
                 continue
-            outcome, target = destination(parsed(vid), current, step) if migrate else ("stay", step)
-            group_list.append(Group(vid, versions[vid].number, step, count, outcome, target))
-        plans.append(WorkflowPlan(name, status, number, added, removed, changed, tuple(group_list)))
+            old = parsed(g.version_id)
+            outcome, target = destination(old, current, g.step) if migrate else ("stay", g.step)
+            before, after = next_emails(old, current, g, outcome, target, now)
+            version = versions[g.version_id].number
+            group_list.append(
+                Group(g.version_id, version, g.step, g.count, outcome, target, before, after)
+            )
+        plans.append(
+            WorkflowPlan(name, status, number, added, removed, changed, tuple(group_list), renamed)
+        )
     return Plan(migrate, tuple(plans))
 
 
-def _group_order(group: tuple[int, str | None, int]) -> tuple[int, str]:
-    return group[0], group[1] or ""
+def _group_order(group: RunningGroup) -> tuple[int, str]:
+    return group.version_id, group.step or ""
 
 
 @dataclass(frozen=True)
@@ -339,6 +384,9 @@ def migrate_group(
             "waiting_for": None,
             "next_run_at": now,
         }
+    elif group.target != group.step:
+        # The same step under its new id: where it waits and until when stay as they are.
+        values["step"] = group.target
     return move_running(session, workflow, group.version_id, group.step, values)
 
 

@@ -11,6 +11,7 @@ reason, and — if nothing is being sent — the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,12 +37,24 @@ from nurture.store.statuses import RUNNING, EnrollmentStatus
 #: The opens and clicks `explain` lists, the latest first cut.
 SIGNALS_SHOWN = 50
 
+#: How a time reads inside the sentences (`next`, `not_emailed_because`, notes).
+Moment = Callable[[datetime], str]
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict[str, Any]:
+def _exact(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def explain(
+    session: Session, engine: Engine, email: str, now: datetime, when: Moment = _exact
+) -> dict[str, Any]:
+    """Everything about one contact. Fields stay exact (ISO times in UTC, unrounded
+    scores); `when` writes the times inside sentences: ISO for machines, the
+    reader's local time for the command line (`nurture.readable`)."""
     contact = contact_by_email(session, email)
     if contact is None:
         raise ContactNotFound(f"no contact with email {email!r}")
@@ -95,7 +108,9 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
                     "score_after": e.score_after,
                     "event": e.event_id,
                     "note": (
-                        _revoked(causes.get(e.event_id or "")) if e.kind == "revoked" else None
+                        _revoked(causes.get(e.event_id or ""), when)
+                        if e.kind == "revoked"
+                        else None
                     ),
                 }
                 for e in ledger
@@ -105,7 +120,7 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
             {"at": _iso(h.at), "from": h.from_stage, "to": h.to_stage, "cause": h.cause}
             for h in history
         ],
-        "enrollments": [_enrollment(session, engine, e) for e in enrollments],
+        "enrollments": [_enrollment(session, engine, e, when) for e in enrollments],
         "emails": [
             {
                 "at": _iso(s.sent_at or s.claimed_at),
@@ -124,7 +139,7 @@ def explain(session: Session, engine: Engine, email: str, now: datetime) -> dict
         ],
         "signals": [_signal(signal) for signal in signals],
         "signals_total": signals_total,
-        "not_emailed_because": _why_not(contact, enrollments, config, now),
+        "not_emailed_because": _why_not(contact, enrollments, config, now, when),
     }
 
 
@@ -152,19 +167,21 @@ def signal_text(signal: dict[str, Any]) -> str:
     return f"{what} — {traffic}{reason} ({unscored})"
 
 
-def _revoked(cause: Signal | None) -> str:
+def _revoked(cause: Signal | None, when: Moment) -> str:
     """Why a "revoked" ledger row took points back."""
     if cause is None:
         return "points taken back: the event turned out to be a machine's"
     what = " ".join(x for x in (cause.type, cause.template) if x)
     reason = f": {cause.traffic_reason}" if cause.traffic_reason else ""
     return (
-        f"points taken back: the {what} of {cause.at:%Y-%m-%d %H:%M} turned out to be "
+        f"points taken back: the {what} of {when(cause.at)} turned out to be "
         f"a {cause.traffic}'s{reason}"
     )
 
 
-def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dict[str, Any]:
+def _enrollment(
+    session: Session, engine: Engine, enrollment: Enrollment, when: Moment
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "workflow": enrollment.workflow,
         "version": enrollment.workflow_version_id,
@@ -183,13 +200,19 @@ def _enrollment(session: Session, engine: Engine, enrollment: Enrollment) -> dic
         data["next"] = "its workflow version can no longer be read; it will exit"
         return data
     step = workflow.step(state.step) if state.step else workflow.steps[0]
-    data["next"] = describe(step, workflow, enrollment.next_run_at, state.deferred)
+    data["next"] = describe(step, workflow, enrollment.next_run_at, state.deferred, when)
     return data
 
 
-def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: str | None) -> str:
+def describe(
+    step: m.Step,
+    workflow: m.Workflow,
+    at: datetime | None,
+    deferred: str | None,
+    when: Moment = _exact,
+) -> str:
     """What this enrollment does next, in words."""
-    when = f" at {at.isoformat()}" if at else ""
+    moment = when(at) if at else None
     following = workflow.next_step(step)
     then = (
         f"send {following.template}"
@@ -200,11 +223,11 @@ def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: 
         on_event = step.on_event or (following.id if following else "the end")
         on_timeout = step.on_timeout or (following.id if following else "the end")
         return (
-            f"waiting for {step.event} (then {on_event}); if none comes by"
-            f"{when or ' its timeout'}, {on_timeout}"
+            f"waiting for {step.event} (then {on_event}); if none comes by "
+            f"{moment or 'its timeout'}, {on_timeout}"
         )
     if isinstance(step, m.WaitStep):
-        return f"waiting until{when or ' its time'}, then {then}"
+        return f"waiting until {moment or 'its time'}, then {then}"
     if isinstance(step, m.SendStep):
         because = {
             "window": " (outside the send window)",
@@ -212,12 +235,17 @@ def describe(step: m.Step, workflow: m.Workflow, at: datetime | None, deferred: 
             "paused": " (the contact paused nurture email until then)",
             "previous-email": " (the workflow's previous email is not sent yet)",
         }
-        return f"send {step.template}{when}{because.get(deferred or '', '')}"
-    return f"run step {step.id} ({step.kind}){when}"
+        at_moment = f" at {moment}" if moment else ""
+        return f"send {step.template}{at_moment}{because.get(deferred or '', '')}"
+    return f"run step {step.id} ({step.kind})" + (f" at {moment}" if moment else "")
 
 
 def _why_not(
-    contact: Contact, enrollments: list[Enrollment] | Any, config: m.ProjectConfig, now: datetime
+    contact: Contact,
+    enrollments: list[Enrollment] | Any,
+    config: m.ProjectConfig,
+    now: datetime,
+    when: Moment,
 ) -> str | None:
     blocked = contact_block(contact, config.sending)
     if blocked == "no-consent":
@@ -226,7 +254,7 @@ def _why_not(
         return blocked
     pause = paused_until(contact, now)
     if pause is not None:
-        return f"paused until {pause.isoformat()}: the contact asked for a break; sends wait"
+        return f"paused until {when(pause)}: the contact asked for a break; sends wait"
     if at_or_beyond(contact.stage or config.stages[0], config.prospect_stage, config.stages):
         return f"prospect (stage {contact.stage}): automated nurture email has stopped"
     if not any(e.status in RUNNING for e in enrollments):

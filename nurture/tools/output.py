@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+import nurture.readable as readable
 from nurture.records import Record
 from nurture.store.statuses import EnrollmentStatus
 from nurture.tools.explain import signal_text
@@ -43,11 +45,24 @@ def timeline_line(record: Record) -> str:
         extra = str(details.get("reason", ""))
     elif record.kind == "stage":
         extra = f"{details.get('from')} → {details.get('to')}"
+    elif record.kind == "score":
+        extra = score_text(details)
     else:
         extra = ", ".join(f"{k}={v}" for k, v in details.items())
     return (
         f"{record.at:%Y-%m-%d %H:%M}  {record.contact:<40} {what:<8} {where:<36} {extra}".rstrip()
     )
+
+
+def score_text(details: Mapping[str, Any]) -> str:
+    """`+10 → 35  email.clicked (rule:1:email.clicked)`: the points, the score after, and why."""
+    points, score = float(details.get("points", 0)), float(details.get("score", 0))
+    cause, rule = details.get("cause"), details.get("rule")
+    why = {"decay": "decay", "fit": "fit (profile)"}.get(str(cause), str(rule))
+    if details.get("event"):
+        taken = " taken back (a machine's)" if cause == "revoked" else ""
+        why = f"{details['event']}{taken} ({rule})"
+    return f"{round(points, 1):+g} → {round(score, 1):g}  {why}"
 
 
 def print_timeline(console: Console, records: Sequence[Record], limit: int | None = None) -> None:
@@ -58,13 +73,17 @@ def print_timeline(console: Console, records: Sequence[Record], limit: int | Non
         console.print(f"… {len(shown) - limit} more")
 
 
-def print_journeys(console: Console, records: Sequence[Record], count: int = 3) -> None:
-    """The full story of the few contacts whose journeys show the most kinds of step."""
+def most_varied(records: Sequence[Record], count: int) -> list[str]:
+    """The few contacts whose journeys show the most kinds of step."""
     kinds: dict[str, set[str]] = {}
     for record in records:
         kinds.setdefault(record.contact, set()).add(record.kind)
-    chosen = sorted(kinds, key=lambda contact: -len(kinds[contact]))[:count]
-    for contact in chosen:
+    return sorted(kinds, key=lambda contact: -len(kinds[contact]))[:count]
+
+
+def print_journeys(console: Console, records: Sequence[Record], count: int = 3) -> None:
+    """The full story of the few contacts whose journeys show the most kinds of step."""
+    for contact in most_varied(records, count):
         console.print(f"\n[bold]Journey of {contact}[/bold]")
         print_timeline(console, [r for r in records if r.contact == contact])
 
@@ -110,15 +129,21 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     console.print(emails)
 
 
-def print_explanation(console: Console, data: dict[str, Any]) -> None:
-    """`nurture explain`, for people."""
+def print_explanation(
+    console: Console, data: dict[str, Any], zone: str = "UTC", now: datetime | None = None
+) -> None:
+    """`nurture explain`, for people: scores rounded, times local to `zone`."""
     contact, score = data["contact"], data["score"]
+
+    def when(value: str | None) -> str:
+        return readable.local_time(value, zone, readable.CLI_LANGUAGE, now)
+
     name = f"{contact['name']} " if contact["name"] else ""
     console.print(f"[bold]{name}<{contact['email']}>[/bold] {contact['company'] or ''}".rstrip())
     console.print(
-        f"stage [bold]{contact['stage']}[/bold] · score [bold]{score['now']:g}[/bold] "
-        f"(fit {score['fit']:g} + engagement {score['engagement']:g}) · {score['temperature']}"
-        + (f" · owner {contact['owner']}" if contact["owner"] else "")
+        f"stage [bold]{contact['stage']}[/bold] · score "
+        f"[bold]{readable.score_breakdown(score['now'], score['fit'])}[/bold]"
+        f" · {score['temperature']}" + (f" · owner {contact['owner']}" if contact["owner"] else "")
     )
     consent = contact.get("consent") or "unknown"
     basis = ", ".join(x for x in (contact.get("consent_basis"), contact.get("consent_source")) if x)
@@ -131,7 +156,7 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
         console.print("\n[bold]Stages[/bold]")
         for move in data["stage_history"]:
             console.print(
-                f"  {move['at'][:16]}  {move['from'] or '—'} → {move['to']}  ({move['cause']})"
+                f"  {when(move['at'])}  {move['from'] or '—'} → {move['to']}  ({move['cause']})"
             )
     console.print("\n[bold]Workflows[/bold]")
     if not data["enrollments"]:
@@ -150,11 +175,11 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
             table.add_column(column, justify="right" if column in ("points", "score") else "left")
         for line in score["ledger"]:
             table.add_row(
-                line["at"][:16],
+                when(line["at"]),
                 line["kind"],
                 line["rule"],
-                f"{line['points']:+g}",
-                f"{line['score_after']:g}",
+                readable.points(line["points"]),
+                readable.score(line["score_after"]),
                 line.get("note") or "",
             )
         console.print(table)
@@ -163,15 +188,16 @@ def print_explanation(console: Console, data: dict[str, Any]) -> None:
         latest = f" (the latest {shown} of {total})" if total > shown else ""
         console.print(f"\n[bold]Opens and clicks[/bold]{latest}")
         for signal in data["signals"]:
-            console.print(f"  {signal['at'][:16]}  {signal_text(signal)}", markup=False)
+            console.print(f"  {when(signal['at'])}  {signal_text(signal)}", markup=False)
     if data["emails"]:
         console.print("\n[bold]Emails[/bold]")
         for email in data["emails"]:
             extra = f" — {email['error']}" if email["error"] else ""
             if email.get("next_attempt_at"):
-                extra += f" (next attempt {email['next_attempt_at'][:16].replace('T', ' ')} UTC)"
+                extra += f" (next attempt {when(email['next_attempt_at'])})"
             console.print(
-                f"  {(email['at'] or '')[:16]}  {email['status']:<8} {email['template']}"
+                f"  {when(email['at'])}  {email['status']:<8} {email['template']}"
                 f"  {email['subject'] or ''}{extra}",
                 markup=False,
             )
+    console.print(f"\ntimes in {zone}", style="dim")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+import nurture.readable as readable
+
 REPORT_CSS = """\
 .report { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
   color: #1f2933; max-width: 1100px; margin: 0 auto; padding: 24px; }
@@ -137,17 +139,22 @@ def _card(value: str, label: str) -> str:
     return f'<div class="card"><b>{escape(value)}</b><span>{escape(label)}</span></div>'
 
 
-def render_body(report: dict[str, Any]) -> str:
+def render_body(report: dict[str, Any], timezone: str = "UTC") -> str:
+    """The report's content; times in the reader's `timezone`."""
     period = report["period"]
     stages = report["stages"]
     conversion = {row["from"]: row for row in report["conversion"]}
     handoffs = report["handoffs"]
+
+    def when(value: str) -> str:
+        return readable.local_time(value, timezone, readable.CLI_LANGUAGE, year=True)
+
     parts = [
         '<div class="report">',
         "<h1>Nurture report</h1>",
-        f'<p class="period">From {escape(period["since"][:16].replace("T", " "))} to '
-        f"{escape(period['until'][:16].replace('T', ' '))} UTC · generated "
-        f"{escape(report['generated_at'][:16].replace('T', ' '))} UTC</p>",
+        f'<p class="period">From {escape(when(period["since"]))} to '
+        f"{escape(when(period['until']))} · generated {escape(when(report['generated_at']))}"
+        f" · times in {escape(timezone)}</p>",
         '<div class="cards">',
         _card(str(sum(s["contacts"] for s in stages)), "contacts"),
         _card(str(sum(e["sent"] for e in report["emails"])), "emails sent"),
@@ -156,18 +163,23 @@ def render_body(report: dict[str, Any]) -> str:
         _card(duration(handoffs["time_to_accept"]["median_seconds"]), "median time to accept"),
         "</div>",
         "<h2>Funnel</h2>",
-        '<p class="note">Contacts who entered each stage during the period; between bars, '
-        "the share of that cohort who later reached the next stage (or beyond).</p>",
+        '<p class="note">Each bar: the contacts who entered that stage during the period '
+        "(imported or moved straight into a stage counts too). Under it: how many of "
+        "them later reached the next stage (or beyond).</p>",
     ]
     funnel = []
     for stage in stages:
         step = conversion.get(stage["stage"])
         note = None
         if step is not None and step["entered"]:
+            # The caption says what its figure counts, right beside it (#17): a "0.0 %"
+            # between two full bars otherwise reads as a contradiction.
             note = (
-                f"↓ {pct(step['rate'])} to {step['to']} ({step['converted']} of {step['entered']})"
+                f"↓ {step['converted']} of the {step['entered']} later reached "
+                f"{step['to']} ({pct(step['rate'])})"
             )
-        funnel.append((stage["stage"], float(stage["entered"]), str(stage["entered"]), note))
+        entered = stage["entered"]
+        funnel.append((stage["stage"], float(entered), f"{entered} entered", note))
     parts.append(bar_chart(funnel, title="Funnel: contacts entering each stage"))
     parts.append(
         _table(
@@ -243,7 +255,7 @@ def render_body(report: dict[str, Any]) -> str:
                     str(b["accepted"]),
                     str(b["rejected"]),
                     rate_bar(b["acceptance_rate"]),
-                    "–" if b["mean_score"] is None else f"{b['mean_score']:.0f}",
+                    "–" if b["mean_score"] is None else readable.score(b["mean_score"]),
                 ]
                 for b in report["calibration"]["bands"]
             ],
@@ -304,12 +316,12 @@ def signals_apart(counts: dict[str, int]) -> str:
     return f"{counts['opened']} / {counts['clicked']}"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: dict[str, Any], timezone: str = "UTC") -> str:
     """The whole page: one file, nothing fetched."""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Nurture report · {escape(report['period']['since'][:10])} – "
         f"{escape(report['period']['until'][:10])}</title>"
-        f"<style>{REPORT_CSS}</style></head><body>{render_body(report)}</body></html>\n"
+        f"<style>{REPORT_CSS}</style></head><body>{render_body(report, timezone)}</body></html>\n"
     )

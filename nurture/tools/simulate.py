@@ -88,6 +88,7 @@ class Simulation:
     """The real engine on a throwaway SQLite database under a virtual clock: `nurture simulate`.
 
     `run` jumps the clock from one due moment to the next; `reactions` turn sends into events.
+    With `database` (a new SQLite file) the run leaves its data there: `nurture demo`.
     """
 
     def __init__(
@@ -100,8 +101,10 @@ class Simulation:
         reactions: Sequence[Reaction | MachineTraffic] = (),
         transport: Transport | None = None,
         on_record: Callable[[Record], None] | None = None,
+        database: Path | None = None,
     ) -> None:
         self.project = project
+        self.database = database
         self.start = clock.as_utc(start)
         self.end = self.start + timedelta(days=days)
         self.random = random.Random(seed)
@@ -183,7 +186,10 @@ class Simulation:
         heapq.heappush(self._pending, _Pending(event.at, next(self._order), event))
 
     def run(self, contacts: Path, events: Path | None = None) -> SimulationResult:
-        with _scratch_database() as url, clock.using(clock.VirtualClock(self.start)) as virtual:
+        with (
+            _scratch_database(self.database) as url,
+            clock.using(clock.VirtualClock(self.start)) as virtual,
+        ):
             assert isinstance(virtual, clock.VirtualClock)
             engine_ = db.create_engine_for(url)
             sessions = db.session_factory(engine_)
@@ -393,7 +399,12 @@ def read_events(path: Path, start: datetime) -> list[IncomingEvent]:
 
 
 @contextmanager
-def _scratch_database() -> Iterator[str]:
+def _scratch_database(kept: Path | None = None) -> Iterator[str]:
+    if kept is not None:
+        url = f"sqlite:///{kept}"
+        db.upgrade(url)
+        yield url
+        return
     with tempfile.TemporaryDirectory(prefix="nurture-simulate-") as folder:
         url = f"sqlite:///{Path(folder) / 'simulation.sqlite3'}"
         db.upgrade(url)

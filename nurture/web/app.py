@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from nurture.engine.service import Engine
 from nurture.settings import Settings
@@ -38,6 +39,8 @@ from nurture.web.context import WebContext
 from nurture.web.schemas import Health
 
 log = logging.getLogger("nurture.web")
+#: Where /docs loads Swagger UI's files from (`fastapi-offline` ships them).
+DOCS_ASSETS = "/docs/assets"
 
 DESCRIPTION = """\
 Email nurturing workflows as code.
@@ -66,13 +69,18 @@ def _version() -> str:
 
 
 def create_app(engine: Engine, settings: Settings) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI's script and stylesheet are served from the installed package, not a CDN:
+    # /docs works without internet access (a closed network, a laptop on a train).
+    app = FastAPIOffline(
         title="nurture",
         version=_version(),
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url=DOCS_ASSETS,
+        # Nor the validator badge Swagger UI would fetch from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.nurture = WebContext.build(engine, settings)
     limits.install(app, settings.max_body_bytes)

@@ -86,5 +86,5 @@ def _page(
         session=session,
         since=since,
         until=until,
-        body=render_body(report),
+        body=render_body(report, sales.reader_timezone(context, session)),
     )

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,9 +29,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 import nurture.clock as clock
+import nurture.readable as readable
 from nurture.contacts.values import value_problem
 from nurture.lifecycle.accounts import may_act_on, sees_all
 from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
+from nurture.lifecycle.handoff.readers import INBOX_LANGUAGE, timezone_for
 from nurture.store.accounts import active_accounts, all_accounts
 from nurture.store.handoffs import owners as handoff_owners
 from nurture.web import inbox
@@ -128,6 +128,9 @@ def _environment() -> Environment:
     env.filters["duration"] = _duration
     env.filters["safe_url"] = _safe_url
     env.filters["rule_label"] = _rule_label
+    env.filters["score"] = readable.score
+    env.filters["points"] = readable.points
+    env.globals["score_parts"] = readable.score_parts
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
         STATUS_LABEL=STATUS_LABEL,
@@ -140,15 +143,12 @@ def _environment() -> Environment:
 _env = _environment()
 
 
-def _zone(context: WebContext, session: Any) -> ZoneInfo:
-    """The signed-in account's timezone, else the project's sending timezone."""
-    name = context.engine.project.config.sending.default_timezone
-    if isinstance(session, SalesSession):
-        name = session.person.timezone
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+def reader_timezone(context: WebContext, session: SalesSession | None) -> str:
+    """The reader's timezone: the signed-in account's (read with its session), else
+    the project's (`timezone_for`)."""
+    if session is not None:
+        return session.person.timezone
+    return timezone_for(None, context.engine.project.config, None)
 
 
 def render(
@@ -158,18 +158,18 @@ def render(
     headers: Mapping[str, str] | None = None,
     **values: Any,
 ) -> HTMLResponse:
-    zone = _zone(context, values.get("session"))
+    zone = reader_timezone(context, values.get("session"))
+    now = clock.now()
 
     def when(value: Any) -> str:
-        if not value:
-            return ""
-        try:
-            moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-            return str(clock.as_utc(moment).astimezone(zone).strftime("%d/%m/%Y %H:%M"))
-        except (TypeError, ValueError, AttributeError):
-            return str(value)
+        """A time in the reader's zone and the inbox's language: ``4 déc. 16:51``."""
+        return readable.local_time(value, zone, INBOX_LANGUAGE, now)
 
-    body = _env.get_template(template).render(when=when, zone=zone.key, **values)
+    def from_now(value: Any) -> str:
+        """``dans 2 jours``, ``il y a 3 heures``."""
+        return readable.relative(value, now, INBOX_LANGUAGE)
+
+    body = _env.get_template(template).render(when=when, from_now=from_now, zone=zone, **values)
     return HTMLResponse(body, status_code, headers={**HEADERS, **(headers or {})})
 
 

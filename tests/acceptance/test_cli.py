@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,6 +258,14 @@ def test_simulate_draws_a_mail_gateway_and_says_what_it_did(project: Path, tmp_p
     lines = [json.loads(line) for line in run(*args, "--json", cwd=project).stdout.splitlines()]
     machine = [line for line in lines if line.get("traffic") == "machine"]
     assert machine and {line["traffic_reason"] for line in machine} == {"user agent: Proofpoint"}
+    # Every score change is a line (SPEC §7): a person's opens earn email.opened's points.
+    scores = [line for line in lines if line["kind"] == "score"]
+    opened = [line for line in scores if line.get("event") == "email.opened"]
+    assert opened and {(line["points"], line["rule"]) for line in opened} == {
+        (5, "rule:0:email.opened")
+    }
+    assert all(isinstance(line["score"], int | float) for line in scores)
+    assert re.search(r" score +\+5 → [\d.]+  email\.opened \(rule:0:email\.opened\)", result.stdout)
 
     reactions.write_text("- machine: 0.4\n  by: gatway\n")
     refused = run(*args, cwd=project)

@@ -40,6 +40,7 @@ def test_init_scaffolds_a_valid_tested_project_and_refuses_to_overwrite(tmp_path
 
     validated = run(str(NURTURE), "validate", str(target), cwd=tmp_path)
     assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "warning" not in validated.stdout + validated.stderr  # a newcomer's first command
 
     # The generated tests, as the marketing team runs them (the plugin loads by entry point).
     tested = run(sys.executable, "-m", "pytest", "tests", "-q", "-p", "nurture", cwd=target)

@@ -31,6 +31,11 @@ def test_plan_then_apply_migrate_after_removing_a_step(project: Path) -> None:
     assert (lead["status"], lead["added"], lead["removed"]) == ("changed", ["hello"], ["welcome"])
     [group] = lead["groups"]  # imported leads, not started yet
     assert group["outcome"] == "same-step" and group["count"] > 0
+    # Not started: their welcome is due now, moved or not; the plan says so.
+    assert group["sends"] == f"{group['count']} contacts: lead/welcome sent now, as before"
+    assert group["sends_now"] and group["next_email"]["after"]["template"] == "lead/welcome"
+    shown = run("plan", "--migrate", cwd=project)
+    assert "Sent at once when this is applied:" in shown.stdout
 
     shown = run("plan", cwd=project)
     assert "changed" in shown.stdout and "stays on version 1" in shown.stdout

@@ -66,6 +66,7 @@ def test_run_sends_every_email_to_the_outbox_and_stops_on_ctrl_c(tmp_path: Path)
                 process.kill()
                 process.wait()
         output = _output(log)
+        everything = _output(log, last=None)
     assert code == 0, output
     assert stopped_in < 5, f"took {stopped_in:.1f}s to stop"
     assert "Traceback" not in output, output
@@ -94,11 +95,42 @@ def test_run_sends_every_email_to_the_outbox_and_stops_on_ctrl_c(tmp_path: Path)
     assert (project / "nurture.sqlite3").exists()
     assert (project / ".nurture-secret").exists()
 
+    # The log says each email that left, by send id, workflow, step and template, and
+    # nobody's address or name; the scheduler's counts say what it dispatched, not sends.
+    sent_lines = [line for line in everything.splitlines() if "email sent: send " in line]
+    assert len(sent_lines) == expected, everything
+    for number in range(1, len(subjects) + 1):
+        step = f"onboarding/step-{number}, template onboarding/step-{number}"
+        assert sum(step in line for line in sent_lines) == CONTACTS, everything
+    for email, name in people.items():
+        assert email not in everything and name not in everything, everything
+    assert "dispatched to the workers:" in everything, everything
+    assert " sends," not in everything, everything
+
+
+def test_run_refuses_a_broken_project_before_saying_it_runs(tmp_path: Path) -> None:
+    project = tmp_path / "campaigns"
+    write_project(project, WAITS)
+    workflow = project / "workflows" / "onboarding.yaml"
+    workflow.write_text(workflow.read_text().replace("wait: 1s", "wait: 1 seconde"))
+    result = subprocess.run(
+        [str(NURTURE), "run", "--port", "0"],
+        cwd=project,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "workflows/onboarding.yaml:" in result.stdout
+    assert "running" not in result.stdout + result.stderr
+
 
 def _count(outbox: Path) -> int:
     return len(list(outbox.glob("*.eml")))
 
 
-def _output(log: IO[bytes]) -> str:
+def _output(log: IO[bytes], last: int | None = 5000) -> str:
     log.seek(0)
-    return log.read().decode("utf-8", errors="replace")[-5000:]
+    text = log.read().decode("utf-8", errors="replace")
+    return text[-last:] if last else text

@@ -28,14 +28,30 @@ REDIS = "redis://127.0.0.1:6379/0"
 
 
 def test_a_window_is_never_exceeded_and_a_turn_waits_for_a_place() -> None:
-    pace = Pace(m.Pacing(per_second=5), key=f"test-{uuid.uuid4()}")
+    pace = Pace(m.Pacing(per_minute=5), key=f"test-{uuid.uuid4()}")
     taken = [pace.turn(max_wait=0) is None for _ in range(8)]
     assert taken == [True] * 5 + [False] * 3
     wait = pace.turn(max_wait=0)
-    assert wait is not None and 0 < wait <= 1.0
+    assert wait is not None and 50 < wait <= 60.0  # the first place frees up in a minute
+
+
+def test_places_per_second_come_evenly_never_in_a_burst() -> None:
+    """A second's places spread over the second (a burst a second after another would
+    reach a distant relay inside one of its seconds), at a little under the limit."""
+    pace = Pace(m.Pacing(per_second=40), key=f"test-{uuid.uuid4()}")
+    assert [pace.turn(max_wait=0) is None for _ in range(5)] == [True] * 1 + [False] * 4
+    taken: list[float] = []
     started = time.monotonic()
-    assert pace.turn(max_wait=2) is None  # waited for the window to move
-    assert 0.2 < time.monotonic() - started < 1.5
+    while time.monotonic() - started < 2.0:
+        assert pace.turn(max_wait=1) is None  # a place always comes within a slice
+        taken.append(time.monotonic())
+    assert busiest(taken, 1.0) in range(30, 41)  # 37/s planned: 95 % of the limit
+    assert busiest(taken, 0.1) <= 5  # 40 at once is what a moving window alone allows
+
+
+def busiest(moments: list[float], span: float) -> int:
+    """The most moments in any `span` seconds (sliding)."""
+    return max(sum(1 for t in moments if start <= t < start + span) for start in moments)
 
 
 @pytest.mark.redis
@@ -43,7 +59,7 @@ def test_workers_in_several_processes_share_the_limit_through_redis() -> None:
     """Two `Pace`s on one Redis (two worker processes), four threads each, all trying
     at once: never more than the limit in the window."""
     key = f"test-{uuid.uuid4()}"
-    paces = [Pace(m.Pacing(per_second=20), REDIS, key=key) for _ in range(2)]
+    paces = [Pace(m.Pacing(per_minute=20), REDIS, key=key) for _ in range(2)]
     taken: list[float] = []
     lock = threading.Lock()
 
@@ -59,6 +75,29 @@ def test_workers_in_several_processes_share_the_limit_through_redis() -> None:
     for thread in threads:
         thread.join()
     assert len(taken) == 20  # 120 tries within well under a second: exactly the limit
+
+
+@pytest.mark.redis
+def test_workers_in_several_processes_share_one_even_flow_through_redis() -> None:
+    key = f"test-{uuid.uuid4()}"
+    paces = [Pace(m.Pacing(per_second=40), REDIS, key=key) for _ in range(2)]
+    taken: list[float] = []
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def worker(pace: Pace) -> None:
+        while time.monotonic() - started < 2.5:
+            if pace.turn(max_wait=0.5) is None:
+                with lock:
+                    taken.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in paces for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert busiest(taken, 1.0) in range(30, 41)
+    assert busiest(taken, 0.1) <= 5
 
 
 def test_the_warmup_quota_grows_day_by_day() -> None:

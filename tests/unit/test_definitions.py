@@ -139,3 +139,32 @@ def test_a_directory_without_nurture_yaml_is_not_a_project(tmp_path: Path) -> No
         f"nurture.yaml: not a nurture project: {tmp_path / 'nurture.yaml'} not found "
         "(a project needs nurture.yaml, workflows/ and templates/; see the README)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "name: x\nsteps:\n  - send: a\n   wait: 2d\n",
+            4,
+            "this line is not indented like the rest of the list that starts at line 3",
+        ),
+        ("name: x\nsteps:\n  - send: a\n  -wait: 2d\n", 4, "a list item needs a space after"),
+        ("name: x\ndescription: Bonjour: le guide\n", 2, "a ': ' inside a value: put the value"),
+        ("name: x\nsteps:\n\t- send: a\n", 3, "a tab: YAML indents with spaces only"),
+        ("name: x\nsteps:\n  - send: a\n  wait\n  x: 1\n", 4, "add the ':' after the key"),
+        ("name: 'x\nsteps: []\n", 1, "a quote opened on this line is never closed"),
+        ("subject: 'L'offre'\n", 1, "double it ('L''offre')"),
+        ("stages: [a, b\nprospect_stage: b\n", 1, "the [ opened on this line is not closed"),
+        ("from: @x\n", 1, "a value cannot start with '@': put it in quotes"),
+        ("a: 1\n---\nb: 2\n", 2, "a second document ('---')"),
+    ],
+)
+def test_yaml_syntax_errors_say_what_to_fix_where(text: str, line: int, message: str) -> None:
+    """PyYAML's "expected <block end>, but found '?'" means nothing to a marketer."""
+    from nurture.definitions.reader import load_yaml
+
+    _, [problem] = load_yaml(text, "nurture.yaml")
+    assert (problem.line, problem.message.startswith("invalid YAML: ")) == (line, True)
+    assert message in problem.message
+    assert "<block" not in problem.message and "token" not in problem.message

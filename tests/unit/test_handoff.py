@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -404,3 +405,22 @@ def test_a_reassigned_handoff_emails_its_new_owner(sales: Sales) -> None:
         sales.engine.handoffs.reassign(
             session, anne.id, "dan@example.com", "boss@example.com", clock.now()
         )
+
+
+def test_each_email_to_sales_and_webhook_is_logged_without_an_address(
+    sales: Sales, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nurture.notifications")
+    sales.answers = {"/hooks/nurture": [503]}
+    sales.qualify("anne@example.com")
+    sales.chores()
+    lines = [r.getMessage() for r in caplog.records if r.name == "nurture.notifications"]
+    assert any(
+        line.startswith("email to sales sent: notification ")
+        and "handoff.created, template sales/handoff" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith("webhook not sent, will retry:") for line in lines), lines
+    for line in lines:
+        for personal in ("anne@example.com", "alice@example.com", "Anne", "crm.example.com"):
+            assert personal not in line, line

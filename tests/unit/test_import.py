@@ -345,6 +345,27 @@ def test_line_numbers_survive_quoted_newlines_and_blank_lines(run: Any) -> None:
     ]
 
 
+def test_a_row_short_of_a_field_is_refused_like_one_with_a_field_too_many(
+    run: Any, session: Session
+) -> None:
+    """A value left out shifts the rest: 'Anne,lead' would make 'lead' her company."""
+    report = run(
+        "c.csv",
+        "email,first_name,company,stage,\n"
+        "anne@example.com,Anne,lead\n"
+        "bob@example.com,Bob,Batipro,lead,\n"
+        "carla@example.com,Carla,Exemple,lead\n"  # the unnamed last column may be left off
+        "dan@example.com,Dan,Dupont,lead,x,y\n",
+    )
+
+    assert messages(report) == [
+        "c.csv:2: 3 fields, but the header has 5: a value is missing "
+        "(an empty one still needs its ',')",
+        "c.csv:5: 6 fields, but the header has 5",
+    ]
+    assert set(contacts(session)) == {"bob@example.com", "carla@example.com"}
+
+
 def test_a_contact_inserted_concurrently_is_updated_not_duplicated(
     run: Any, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:

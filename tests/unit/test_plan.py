@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 from nurture.definitions.config import parse_config
+from nurture.definitions.identity import match_steps
 from nurture.definitions.loader import load_project
 from nurture.definitions.model import Workflow
 from nurture.definitions.workflow import parse_workflow
 from nurture.store.models import Contact, Enrollment, WorkflowVersion
 from nurture.testing import START, Harness
 from nurture.tools.deploy import apply, build_plan, destination, step_changes, stranded
+from nurture.tools.upcoming import consequence, next_email, span
 from tests.engine_world import CONFIG, LEAD, project_dir
 
 __all__ = ["project_dir"]  # the fixture, shared with the engine tests
@@ -59,6 +61,71 @@ def test_step_changes_and_the_migration_rule() -> None:
     assert destination(None, new, "gone") == ("completes", None)
     # Moving a step or its line does not count as a change.
     assert step_changes(old, _parse("\n\n" + LEAD)) == ((), (), ())
+
+
+def test_a_step_inserted_or_removed_leaves_the_others_their_identity() -> None:
+    """Derived ids (`wait-2`) move with their position; the steps do not (issue #17)."""
+    old = _parse(LEAD)
+    inserted = _parse(LEAD.replace("  - wait: 2d\n", "  - score: 5\n  - wait: 2d\n"))
+    assert inserted.step_ids == (
+        "welcome", "score-2", "wait-3", "guide", "wait-for-5", "exit-6", "thanks",
+    )  # fmt: skip
+    match = match_steps(old, inserted)
+    assert (match.added, match.removed, match.changed) == (("score-2",), (), ())
+    assert match.renamed == (
+        ("wait-2", "wait-3"),
+        ("wait-for-4", "wait-for-5"),
+        ("exit-5", "exit-6"),
+    )
+    assert destination(old, inserted, "wait-2") == ("same-step", "wait-3")
+    assert destination(old, inserted, "wait-for-4") == ("same-step", "wait-for-5")
+    # Removing the welcome renumbers the rest the other way.
+    shorter = _parse(LEAD.replace("  - send: lead/welcome\n", ""))
+    assert destination(old, shorter, "wait-2") == ("same-step", "wait-1")
+    assert step_changes(old, shorter) == ((), ("welcome",), ())
+
+
+def test_a_step_edited_in_place_is_the_same_step_changed() -> None:
+    old = _parse(LEAD)
+    longer = _parse(LEAD.replace("wait: 2d", "wait: 3d"))
+    assert step_changes(old, longer) == ((), (), ("wait-2",))
+    assert destination(old, longer, "wait-2") == ("same-step", "wait-2")
+    # Edited and moved after a new step: still the same wait.
+    both = _parse(LEAD.replace("  - wait: 2d\n", "  - score: 5\n  - wait: 3d\n"))
+    assert match_steps(old, both).pairs["wait-2"] == "wait-3"
+    assert step_changes(old, both) == (("score-2",), (), ("wait-3",))
+
+
+def test_an_id_written_in_the_file_is_the_authors_name_for_the_step() -> None:
+    old = _parse(LEAD)
+    # The same id on both sides, written on one: the same step, whatever it became.
+    named = _parse(LEAD.replace("  - wait: 2d\n", "  - id: wait-2\n    wait: 5d\n"))
+    assert match_steps(old, named).changed == ("wait-2",)
+    # A written id renamed is another step, even with the same content.
+    renamed = _parse(LEAD.replace("  - id: guide\n", "  - id: the-guide\n"))
+    assert step_changes(old, renamed) == (("the-guide",), ("guide",), ())
+
+
+def test_the_next_email_and_when_in_words() -> None:
+    day = timedelta(days=1)
+    assert span(timedelta(seconds=20), timedelta(seconds=40)) == "now"
+    assert span(day * 1.2, day * 1.9) == "in 1–2 days"
+    assert span(2 * day, 2 * day) == "in 2 days"
+    assert span(timedelta(0), timedelta(hours=3)) == "within 3 hours"
+    assert span(timedelta(hours=1), timedelta(hours=1)) == "in 1 hour"
+    old = _parse(LEAD)
+    waiting = next_email(old, "wait-2", day, 2 * day, started=True)
+    assert waiting.text == "lead/guide sent in 1–2 days"
+    assert next_email(old, "wait-2", timedelta(0), timedelta(0), started=False).text == (
+        "lead/guide sent in 2 days"
+    )
+    assert next_email(old, "wait-for-4", day, 5 * day, started=True).text == (
+        "no email yet: waits for email.clicked (at most in 1–5 days)"
+    )
+    assert next_email(old, None, timedelta(0), timedelta(0), started=False).now
+    now = next_email(old, "guide", timedelta(0), timedelta(0), started=False)
+    assert consequence(waiting, now) == "lead/guide sent now instead of in 1–2 days"
+    assert consequence(waiting, waiting) == "lead/guide sent in 1–2 days, as before"
 
 
 @pytest.fixture

@@ -234,6 +234,27 @@ def test_html_to_text_handles_lists_breaks_entities_and_hidden_content() -> None
     )
 
 
+def test_text_part_of_spacers_and_carousels_reads_as_the_email_does() -> None:
+    """A spacer leaves no paragraph of a lone hair space; carousel images do not run together."""
+    from nurture.rendering.markup import to_html
+
+    html = to_html(
+        "<mjml><mj-body><mj-section><mj-column>"
+        "<mj-text>Bonjour</mj-text><mj-spacer height='20px' /><mj-text>Suite</mj-text>"
+        "<mj-carousel>"
+        "<mj-carousel-image src='https://example.com/a.jpg' alt='Atelier' "
+        "href='https://example.com/a' />"
+        "<mj-carousel-image src='https://example.com/b.jpg' alt='Bureau' "
+        "href='https://example.com/b' />"
+        "<mj-carousel-image src='https://example.com/c.jpg' alt='Entrepôt' />"
+        "</mj-carousel>"
+        "</mj-column></mj-section></mj-body></mjml>"
+    )
+    assert html_to_text(html) == (
+        "Bonjour\n\nSuite\n\nAtelier (https://example.com/a)\n\nBureau (https://example.com/b)\n"
+    )
+
+
 #: The block-run pattern as first written (lazy `.*?`): the reference for the faster one.
 _LAZY_BLOCK_TAG = (
     r"(?:<!--.*?-->|<style\b.*?</style\s*>|<script\b.*?</script\s*>|<title\b.*?</title\s*>"
@@ -667,8 +688,10 @@ def test_email_context_and_sample_context() -> None:
         sample_contact(), unsubscribe_url="u", view_in_browser_url="v", now=now, step="guide"
     )
     assert set(ctx) == {"contact", "unsubscribe_url", "view_in_browser_url", "now", "step"}
-    sample = sample_context({"industry": "string"})
-    assert sample["contact"].industry == "exemple"
+    sample = sample_context({"industry": "string", "favourite_dish": "string"})
+    assert sample["contact"].industry == "Industrie"
+    # A property nurture cannot guess shows its name: the preview says what goes there.
+    assert sample["contact"].favourite_dish == "[favourite_dish]"
     assert sample["unsubscribe_url"] == SAMPLE_UNSUBSCRIBE_URL
     assert sample["view_in_browser_url"] == SAMPLE_VIEW_IN_BROWSER_URL
 
@@ -699,5 +722,5 @@ def test_any_contact_text_renders_and_reads_back(library: TemplateLibrary, name:
     """One contact's odd data never stops a send, and reads back as typed."""
     email = library.render("lead/welcome", context(first_name=name))
     typed = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", name)  # not valid in HTML
-    line = re.sub(r"[ \t\r\n\xa0]+", " ", f"Bonjour {typed},")
+    line = re.sub(r"\s+", " ", f"Bonjour {typed},")  # any Unicode space reads as one
     assert f"\n{line}\n" in email.text

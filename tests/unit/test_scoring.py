@@ -246,6 +246,36 @@ def test_the_score_decays_and_the_ledger_explains_every_point(world: World) -> N
     assert rebuilt.total_at(anne.score_updated_at, timedelta(days=30)) == pytest.approx(anne.score)
 
 
+def test_every_ledger_row_is_a_score_record_with_its_rule_and_event(world: World) -> None:
+    """simulate's `score` records (SPEC §7) are the ledger, row for row: why a contact moved."""
+    world.import_csv("email,budget_confirmed\nanne@example.com,oui\n")  # fit +10
+    world.signal("content.downloaded")  # +25
+    world.clock.advance_to(START + timedelta(days=30))
+    world.signal("page.visited", url="https://example.com/pricing")  # decay, then +15
+    with world.sessions() as session:
+        ledger = session.scalars(select(ScoreEntry).order_by(ScoreEntry.at, ScoreEntry.id)).all()
+    records = [r for r in world.records if r.kind == "score"]
+    assert [(r.details["cause"], r.details["points"], r.details["score"]) for r in records] == [
+        (e.kind, e.points, e.score_after) for e in ledger
+    ]
+    assert [(r.details["rule"], r.details.get("event")) for r in records] == [
+        ("fit", None),
+        ("rule:2:content.downloaded", "content.downloaded"),
+        ("decay", None),
+        ("rule:1:page.visited", "page.visited"),
+    ]
+    assert {r.contact for r in records} == {"anne@example.com"}
+    # Each after the event that caused it.
+    assert [(r.kind, r.details.get("event")) for r in world.records[-6:]] == [
+        ("score", None),  # fit
+        ("event", "content.downloaded"),
+        ("score", "content.downloaded"),
+        ("event", "page.visited"),
+        ("score", None),  # the decay until the visit
+        ("score", "page.visited"),
+    ]
+
+
 def test_fit_is_re_evaluated_when_the_profile_changes(world: World, tmp_path: Path) -> None:
     world.import_csv("email,budget_confirmed\nanne@example.com,oui\n")
     anne = world.contact()
@@ -283,7 +313,7 @@ def test_a_bad_event_in_a_batch_is_refused_and_its_neighbours_go_in(world: World
         ({"type": "page.visited", "contact": {"email": "a@example.com"}}, "'id' is required"),
         (
             {"id": "x", "type": "page.visit", "contact": {"email": "a@example.com"}},
-            "unknown event type",
+            r"unknown event type 'page.visit' \(did you mean 'page.visited'\?\)",
         ),
         (
             {"id": "x", "type": "page.visited", "contact": {"email": "nope"}},
@@ -297,7 +327,7 @@ def test_a_bad_event_in_a_batch_is_refused_and_its_neighbours_go_in(world: World
         ),
         (
             {"id": "x", "type": "page.visited", "at": "+3d", "contact": {"id": 1}},
-            "only allowed in simulations",
+            "relative times are for 'nurture simulate'",
         ),
         ({"id": "x", "type": "page.visited", "contact": {"id": 1}, "extra": 1}, "unknown field"),
     ],

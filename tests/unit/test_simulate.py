@@ -177,6 +177,45 @@ def test_the_timeline_and_the_summary_show_the_machines(project: Path) -> None:
     )
 
 
+def test_the_timeline_shows_each_score_change_with_its_rule_and_event(project: Path) -> None:
+    """SPEC §7: a `score` record per ledger row, between the event and the stage it caused."""
+    result = _run(project, Reaction("lead/welcome", "email.clicked", timedelta_of("1h"), 1.0))
+    anne = [r for r in result.timeline("anne@example.com") if r.kind in ("event", "score", "stage")]
+    assert [r.kind for r in anne] == ["stage", "event", "score", "stage", "score"]
+    click, score, stage, step = (r.as_json() for r in anne[1:])
+    assert (click["event"], stage["to"]) == ("email.clicked", "mql")
+    assert {k: v for k, v in score.items() if k != "event_id"} == {
+        "at": click["at"],
+        "contact": "anne@example.com",
+        "kind": "score",
+        "points": 50.0,
+        "score": 50.0,
+        "rule": "rule:1:email.clicked",
+        "cause": "engagement",
+        "event": "email.clicked",
+    }
+    assert timeline_line(anne[2]).split()[3:] == [
+        "score",
+        "+50",
+        "→",
+        "50",
+        "email.clicked",
+        "(rule:1:email.clicked)",
+    ]
+    # The workflow's own `score` step (0 points at `done`), where it happened.
+    assert (step["workflow"], step["step"], step["rule"], step["cause"]) == (
+        "lead-nurture",
+        "done",
+        "lead-nurture/done",
+        "manual",
+    )
+    # What nurture.testing gives a marketer's test.
+    assert [(c.points, c.score, c.rule, c.event) for c in result.scores("anne@example.com")] == [
+        (50, 50, "rule:1:email.clicked", "email.clicked"),
+        (0, 50, "lead-nurture/done", None),
+    ]
+
+
 def test_the_send_record_names_its_send(project: Path) -> None:
     result = _run(project)
     sends = [r.as_json() for r in result.records if r.kind == "send"]
@@ -235,7 +274,10 @@ def test_a_reactions_file_that_is_not_a_list_or_not_yaml_says_where(tmp_path: Pa
     with pytest.raises(SimulationError, match=rf"^{path}:1: expected a list of reactions$"):
         load_reactions(path)
     path.write_text("- {machine: 0.4\n")
-    with pytest.raises(SimulationError, match=rf"^{path}:2: invalid YAML"):
+    # Reported where the brace opens, not at the end of the file where PyYAML gave up.
+    with pytest.raises(
+        SimulationError, match=rf"^{path}:1: invalid YAML: the {{ opened .* not closed"
+    ):
         load_reactions(path)
 
 

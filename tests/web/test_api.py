@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -256,6 +257,19 @@ def test_health(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web.engine, "sessions", broken)
     response = web.client.get("/healthz")
     assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+
+
+def test_docs_load_swagger_ui_from_this_server_without_internet(web: Web) -> None:
+    page = web.client.get("/docs")
+    assert page.status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN, no validator
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert len(assets) >= 2 and all(asset.startswith("/docs/assets/") for asset in assets)
+    for asset in assets:
+        loaded = web.client.get(asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 1000, asset
+    assert "url: '/openapi.json'" in page.text
+    assert web.client.get("/openapi.json").json()["info"]["title"] == "nurture"
 
 
 def test_openapi_documents_every_route(web: Web) -> None:

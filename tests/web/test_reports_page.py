@@ -62,8 +62,11 @@ def test_the_report_page_shows_the_figures(client: TestClient) -> None:
     assert "<script" not in text and "style=" not in text  # the CSP allows neither
     assert '<link rel="stylesheet" href="/sales/reports.css">' in text
     assert text.count("<svg") >= 2
-    # Both leads entered `lead`; Anne went on to mql (and sql): 1 of 2.
-    assert "↓ 50.0 % to mql (1 of 2)" in text
+    # Both leads entered `lead`; Anne went on to mql (and sql): 1 of 2. Each figure
+    # says what it counts beside it: the bar's, then the share that went on.
+    assert ">2 entered</text>" in text
+    assert "↓ 1 of the 2 later reached mql (50.0 %)" in text
+    assert "times in Europe/Paris" in text and " UTC" not in text
     # The one handoff, accepted after 3 hours.
     assert "<b>100.0 %</b><span>handoffs accepted (of decided)</span>" in text
     assert "<b>3 h</b><span>median time to accept</span>" in text

@@ -366,3 +366,15 @@ def test_an_admin_adds_resets_and_disables_accounts(world: SalesWorld, client: T
         assert alice.get(f"/sales/password?token={found.group(1)}").status_code == 200
     own = client.post("/sales/accounts/disable", data={"csrf": token, "email": "ada@example.com"})
     assert own.status_code == 422 and "your own account" in own.text
+
+
+def test_times_are_shown_in_the_accounts_timezone(world: SalesWorld, client: TestClient) -> None:
+    """Anne's SLA ends 24 Nov 10:30 UTC: 11:30 in Paris, 05:30 in New York."""
+    path = f"/sales/handoffs/{anne(world).id}"
+    assert login(client, "lea@example.com").status_code == 303
+    paris = client.get(path).text
+    assert "11:30" in paris and "05:30" not in paris
+    with world.sessions.begin() as session:
+        accounts.update(session, "lea@example.com", timezone="America/New_York")
+    new_york = client.get(path).text
+    assert "05:30" in new_york and "America/New_York" in new_york

@@ -42,7 +42,10 @@ def _unavailable() -> str | None:
     except ImportError:
         return "the playwright package is missing: pip install -e '.[test]'"
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        return f"no chromium at {CHROMIUM}: apt-get install -y chromium (./scripts/test does)"
+        return (
+            f"no chromium at {CHROMIUM}: "
+            "apt-get install -y --no-install-recommends chromium (./scripts/test does)"
+        )
     return None
 
 

@@ -395,7 +395,7 @@ def test_the_detail_page_has_what_sales_needs(world: SalesWorld, logged_in: Test
         "lead/welcome",
         "Transmis aux ventes",  # action log
         "cause : score",
-        "24/11/2026 11:30",  # SLA due, in Paris time
+        "24 nov. 11:30",  # SLA due, in Paris time and French
         "Accepter le lead",
         '<textarea id="reason-input" name="reason" required',
     ):

@@ -97,7 +97,7 @@ from nurture.store.workflows import workflow_version_id
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 SECRET = "benchmark-secret-key-0123456789"
-API_KEY = "bench-api-key"
+API_KEY = "bench-api-key-0123456789"
 NURTURE = Path(sys.executable).with_name("nurture")
 TARGET_RATE = 5_000  # events/s per process (the target)
 TARGET_P99 = 1.0  # seconds

@@ -26,6 +26,9 @@ from nurture.errors import ConfigurationError
 from nurture.tokens import Signer
 
 DEFAULT_DATABASE_URL = "sqlite:///nurture.sqlite3"
+#: The shortest secret or key accepted: shorter ones fall to a guess (issue #16 found
+#: one-character API keys and webhook secrets accepted).
+MIN_SECRET_LENGTH = 16
 SECRET_FILE = ".nurture-secret"
 
 
@@ -134,11 +137,31 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/")
 
-    @field_validator("secret_key")
+    @field_validator(
+        "secret_key",
+        "webhook_secret",
+        "mailgun_signing_key",
+        "postmark_webhook_token",
+        "brevo_webhook_token",
+        "metrics_token",
+    )
     @classmethod
-    def _secret_key(cls, value: str | None) -> str | None:
-        if value is not None and len(value) < 16:
-            raise ValueError("must be at least 16 characters")
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_LENGTH} characters (this one has {len(value)})"
+            )
+        return value
+
+    @field_validator("api_keys", "previous_secret_keys")
+    @classmethod
+    def _secret_list(cls, value: str) -> str:
+        for number, key in enumerate((k.strip() for k in value.split(",")), start=1):
+            if key and len(key) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"every key must be at least {MIN_SECRET_LENGTH} characters"
+                    f" (key {number} of the list has {len(key)})"
+                )
         return value
 
     @field_validator("sendgrid_verification_key")

@@ -2,7 +2,7 @@
 
 Thin on purpose: every command is a few lines over a function the tests call
 directly. The commands live one group a module (`project`, `data`, `bounces`, `engine`,
-`serve`, `handoffs`, `privacy`, `reports`, `init`, `graph`, `deploy`); what they
+`serve`, `handoffs`, `users`, `privacy`, `reports`, `init`, `graph`, `deploy`); what they
 share is `nurture.cli.common`.
 """
 
@@ -24,6 +24,7 @@ from nurture.cli import (
     project,
     reports,
     serve,
+    users,
 )
 from nurture.cli.common import errors
 from nurture.errors import ConfigurationError
@@ -51,6 +52,7 @@ reports.register(app)
 init.register(app)
 graph.register(app)
 deploy.register(app)
+users.register(app)
 
 
 def main() -> None:

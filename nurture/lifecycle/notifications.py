@@ -31,6 +31,7 @@ from nurture.contacts.standing import view_of
 from nurture.contacts.view import ContactView
 from nurture.definitions.loader import Project
 from nurture.errors import TemplateError
+from nurture.lifecycle.accounts import signup_token
 from nurture.lifecycle.handoff.readers import timezone_for
 from nurture.rendering import TemplateLibrary, email_context
 from nurture.store.contacts import contact_by_id
@@ -129,10 +130,16 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def sales_email_context(
-    view: ContactView, payload: Mapping[str, Any], base_url: str, now: datetime, timezone: str
+    view: ContactView,
+    payload: Mapping[str, Any],
+    base_url: str,
+    now: datetime,
+    timezone: str,
+    signup_url: str = "",
 ) -> dict[str, Any]:
-    """What an email to sales renders with: its contact, the notification's payload, and
-    the reader's timezone (times are shown in it).
+    """What an email to sales renders with: its contact, the notification's payload, the
+    reader's timezone (times are shown in it), and for a reader without an inbox
+    account a one-time sign-up link.
 
     One function for the send and for `nurture preview --handoff`, so the
     preview shows what the owner will get.
@@ -151,6 +158,7 @@ def sales_email_context(
         inbox_url=f"{base_url}/sales/handoffs/{handoff['id']}"
         if "id" in handoff
         else f"{base_url}/sales",
+        signup_url=signup_url,
         **payload,
     )
 
@@ -258,13 +266,22 @@ class Notifier:
         )
         config = self.config
         # An email about no one in particular (the digest) still has a `contact`: its recipient.
+        # A recipient without an inbox account gets a sign-up link for their address.
+        token = signup_token(session, notification.target, now)
         view = (
             view_of(contact, config, now)
             if contact
             else ContactView({"email": notification.target})
         )
         timezone = timezone_for(session, config, notification.target)
-        context = sales_email_context(view, notification.payload, self.base_url, now, timezone)
+        context = sales_email_context(
+            view,
+            notification.payload,
+            self.base_url,
+            now,
+            timezone,
+            signup_url=f"{self.base_url}/sales/password?token={token}" if token else "",
+        )
         rendered = self.templates.render(notification.template or "sales/handoff", context)
         email = OutgoingEmail(
             send_id=f"n{notification.id}",

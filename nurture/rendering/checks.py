@@ -47,6 +47,8 @@ def sample_sales_context(config: m.ProjectConfig) -> dict[str, Any]:
             "contact": {},
         },
         inbox_url="https://nurture.example.com/sales/handoffs/1",
+        #: Set when the recipient has no inbox account: a one-time sign-up link.
+        signup_url="https://nurture.example.com/sales/password?token=sample",
         digest={
             "owner": "alice@example.com",
             "since": "2026-01-12T08:00:00+00:00",

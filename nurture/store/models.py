@@ -501,3 +501,75 @@ class WebhookReplay(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Account(Base):
+    """A person of the sales team, who signs in to the inbox and acts on handoffs.
+
+    `email` (canonical form) is who the handoffs' `owner` names and who the action
+    log says acted. `role`: ``sales`` (their own handoffs), ``lead`` (all of them),
+    ``admin`` (all, and the accounts). Only an Argon2 hash of the password is kept;
+    None until the person sets one through their one-time link.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    #: An IANA zone (Europe/Paris): the times this person is shown.
+    timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16), default="fr")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    disabled_at: Mapped[datetime | None]
+
+
+class AccountSession(Base):
+    """A signed-in browser, server-side so that logging out, disabling the account or
+    changing its password ends it. `id` is the SHA-256 of the cookie's random token:
+    the table alone opens no session."""
+
+    __tablename__ = "account_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: The last request: the idle expiry counts from here.
+    seen_at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: The absolute expiry, whatever the activity.
+    expires_at: Mapped[datetime]
+
+
+class AccountLink(Base):
+    """A one-time link to set a password: a new account's, a reset's (`account_id`),
+    or a sign-up offered to a handoff owner who has no account yet (`email` only).
+    `id` is the SHA-256 of the link's random token; the row goes once used."""
+
+    __tablename__ = "account_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: password / signup
+    purpose: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account (``account:<email>``) and per client address
+    (``address:<ip>``): the growing delay, and the account's lockout (`locked_at`)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime]
+    locked_at: Mapped[datetime | None]

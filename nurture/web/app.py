@@ -22,6 +22,7 @@ from nurture.engine.service import Engine
 from nurture.settings import Settings
 from nurture.store import db
 from nurture.web import (
+    accounts_page,
     api,
     handoff_api,
     limits,
@@ -29,6 +30,7 @@ from nurture.web import (
     pages,
     report_page,
     sales,
+    sales_login,
     site,
     tracking,
     webhooks,
@@ -51,8 +53,9 @@ Email nurturing workflows as code.
 - **`/v1/handoffs`**: the sales handoffs: list, read, accept, reject (with a
   reason), reopen; 404 for an unknown one, 409 when its state forbids the action.
 - **`/t/*`, `/u/*`, `/v/*`**: links in emails, authenticated by their signed token.
-- **`/sales`**: the sales inbox (HTML pages; log in with an API key and your name);
-  `/sales/reports` (or `/reports`): the funnel report behind the same login.
+- **`/sales`**: the sales inbox (HTML pages; sign in with your account, created by
+  `nurture users add`; API keys do not open it); `/sales/reports` (or `/reports`):
+  the funnel report behind the same login.
 - **`/healthz`**, **`/metrics`**: operations (Prometheus text format; a bearer
   token only when NURTURE_METRICS_TOKEN is set).
 """
@@ -87,6 +90,8 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(site.router)
     app.include_router(pages.router)
+    app.include_router(sales_login.router)
+    app.include_router(accounts_page.router)
     app.include_router(sales.router)
     app.include_router(report_page.router)
     app.include_router(metrics.router)

@@ -19,18 +19,28 @@ from sqlalchemy.orm import Session
 
 import nurture.clock as clock
 from nurture.engine.service import Engine
+from nurture.errors import NurtureError
 from nurture.lifecycle.handoff import views
-from nurture.store.handoffs import count_by_status, handoffs_with_contacts, lock_handoff
+from nurture.store.handoffs import (
+    count_by_status,
+    handoff_by_id,
+    handoffs_with_contacts,
+    lock_handoff,
+)
 
 Status = Literal["open", "accepted", "rejected"]
-Action = Literal["accept", "reject", "reopen"]
+Action = Literal["accept", "reject", "reopen", "reassign", "request"]
 STATUSES: tuple[Status, ...] = ("open", "accepted", "rejected")
-ACTIONS: tuple[Action, ...] = ("accept", "reject", "reopen")
+ACTIONS: tuple[Action, ...] = ("accept", "reject", "reopen", "reassign", "request")
 #: Largest id a path may name (ids are 64-bit): anything above is simply unknown.
 MAX_ID = 2**63 - 1
 #: Longest `by` and `reason` accepted (characters).
 MAX_BY = 200
 MAX_REASON = 2000
+
+
+class NotYours(NurtureError):
+    """The handoff is someone else's, and this account acts on its own only."""
 
 
 def as_status(value: str | None) -> Status | None:
@@ -73,19 +83,33 @@ def act(
     by: str,
     reason: str | None = None,
     now: datetime | None = None,
+    *,
+    only_owner: str | None = None,
+    to: str | None = None,
 ) -> dict[str, Any]:
-    """Accept, reject or reopen in one transaction; the handoff's detail afterwards.
+    """Accept, reject, reopen, reassign (to `to`) or ask for a reassignment, in one
+    transaction; the handoff's detail afterwards.
 
-    Raises `HandoffNotFound` and `HandoffConflict` (nothing is then written).
+    `only_owner`: the handoff must be this address's (checked once the row is locked,
+    so a reassignment at the same moment cannot slip through). Raises
+    `HandoffNotFound`, `HandoffConflict` and `NotYours` (nothing is then written).
     """
     moment = now or clock.now()
     service = engine.handoffs
     with engine.sessions.begin() as session:
         lock_handoff(session, handoff_id)
+        if only_owner is not None:
+            found = handoff_by_id(session, handoff_id)
+            if found is not None and (found.owner or "").lower() != only_owner.lower():
+                raise NotYours(f"handoff #{handoff_id} is not {only_owner}'s")
         if action == "accept":
             handoff = service.accept(session, handoff_id, by, moment)
         elif action == "reject":
             handoff = service.reject(session, handoff_id, by, reason or "", moment)
+        elif action == "reassign":
+            handoff = service.reassign(session, handoff_id, to or "", by, moment)
+        elif action == "request":
+            handoff = service.request_reassignment(session, handoff_id, by, reason or "", moment)
         else:
             handoff = service.reopen(session, handoff_id, by, moment)
         session.flush()

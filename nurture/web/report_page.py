@@ -52,7 +52,7 @@ def stylesheet() -> Response:
 async def reports_page(
     request: Request, context: Context, since: str = "30d", until: str | None = None
 ) -> Response:
-    session = current_session(request, context)
+    session = await run_in_threadpool(current_session, request, context)
     if session is None:
         return sales._login_redirect(request)
     return await run_in_threadpool(_page, context, session, since, until or None)

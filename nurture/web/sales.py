@@ -1,17 +1,17 @@
 """The sales inbox at `/sales`: server-rendered pages over the handoffs.
 
-People log in with one of the API keys (NURTURE_API_KEYS) and their name or
-email address, which is who the action log says acted. The session is a
-cookie signed with the secret key (purpose ``sales-session``): HttpOnly,
-SameSite=Lax, Secure when the base URL is https, valid `SESSION_TTL`, and
-only while the key it was opened with is still configured (removing a key
-ends its sessions). Every form that changes something carries a CSRF token,
-a signature of the session's random id, checked before anything is done:
-403 otherwise. Pages are Jinja templates with autoescaping, a little CSS
-served from here, no script at all (the CSP forbids any), never cached nor
-framed.
+People sign in with their account (`nurture.web.sales_login`); the account is
+who acts, in the action log by its address. A ``sales`` account sees and acts
+on its own handoffs, and may ask for one to go to someone else; a ``lead`` or
+``admin`` sees them all, acts on any, and gives one to someone else. Another's
+handoff is a 403 for a ``sales`` account, checked again under the row lock
+when acting. Every form that changes something carries a CSRF token, a
+signature of the session's id, checked before anything is done: 403
+otherwise. Pages are Jinja templates with autoescaping, a little CSS served
+from here, no script at all (the CSP forbids any), never cached nor framed;
+times are shown in the account's timezone.
 
-Not logged in: redirected to the login page, which then returns to the
+Not signed in: redirected to the login page, which then returns to the
 page asked for, only ever a path under `/sales` (no open redirect).
 """
 
@@ -31,19 +31,17 @@ from jinja2 import Environment, FileSystemLoader
 import nurture.clock as clock
 import nurture.readable as readable
 from nurture.contacts.values import value_problem
+from nurture.lifecycle.accounts import may_act_on, sees_all
 from nurture.lifecycle.handoff.actions import HandoffConflict, HandoffNotFound
 from nurture.lifecycle.handoff.readers import INBOX_LANGUAGE, timezone_for
+from nurture.store.accounts import active_accounts, all_accounts
 from nurture.store.handoffs import owners as handoff_owners
 from nurture.web import inbox
-from nurture.web.auth import key_matches
 from nurture.web.context import WebContext, web_context
 from nurture.web.sales_session import (
-    COOKIE,
-    SESSION_TTL,
     SalesSession,
     csrf_ok,
     current_session,
-    open_session,
     read_form,
     safe_next,
 )
@@ -78,11 +76,15 @@ ACTIONS = {
     "reopened": "Rouvert",
     "reminded": "Relance (SLA dépassé)",
     "escalated": "Escaladé",
+    "reassigned": "Réattribué",
+    "reassignment_requested": "Réattribution demandée",
 }
 DONE = {
     "accept": "Lead accepté.",
     "reject": "Lead renvoyé en nurturing.",
     "reopen": "Transfert rouvert.",
+    "reassign": "Transfert réattribué.",
+    "request": "Demande de réattribution envoyée.",
 }
 
 
@@ -142,9 +144,11 @@ _env = _environment()
 
 
 def reader_timezone(context: WebContext, session: SalesSession | None) -> str:
-    """The reader's timezone: the signed-in person's (`timezone_for`)."""
-    with context.engine.sessions() as db:  # no query is made until accounts need one
-        return timezone_for(db, context.engine.project.config, session.by if session else None)
+    """The reader's timezone: the signed-in account's (read with its session), else
+    the project's (`timezone_for`)."""
+    if session is not None:
+        return session.person.timezone
+    return timezone_for(None, context.engine.project.config, None)
 
 
 def render(
@@ -175,67 +179,6 @@ def _login_redirect(request: Request, after: str | None = None) -> RedirectRespo
     target = after or request.url.path + query
     location = "/sales/login?next=" + quote(safe_next(target), safe="/")
     return RedirectResponse(location, 303, headers=HEADERS)
-
-
-def _secure(context: WebContext) -> bool:
-    return context.settings.base_url.startswith("https://")
-
-
-# --- login and logout ---------------------------------------------------------------------
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, context: Context, next: str | None = None) -> Response:
-    target = safe_next(next)
-    if current_session(request, context) is not None:
-        return RedirectResponse(target, 303, headers=HEADERS)
-    return render(context, "sales/login.html", next=target, error=None, by="")
-
-
-@router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, context: Context) -> Response:
-    form = await read_form(request)
-    target = safe_next(form.get("next"))
-    by = form.get("by", "").strip()
-    keys = context.settings.api_key_list
-
-    def again(error: str, status_code: int) -> HTMLResponse:
-        return render(context, "sales/login.html", status_code, next=target, error=error, by=by)
-
-    if not keys:
-        return again("Aucune clé d'API n'est configurée sur ce serveur (NURTURE_API_KEYS).", 503)
-    if not by or len(by) > inbox.MAX_BY:
-        return again("Indiquez votre nom ou votre adresse e-mail.", 422)
-    key = form.get("api_key", "")
-    if not key or not key_matches(key, keys):
-        return again("Clé d'accès invalide.", 401)
-    cookie = open_session(context, by, key, clock.now())
-    response = RedirectResponse(target, 303, headers=HEADERS)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=int(SESSION_TTL.total_seconds()),
-        path="/sales",
-        secure=_secure(context),
-        httponly=True,
-        samesite="lax",
-    )
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request, context: Context) -> Response:
-    session = current_session(request, context)
-    if session is None:
-        return _login_redirect(request, "/sales")
-    form = await read_form(request)
-    if not csrf_ok(context, session, form.get("csrf")):
-        return _forbidden(context)
-    response = RedirectResponse("/sales/login", 303, headers=HEADERS)
-    response.delete_cookie(
-        COOKIE, path="/sales", secure=_secure(context), httponly=True, samesite="lax"
-    )
-    return response
 
 
 def _forbidden(context: WebContext) -> HTMLResponse:
@@ -272,23 +215,35 @@ def inbox_page(
     session = current_session(request, context)
     if session is None:
         return _login_redirect(request)
+    everyone = sees_all(session.person)
     chosen = inbox.as_status(status) or "open"
-    owner = owner.strip() if owner and not value_problem(owner) else None
+    if not everyone:
+        owner = session.person.email
+    else:
+        owner = owner.strip() if owner and not value_problem(owner) else None
     now = clock.now()
     with context.engine.sessions() as db:
         items = inbox.list_handoffs(db, now, chosen, owner, limit=500)
         numbers = inbox.counts(db, now, owner)
-        owners = handoff_owners(db)
+        owners = handoff_owners(db) if everyone else []
+        people = _people(db)
     return render(
         context,
         "sales/inbox.html",
         session=session,
         status=chosen,
-        owner=owner,
+        owner=owner if everyone else None,
         owners=owners,
+        everyone=everyone,
         items=items,
         counts=numbers,
+        people=people,
     )
+
+
+def _people(db: Any) -> dict[str, str]:
+    """Every account's name by address: the pages name people, the log keeps addresses."""
+    return {account.email: account.name for account in all_accounts(db)}
 
 
 def _parse_id(value: str) -> int | None:
@@ -309,6 +264,18 @@ def _not_found(context: WebContext, session: SalesSession) -> HTMLResponse:
     )
 
 
+def _not_yours(context: WebContext, session: SalesSession) -> HTMLResponse:
+    return render(
+        context,
+        "sales/error.html",
+        403,
+        session=session,
+        title="Transfert attribué à quelqu'un d'autre",
+        message="Ce transfert ne vous est pas attribué : seul·e son ou sa responsable, ou "
+        "un·e manager, peut le traiter.",
+    )
+
+
 def _detail_page(
     context: WebContext,
     session: SalesSession,
@@ -322,6 +289,12 @@ def _detail_page(
         handoff = inbox.load(context.engine, handoff_id, clock.now())
     except HandoffNotFound:
         return _not_found(context, session)
+    if not may_act_on(session.person, handoff["owner"]):
+        return _not_yours(context, session)
+    everyone = sees_all(session.person)
+    with context.engine.sessions() as db:
+        people = _people(db)
+        assignees = [(a.email, a.name) for a in active_accounts(db)] if everyone else []
     return render(
         context,
         "sales/handoff.html",
@@ -331,6 +304,9 @@ def _detail_page(
         error=error,
         done=DONE.get(done or ""),
         reason=reason,
+        everyone=everyone,
+        people=people,
+        assignees=assignees,
     )
 
 
@@ -351,9 +327,10 @@ def handoff_page(
 async def handoff_action(
     handoff_id: str, action: str, request: Request, context: Context
 ) -> Response:
-    """Accept, reject (a reason required) or reopen; then back to the page (303)."""
+    """Accept, reject (a reason required), reopen, reassign (leads) or ask for a
+    reassignment (a reason required); then back to the page (303)."""
     number = _parse_id(handoff_id)
-    session = current_session(request, context)
+    session = await run_in_threadpool(current_session, request, context)
     if session is None:
         return _login_redirect(request, f"/sales/handoffs/{number}" if number else "/sales")
     form = await read_form(request)
@@ -363,16 +340,28 @@ async def handoff_action(
     if number is None or chosen is None:
         return _not_found(context, session)
     reason = form.get("reason", "").strip()
-    return await run_in_threadpool(_decide, context, session, number, chosen, reason)
+    to = form.get("to", "").strip().lower()
+    return await run_in_threadpool(_decide, context, session, number, chosen, reason, to)
 
 
 def _decide(
-    context: WebContext, session: SalesSession, number: int, action: inbox.Action, reason: str
+    context: WebContext,
+    session: SalesSession,
+    number: int,
+    action: inbox.Action,
+    reason: str,
+    to: str,
 ) -> Response:
-    if action == "reject" and not reason:
-        return _detail_page(
-            context, session, number, 422, error="Indiquez pourquoi ce lead n'est pas prêt."
+    everyone = sees_all(session.person)
+    if action == "reassign" and not everyone:
+        return _not_yours(context, session)
+    if action in ("reject", "request") and not reason:
+        message = (
+            "Indiquez pourquoi ce lead n'est pas prêt."
+            if action == "reject"
+            else "Indiquez pourquoi ce lead devrait aller à quelqu'un d'autre."
         )
+        return _detail_page(context, session, number, 422, error=message)
     if len(reason) > inbox.MAX_REASON:
         return _detail_page(
             context,
@@ -382,10 +371,26 @@ def _decide(
             error=f"Raison trop longue ({inbox.MAX_REASON} caractères au plus).",
             reason=reason,
         )
+    if action == "reassign":
+        with context.engine.sessions() as db:
+            known = {a.email for a in active_accounts(db)}
+        if to not in known:
+            return _detail_page(context, session, number, 422, error="Choisissez un compte actif.")
     try:
-        inbox.act(context.engine, number, action, session.by, reason or None, clock.now())
+        inbox.act(
+            context.engine,
+            number,
+            action,
+            session.by,
+            reason or None,
+            clock.now(),
+            only_owner=None if everyone else session.person.email,
+            to=to or None,
+        )
     except HandoffNotFound:
         return _not_found(context, session)
+    except inbox.NotYours:
+        return _not_yours(context, session)
     except HandoffConflict as exc:
         return _detail_page(context, session, number, 409, error=str(exc))
     return RedirectResponse(f"/sales/handoffs/{number}?done={action}", 303, headers=HEADERS)

@@ -1,78 +1,94 @@
-"""Sales inbox sessions: the signed cookie, its CSRF token, the forms, the way back.
+"""Sales inbox sessions: the cookie, its CSRF token, the forms, the way back.
 
-The session is a cookie signed with the secret key (purpose
-``sales-session``) naming who logged in, valid `SESSION_TTL`, and only while
-the API key it was opened with is still configured: it carries a MAC of the
-key, never the key. The CSRF token is a signature of the session's random id.
-`safe_next` keeps the return address after login a path under `/sales`, so
-the login page is no open redirect. See `nurture.web.sales` for the pages.
+The cookie holds a random token; the session is a row keyed by its hash
+(`nurture.lifecycle.signin`), so logging out, disabling the account or
+setting its password ends it on the server, and it expires after
+`IDLE_TIMEOUT` idle or `SESSION_TTL` in all. The cookie is HttpOnly,
+SameSite=Lax, Secure when the base URL is https, scoped to `/sales`. The
+CSRF token is a signature (NURTURE_SECRET_KEY, purpose ``sales-csrf``) of
+the session's id. `safe_next` keeps the return address after login a path
+under `/sales`, so the login page is no open redirect. See
+`nurture.web.sales` for the pages.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 
 import nurture.clock as clock
 from nurture.contacts.values import value_problem
-from nurture.tokens import InvalidToken, Signer
+from nurture.lifecycle import signin
+from nurture.lifecycle.accounts import Person
+from nurture.tokens import InvalidToken
 from nurture.web.bodies import read_body
 from nurture.web.context import WebContext
 
 COOKIE = "nurture_sales"
-SESSION_TTL = timedelta(hours=12)
+SESSION_TTL = signin.SESSION_TTL
 #: Largest form accepted (bytes): a reason of MAX_REASON characters fits easily.
 MAX_FORM = 64 * 1024
 
 
 @dataclass(frozen=True)
 class SalesSession:
-    """A logged-in sales inbox user, from a valid cookie: who, and the CSRF token forms carry."""
+    """A signed-in account, from a live session: who, and the CSRF token forms carry."""
 
     sid: str
-    by: str
+    person: Person
     csrf: str
 
-
-def _key_tag(signer: Signer, key: str) -> str:
-    """Which API key a session was opened with, without carrying the key: a MAC of it."""
-    return signer.sign("sales-key", {"k": key}).rsplit(".", 1)[1][:16]
-
-
-def open_session(context: WebContext, by: str, key: str, now: datetime) -> str:
-    """A signed session cookie value for `by`, logged in with `key`."""
-    signer = context.sales_signer()
-    payload = {
-        "sid": secrets.token_urlsafe(16),
-        "by": by,
-        "exp": int((now + SESSION_TTL).timestamp()),
-        "k": _key_tag(signer, key),
-    }
-    return signer.sign("sales-session", payload)
+    @property
+    def by(self) -> str:
+        """Who acts, in the action log: the account's address."""
+        return self.person.email
 
 
 def current_session(request: Request, context: WebContext) -> SalesSession | None:
-    """The request's valid session, or None (missing, forged, expired, key removed)."""
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
+    """The request's live session, or None (no cookie, unknown, ended, expired, disabled).
+
+    Reads the database: call it from a worker thread (a plain `def` route, or
+    `run_in_threadpool`)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
         return None
-    signer = context.sales_signer()
-    try:
-        payload = signer.verify("sales-session", cookie)
-    except InvalidToken:
+    with context.engine.sessions.begin() as db:
+        found = signin.current(db, token, clock.now())
+    if found is None:
         return None
-    sid, by, expires, tag = (payload.get(k) for k in ("sid", "by", "exp", "k"))
-    if not (isinstance(sid, str) and isinstance(by, str) and isinstance(expires, int)):
-        return None
-    if expires <= clock.now().timestamp():
-        return None
-    if not any(_key_tag(signer, key) == tag for key in context.settings.api_key_list):
-        return None
-    return SalesSession(sid, by, signer.sign("sales-csrf", {"sid": sid}))
+    return SalesSession(
+        found.id, found.account, context.sales_signer().sign("sales-csrf", {"sid": found.id})
+    )
+
+
+def secure(context: WebContext) -> bool:
+    return context.settings.base_url.startswith("https://")
+
+
+def set_session_cookie(response: Response, context: WebContext, token: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/sales",
+        secure=secure(context),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, context: WebContext) -> None:
+    response.delete_cookie(
+        COOKIE, path="/sales", secure=secure(context), httponly=True, samesite="lax"
+    )
+
+
+def cross_site(request: Request) -> bool:
+    """A form posted from another site (the browser says so): refused before sign-in,
+    so no other site can sign a visitor in to an account of its choosing."""
+    return request.headers.get("sec-fetch-site") == "cross-site"
 
 
 def csrf_ok(context: WebContext, session: SalesSession, token: str | None) -> bool:

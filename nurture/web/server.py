@@ -18,7 +18,10 @@ STARTUP_TIMEOUT = 10.0
 
 
 def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
-    # No proxy headers by default: the client address is not used for anything.
+    # uvicorn's defaults for proxy headers: X-Forwarded-For is believed from
+    # 127.0.0.1 only (FORWARDED_ALLOW_IPS widens it), so behind a local reverse
+    # proxy the sign-in limits count per real client address, and nobody else can
+    # pick the address they are counted under.
     # No access log: tracking and unsubscribe URLs carry tokens that would let
     # whoever reads the log unsubscribe someone; errors are still logged.
     # When the command configured logging (`nurture.logs`: rich or JSON), uvicorn's

@@ -43,6 +43,10 @@ TABLES = {
     "site_visitors",
     "webhook_replays",
     "site_visits",
+    "accounts",
+    "account_sessions",
+    "account_links",
+    "login_throttle",
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import nurture.clock as clock
 from nurture.definitions.loader import load_project
 from nurture.engine.service import Engine, EngineOptions
+from nurture.lifecycle import accounts
 from nurture.lifecycle.handoff.actions import HandoffConflict, next_turn
 from nurture.store.models import (
     Contact,
@@ -30,6 +33,7 @@ from nurture.store.models import (
 )
 from nurture.testing import Harness, write_project
 from nurture.tokens import Signer
+from nurture.transports.capture import CapturedEmail
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
 SECRET = "webhook-secret-for-tests"
@@ -339,6 +343,68 @@ def test_a_workflow_notify_step_emails_the_owner_once(sales: Sales, tmp_path: Pa
     sales.engine.advance(ids)  # redelivered
     sales.chores()
     assert len(sales.subjects("claire@example.com")) == 1
+
+
+def _html(message: CapturedEmail) -> str:
+    body = message.parsed().get_body(("html",))
+    assert body is not None
+    return html.unescape(str(body.get_content()))
+
+
+def test_an_owner_without_an_account_is_offered_a_sign_up_link(sales: Sales) -> None:
+    """Issue #16: owners that are not accounts get the notification with a way in."""
+    with sales.sessions.begin() as session:
+        accounts.add(session, "alice@example.com", "Alice", "sales", "Europe/Paris", clock.now())
+    sales.qualify("anne@example.com")  # → alice, who has an account
+    sales.qualify("bob@example.com")  # → bob, who has none
+    sales.chores()
+    [to_alice] = sales.transport.for_recipient("alice@example.com")
+    [to_bob] = sales.transport.for_recipient("bob@example.com")
+    assert "/sales/password" not in _html(to_alice)
+    found = re.search(r'href="[^"]*/sales/password\?token=([A-Za-z0-9_-]+)"', _html(to_bob))
+    assert found is not None and "Créez-le ici" in _html(to_bob)
+    now = clock.now()
+    with sales.sessions.begin() as session:
+        link = accounts.valid_link(session, found.group(1), now)
+        assert link is not None and (link.purpose, link.email) == ("signup", "bob@example.com")
+        done = accounts.use_link(session, link, "bob's long secret", now, name="Bob Durand")
+        assert done.created and (done.account.role, done.account.name) == ("sales", "Bob Durand")
+    with sales.sessions() as session:  # used once: no second account from it
+        assert accounts.valid_link(session, found.group(1), now) is None
+
+
+def test_a_reassigned_handoff_emails_its_new_owner(sales: Sales) -> None:
+    sales.qualify("anne@example.com")
+    sales.chores()
+    anne = sales.handoff("anne@example.com")
+    with sales.sessions.begin() as session:
+        sales.engine.handoffs.reassign(
+            session, anne.id, "carol@example.com", "boss@example.com", clock.now()
+        )
+    sales.chores()
+    sales.chores()
+    assert sales.subjects("carol@example.com") == [
+        "Lead qualifié à prendre en charge : Anne (Atelier)"
+    ]
+    assert sales.contact("anne@example.com").owner == "carol@example.com"
+    moved = sales.handoff("anne@example.com")
+    assert moved.owner == "carol@example.com"
+    assert {k: moved.actions[-1][k] for k in ("action", "by", "previous", "to")} == {
+        "action": "reassigned",
+        "by": "boss@example.com",
+        "previous": "alice@example.com",
+        "to": "carol@example.com",
+    }
+    with sales.sessions.begin() as session, pytest.raises(HandoffConflict, match="already"):
+        sales.engine.handoffs.reassign(
+            session, anne.id, "Carol@example.com", "boss@example.com", clock.now()
+        )
+    with sales.sessions.begin() as session:
+        sales.engine.handoffs.accept(session, anne.id, "carol@example.com", clock.now())
+    with sales.sessions.begin() as session, pytest.raises(HandoffConflict, match="not open"):
+        sales.engine.handoffs.reassign(
+            session, anne.id, "dan@example.com", "boss@example.com", clock.now()
+        )
 
 
 def test_each_email_to_sales_and_webhook_is_logged_without_an_address(

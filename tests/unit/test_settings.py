@@ -32,13 +32,13 @@ def test_values_come_from_the_environment_and_dotenv(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     (tmp_path / ".env").write_text(
-        "NURTURE_REDIS_URL=redis://127.0.0.1:6379/2\nNURTURE_API_KEYS=k1, k2\n"
+        "NURTURE_REDIS_URL=redis://127.0.0.1:6379/2\nNURTURE_API_KEYS=k1-0123456789abcdef, k2-0123456789abcdef\n"
     )
     monkeypatch.setenv("NURTURE_DATABASE_URL", "postgresql://postgres@127.0.0.1/test")
     settings = load_settings()
     assert settings.redis_url == "redis://127.0.0.1:6379/2"
     assert settings.database_url.startswith("postgresql://")
-    assert settings.api_key_list == ["k1", "k2"]
+    assert settings.api_key_list == ["k1-0123456789abcdef", "k2-0123456789abcdef"]
     assert not settings.embedded
 
 
@@ -52,6 +52,13 @@ def test_values_come_from_the_environment_and_dotenv(
         ("NURTURE_SMTP_URL", "http://mail.example.com", "expected smtp://"),
         ("NURTURE_BASE_URL", "example.com", "expected an http:// or https:// URL"),
         ("NURTURE_SECRET_KEY", "short", "at least 16 characters"),
+        ("NURTURE_API_KEYS", "a-long-enough-api-key, k", "key 2 of the list has 1"),
+        ("NURTURE_PREVIOUS_SECRET_KEYS", "old", "at least 16 characters"),
+        ("NURTURE_WEBHOOK_SECRET", "s", "at least 16 characters (this one has 1)"),
+        ("NURTURE_MAILGUN_SIGNING_KEY", "mailgun", "at least 16 characters"),
+        ("NURTURE_POSTMARK_WEBHOOK_TOKEN", "pm", "at least 16 characters"),
+        ("NURTURE_BREVO_WEBHOOK_TOKEN", "brevo", "at least 16 characters"),
+        ("NURTURE_METRICS_TOKEN", "metrics", "at least 16 characters"),
     ],
 )
 def test_a_nonsense_value_names_the_variable(

@@ -83,7 +83,7 @@ class Web(Harness):
         )
         self.settings = Settings(
             _env_file=None,
-            api_keys=f"other-key, {API_KEY}",
+            api_keys=f"other-key-0123456789, {API_KEY}",
             secret_key=SIGNING_KEY,
             base_url=BASE_URL,
             webhook_secret=WEBHOOK_SECRET,

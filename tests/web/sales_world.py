@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.definitions.loader import load_project
 from nurture.engine.service import EngineOptions
+from nurture.lifecycle import accounts
 from nurture.settings import Settings
 from nurture.store.models import Contact, Enrollment, Handoff, StageHistory
 from nurture.testing import Harness, write_project
@@ -24,6 +25,8 @@ from nurture.web.app import create_app
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 API_KEY = "sales-test-key-0123456789"
 SIGNING_KEY = "s" * 32
+#: Every test account's password.
+PASSWORD = "correct horse battery"
 
 CONFIG = """\
 stages: [subscriber, lead, mql, sql, customer]
@@ -88,6 +91,17 @@ class SalesWorld(Harness):
 
     def import_rows(self, text: str) -> None:
         self.import_csv(text)
+
+    def add_account(
+        self, email: str, name: str, role: str = "sales", password: str = PASSWORD
+    ) -> None:
+        """An account with its password set, through its one-time link as a person would."""
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            account = accounts.add(session, email, name, role, "Europe/Paris", now)
+            link = accounts.valid_link(session, accounts.issue_link(session, account, now), now)
+            assert link is not None
+            accounts.use_link(session, link, password, now)
 
     def move_clock(self, **delta: float) -> None:
         """Time passes; nothing runs (`later` would also run the engine)."""
@@ -165,6 +179,10 @@ def build(
 
 
 def populate(world: SalesWorld) -> None:
-    """Anne and Bob imported as leads, their welcome email sent."""
+    """Anne and Bob imported as leads, their welcome email sent; accounts for Alice (the
+    round robin's one owner, sales), Marc (sales, owns nothing) and Léa (lead)."""
     world.import_rows(CONTACTS)
     world.run()
+    world.add_account("alice@example.com", "Alice Martin")
+    world.add_account("marc@example.com", "Marc Leroy")
+    world.add_account("lea@example.com", "Léa Lambert", role="lead")

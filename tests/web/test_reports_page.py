@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import nurture.clock as clock
 from nurture.store.models import Contact, Send
 from nurture.web import inbox
-from tests.web.sales_world import API_KEY, SalesWorld, build, populate
+from tests.web.sales_world import PASSWORD, SalesWorld, build, populate
 
 BASE = "https://nurture.example.com"
 
@@ -39,7 +39,9 @@ def client(world: SalesWorld) -> Iterator[TestClient]:
 
 
 def login(client: TestClient) -> None:
-    response = client.post("/sales/login", data={"by": "Alice", "api_key": API_KEY})
+    response = client.post(
+        "/sales/login", data={"email": "alice@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 303, response.text
 
 

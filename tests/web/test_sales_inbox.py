@@ -1,4 +1,4 @@
-"""The sales inbox `/sales`: login, sessions, CSRF, the list and the detail page."""
+"""The sales inbox `/sales`: sign-in, sessions, CSRF, ownership, the list and the detail page."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import nurture.clock as clock
 from nurture.tokens import Signer
-from tests.web.sales_world import API_KEY, SIGNING_KEY, SalesWorld, build, populate
+from tests.web.sales_world import API_KEY, PASSWORD, SIGNING_KEY, SalesWorld, build, populate
 
 BASE = "https://nurture.example.com"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -40,9 +40,12 @@ def client(world: SalesWorld) -> Iterator[TestClient]:
 
 
 def login(
-    client: TestClient, by: str = "Alice Martin", key: str = API_KEY, **extra: str
+    client: TestClient,
+    email: str = "alice@example.com",
+    password: str = PASSWORD,
+    **extra: str,
 ) -> httpx.Response:
-    return client.post("/sales/login", data={"by": by, "api_key": key, **extra})
+    return client.post("/sales/login", data={"email": email, "password": password, **extra})
 
 
 @pytest.fixture
@@ -91,7 +94,9 @@ def test_an_action_without_a_session_does_nothing(world: SalesWorld, client: Tes
 def test_the_login_page_is_a_form(client: TestClient) -> None:
     page = client.get("/sales/login?next=/sales/handoffs/1")
     assert page.status_code == 200
-    assert 'name="api_key" type="password"' in page.text
+    assert 'name="email" type="email"' in page.text
+    assert 'name="password" type="password"' in page.text
+    assert "api_key" not in page.text
     assert 'name="next" value="/sales/handoffs/1"' in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -109,7 +114,7 @@ def test_a_good_login_sets_a_locked_down_session_cookie(client: TestClient) -> N
     assert cookie.startswith("nurture_sales=")
     for attribute in ("HttpOnly", "Secure", "SameSite=lax", "Path=/sales", "Max-Age=43200"):
         assert attribute.lower() in cookie.lower(), cookie
-    assert API_KEY not in cookie
+    assert PASSWORD not in cookie and "alice" not in cookie
     assert client.get("/sales").status_code == 200
     # Logged in, the login page goes straight on.
     again = client.get("/sales/login?next=/sales?status=accepted")
@@ -119,37 +124,46 @@ def test_a_good_login_sets_a_locked_down_session_cookie(client: TestClient) -> N
 def test_no_secure_flag_over_plain_http(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     world = build(tmp_path, sessions, base_url="http://127.0.0.1:8000")
     with clock.using(world.clock), _client(world) as client:
+        world.add_account("alice@example.com", "Alice Martin")
         cookie = login(client).headers["set-cookie"].lower()
     assert "httponly" in cookie and "secure" not in cookie
 
 
 @pytest.mark.parametrize(
-    ("by", "key", "status", "message"),
+    ("email", "password", "status", "message"),
     [
-        ("Alice", "wrong-key", 401, "Clé d&#39;accès invalide"),
-        ("Alice", "", 401, "Clé d&#39;accès invalide"),
-        ("Alice", API_KEY[:-1], 401, "Clé d&#39;accès invalide"),
-        ("", API_KEY, 422, "Indiquez votre nom"),
-        ("   ", API_KEY, 422, "Indiquez votre nom"),
-        ("x" * 201, API_KEY, 422, "Indiquez votre nom"),
+        ("alice@example.com", "wrong password", 401, "Adresse ou mot de passe incorrect"),
+        ("alice@example.com", PASSWORD[:-1], 401, "Adresse ou mot de passe incorrect"),
+        ("alice@example.com", PASSWORD.upper(), 401, "Adresse ou mot de passe incorrect"),
+        ("nobody@example.com", PASSWORD, 401, "Adresse ou mot de passe incorrect"),
+        ("alice@example.com", "", 422, "Indiquez votre adresse et votre mot de passe"),
+        ("", PASSWORD, 422, "Indiquez votre adresse et votre mot de passe"),
     ],
 )
 def test_a_bad_login_says_why_and_opens_nothing(
-    client: TestClient, by: str, key: str, status: int, message: str
+    client: TestClient, email: str, password: str, status: int, message: str
 ) -> None:
-    response = login(client, by=by, key=key)
+    response = login(client, email=email, password=password)
     assert response.status_code == status
     assert message in response.text
     assert "set-cookie" not in response.headers
-    assert key not in response.text or not key
+    assert not password or password not in response.text
     assert client.get("/sales").status_code == 303
 
 
-def test_without_api_keys_nobody_logs_in(world: SalesWorld, client: TestClient) -> None:
-    world.app.state.nurture.settings = world.settings.model_copy(update={"api_keys": ""})
-    response = login(client)
-    assert response.status_code == 503
-    assert "NURTURE_API_KEYS" in response.text
+def test_an_api_key_never_opens_the_inbox(client: TestClient) -> None:
+    """API keys are for machines: not as a password, not as a header, not as a cookie."""
+    for email in ("alice@example.com", "api", ""):
+        response = client.post(
+            "/sales/login", data={"email": email, "password": API_KEY, "api_key": API_KEY}
+        )
+        assert response.status_code in (401, 422), email
+        assert "set-cookie" not in response.headers
+    for headers in ({"Authorization": f"Bearer {API_KEY}"}, {"X-API-Key": API_KEY}):
+        page = client.get("/sales", headers=headers)
+        assert (page.status_code, page.headers["location"]) == (303, "/sales/login?next=/sales")
+    client.cookies.set("nurture_sales", API_KEY, domain="nurture.example.com", path="/sales")
+    assert client.get("/sales").status_code == 303
 
 
 @pytest.mark.parametrize(
@@ -182,21 +196,37 @@ def test_a_forged_or_stale_session_is_no_session(world: SalesWorld, client: Test
     signer = Signer(SIGNING_KEY)
     forged = signer.sign("sales-session", {"sid": "x", "by": "Mallory", "exp": 2**40, "k": "0"})
     other_purpose = signer.sign("click", {"sid": "x", "by": "Mallory", "exp": 2**40})
-    for value in (forged, other_purpose, "garbage", "a.b"):
+    for value in (forged, other_purpose, "garbage", "a.b", "x" * 5000):
         client.cookies.set("nurture_sales", value, domain="nurture.example.com", path="/sales")
         assert client.get("/sales").status_code == 303, value
     client.cookies.clear()
     assert login(client).status_code == 303
-    assert client.get("/sales").status_code == 200
-    world.move_clock(hours=12)  # the session's lifetime
+    for _ in range(5):  # in use: the idle expiry keeps moving
+        world.move_clock(hours=2)
+        assert client.get("/sales").status_code == 200
+    world.move_clock(hours=2)  # 12 h after signing in: the absolute expiry
     assert client.get("/sales").status_code == 303
 
 
-def test_removing_the_key_ends_its_sessions(world: SalesWorld, client: TestClient) -> None:
+def test_an_idle_session_ends(world: SalesWorld, client: TestClient) -> None:
     assert login(client).status_code == 303
-    settings = world.app.state.nurture.settings
-    world.app.state.nurture.settings = settings.model_copy(update={"api_keys": "another-key"})
+    world.move_clock(hours=3, minutes=59)
+    assert client.get("/sales").status_code == 200
+    world.move_clock(hours=4)
     assert client.get("/sales").status_code == 303
+
+
+def test_disabling_the_account_ends_its_sessions(world: SalesWorld, client: TestClient) -> None:
+    from nurture.lifecycle import accounts
+
+    assert login(client).status_code == 303
+    with world.sessions.begin() as session:
+        accounts.disable(session, "alice@example.com", world.clock.now())
+    assert client.get("/sales").status_code == 303
+    assert login(client).status_code == 401
+    with world.sessions.begin() as session:
+        accounts.enable(session, "alice@example.com")
+    assert login(client).status_code == 303
 
 
 # --- CSRF -----------------------------------------------------------------------------------
@@ -210,7 +240,7 @@ def test_actions_without_the_csrf_token_are_refused(
     real = csrf_of(logged_in, f"/sales/handoffs/{hid(world)}")
     # A token of another session (another login) is not this session's.
     with _client(world) as other:
-        assert login(other, by="Mallory").status_code == 303
+        assert login(other, email="lea@example.com").status_code == 303
         foreign = csrf_of(other, f"/sales/handoffs/{hid(world)}")
     assert foreign != real
     session_signer = Signer(SIGNING_KEY)
@@ -228,11 +258,18 @@ def test_logout_needs_the_token_then_ends_the_session(
 ) -> None:
     assert logged_in.post("/sales/logout", data={"csrf": "nope"}).status_code == 403
     assert logged_in.get("/sales").status_code == 200
-    token = csrf_of(logged_in, "/sales")
+    cookie = logged_in.cookies["nurture_sales"]
+    token = csrf_of(logged_in, f"/sales/handoffs/{hid(world)}")
     response = logged_in.post("/sales/logout", data={"csrf": token})
     assert (response.status_code, response.headers["location"]) == (303, "/sales/login")
     assert 'nurture_sales=""' in response.headers["set-cookie"]
     assert logged_in.get("/sales").status_code == 303
+    # The old cookie and CSRF token, replayed (issue #16: they still worked for 12 h).
+    logged_in.cookies.set("nurture_sales", cookie, domain="nurture.example.com", path="/sales")
+    assert logged_in.get("/sales").status_code == 303
+    replay = logged_in.post(f"/sales/handoffs/{hid(world)}/accept", data={"csrf": token})
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/sales/login")
+    assert world.handoff().status == "open"  # type: ignore[union-attr]
 
 
 def test_forms_must_be_forms(world: SalesWorld, logged_in: TestClient) -> None:
@@ -299,7 +336,13 @@ def test_tabs_filter_by_status_and_owner(world: SalesWorld, logged_in: TestClien
     accepted = logged_in.get("/sales?status=accepted").text
     assert "anne@example.com" in accepted and "par Alice Martin" in accepted
     assert "Aucun lead dans cette liste" in logged_in.get("/sales?status=bogus&owner=").text
+    # A sales account sees its own handoffs whatever the filter says; a lead filters.
+    assert "anne@example.com" in logged_in.get("/sales?status=accepted&owner=x@y.z").text
+    assert 'id="owner"' not in accepted
+    assert login(logged_in, email="lea@example.com").status_code == 303
     assert "anne@example.com" not in logged_in.get("/sales?status=accepted&owner=x@y.z").text
+    lead = logged_in.get("/sales?status=accepted&owner=alice@example.com").text
+    assert "anne@example.com" in lead and 'id="owner"' in lead
 
 
 def test_everything_shown_is_escaped(world: SalesWorld, logged_in: TestClient) -> None:
@@ -398,7 +441,7 @@ def test_reject_then_reopen_through_the_forms(world: SalesWorld, logged_in: Test
     assert (anne.stage, anne.score) == ("lead", 60.0)
     handoff = world.handoff()
     assert handoff is not None
-    assert handoff.actions[-1]["by"] == "Alice Martin"
+    assert handoff.actions[-1]["by"] == "alice@example.com"
     assert handoff.actions[-1]["reason"] == "Projet repoussé à 2027"
     # A second click (another tab) on reject: 409, said on the page.
     again = logged_in.post(f"{path}/reject", data={"csrf": token, "reason": "encore"})
@@ -421,7 +464,7 @@ def test_accept_through_the_form(world: SalesWorld, logged_in: TestClient) -> No
     assert "Accepter le lead" not in page and "Rouvrir" not in page
     handoff = world.handoff()
     assert handoff is not None
-    assert (handoff.status, handoff.decided_by) == ("accepted", "Alice Martin")
+    assert (handoff.status, handoff.decided_by) == ("accepted", "alice@example.com")
 
 
 def test_the_stylesheet_is_served(client: TestClient) -> None:

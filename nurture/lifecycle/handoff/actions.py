@@ -170,6 +170,52 @@ class Handoffs:
         self._emit(session, contact, handoff, EventType.HANDOFF_REOPENED, now)
         return handoff
 
+    # -- ownership -------------------------------------------------------------------------
+
+    def reassign(
+        self, session: Session, handoff_id: int, to: str, by: str, now: datetime
+    ) -> Handoff:
+        """Give an open handoff to `to` (the contact's owner too); `to` gets the handoff
+        email the `notify` rules send an owner."""
+        handoff = self.get(session, handoff_id, lock=True)
+        if handoff.status != HandoffStatus.OPEN:
+            raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
+        if (handoff.owner or "").lower() == to.lower():
+            raise HandoffConflict(f"handoff #{handoff_id} is already {to}'s")
+        previous, handoff.owner = handoff.owner, to
+        self._log(handoff, now, "reassigned", by, None, previous=previous, to=to)
+        contact = contact_by_id(session, handoff.contact_id)
+        assert contact is not None and self.config.handoff is not None
+        contact.owner = to
+        step = len(handoff.actions or [])
+        for number, notify in enumerate(self.config.handoff.notify):
+            if notify.kind == "email" and notify.target == "owner":
+                queue(
+                    session,
+                    f"handoff:{handoff.id}:reassigned:{step}:email:{number}",
+                    "email",
+                    "handoff.reassigned",
+                    to,
+                    self._payload(handoff, contact),
+                    now,
+                    template=notify.template or "sales/handoff",
+                    handoff_id=handoff.id,
+                    contact_id=contact.id,
+                )
+        return handoff
+
+    def request_reassignment(
+        self, session: Session, handoff_id: int, by: str, reason: str, now: datetime
+    ) -> Handoff:
+        """An owner asks for an open handoff to go to someone else (a lead decides)."""
+        if not reason.strip():
+            raise HandoffConflict("say why the handoff should go to someone else")
+        handoff = self.get(session, handoff_id, lock=True)
+        if handoff.status != HandoffStatus.OPEN:
+            raise HandoffConflict(f"handoff #{handoff_id} is {handoff.status}, not open")
+        self._log(handoff, now, "reassignment_requested", by, reason.strip())
+        return handoff
+
     # -- the SLA ---------------------------------------------------------------------------------
 
     def check_sla(self, session: Session, now: datetime) -> int:
@@ -331,10 +377,17 @@ class Handoffs:
         )
 
     @staticmethod
-    def _log(handoff: Handoff, now: datetime, action: str, by: str, reason: str | None) -> None:
+    def _log(
+        handoff: Handoff,
+        now: datetime,
+        action: str,
+        by: str,
+        reason: str | None,
+        **more: str | None,
+    ) -> None:
         handoff.actions = [
             *(handoff.actions or []),
-            {"at": now.isoformat(), "action": action, "by": by, "reason": reason},
+            {"at": now.isoformat(), "action": action, "by": by, "reason": reason, **more},
         ]
 
 

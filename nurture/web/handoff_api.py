@@ -45,7 +45,7 @@ def _clean(value: str, what: str) -> str:
 class Actor(BaseModel):
     """Who acts on a handoff, for its action log: the optional body of accept and reopen."""
 
-    model_config = ConfigDict(regex_engine="python-re")  # the patterns name surrogates
+    model_config = ConfigDict(regex_engine="python-re")  # the schema's own regex dialect
 
     by: str = Field(
         default="api",

@@ -83,12 +83,13 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
 
 
-#: Text the databases can hold (no NUL, no lone surrogate), and the same not blank:
-#: the API refuses the rest, so the schema says so.
-TEXT_PATTERN = "^[^\\u0000\\ud800-\\udfff]*$"
-NON_BLANK_PATTERN = (
-    "^[^\\u0000\\ud800-\\udfff]*[^\\s\\u0000\\ud800-\\udfff][^\\u0000\\ud800-\\udfff]*$"
-)
+#: Text the databases can hold (no NUL), and the same not blank: the API refuses the rest,
+#: so the schema says so. A lone surrogate (`"\\ud800"`, no UTF-8 encoding) is refused
+#: too, by the validators: a pattern naming the surrogate range reads differently in
+#: ECMA-262 (UTF-16 code units: it would refuse every emoji) and in Python, and a client
+#: generating from the schema then sent text the server refused.
+TEXT_PATTERN = "^[^\\u0000]*$"
+NON_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -279,3 +279,27 @@ def test_two_people_deciding_at_once_one_wins_on_postgresql(
             assert [a["action"] for a in decided.actions] == ["opened", "rejected"]
     finally:
         engine.dispose()
+
+
+def test_a_reason_may_hold_any_character_a_person_types(
+    world: SalesWorld, client: TestClient
+) -> None:
+    reason = "Pas de budget 🙂 avant le T3 — 予算なし"
+    response = client.post(
+        f"/v1/handoffs/{_id(world)}/reject", headers=AUTH, json={"reason": reason}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["actions"][-1]["reason"] == reason
+
+
+def test_a_reason_with_a_lone_surrogate_is_refused(world: SalesWorld, client: TestClient) -> None:
+    """JSON may escape half a surrogate pair (`\\ud800`); no database can store it."""
+    response = client.post(
+        f"/v1/handoffs/{_id(world)}/reject",
+        headers={**AUTH, "Content-Type": "application/json"},
+        content=b'{"reason": "a\\ud800b"}',
+    )
+    assert response.status_code == 422, response.text
+    assert "unicode" in response.text
+    handoff = world.handoff()
+    assert handoff is not None and handoff.status == "open"

@@ -99,21 +99,23 @@ class Pace:
         for item, key in items:
             if not self._limiter.test(item, key):
                 return self._wait(item, key)
+        instant: float | None = None
         if self._spacing is not None:
             reserved, ahead = self._spacing.reserve(max(deadline - time.monotonic(), 0.0))
             if not reserved:
                 return ahead
             instant = time.monotonic() + ahead
             time.sleep(ahead)  # this email's instant in the even flow
-            if time.monotonic() - instant > LATE:
-                # Woken late (a busy core, a pause): the instant has passed, and going
-                # now would bunch with the emails whose instants these are.
-                return 0.0
         for item, key in items:
             if not self._limiter.hit(item, key):
                 # Another worker took the last place between test and hit; the places
                 # already taken here stay taken (never more than the limit, maybe less).
                 return self._wait(item, key)
+        if instant is not None and time.monotonic() - instant > LATE:
+            # Late past the instant (woken late on a busy core, a slow Redis answer):
+            # going now would bunch with the emails whose instants these are. Checked
+            # last, just before the email is handed over; its window places stay taken.
+            return 0.0
         return None
 
     def _wait(self, item: RateLimitItem, key: str) -> float:

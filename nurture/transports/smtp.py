@@ -238,6 +238,16 @@ class SMTPTransport(Transport):
             finally:
                 self._in_batch, self._batch_failure = False, None
 
+    def _ready(self) -> None:
+        with self._lock:
+            if self._batch_failure is not None:
+                return  # `_deliver` says so
+            if self._connection is not None and time.monotonic() - self._last_used > MAX_IDLE:
+                self._discard()
+            if self._connection is None:
+                self._open()
+                self._last_used = time.monotonic()
+
     def _deliver(self, message: BuiltMessage, email: OutgoingEmail) -> None:
         with self._lock:
             if self._batch_failure is not None:

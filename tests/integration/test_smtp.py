@@ -389,3 +389,20 @@ def test_a_pool_stops_trying_a_relay_that_is_down() -> None:
     assert all(isinstance(r, TransientDeliveryError) for r in results)
     assert sum("not attempted" in str(r) for r in results) >= 25
     assert time.monotonic() - started < 5
+
+
+def test_the_rate_gate_runs_once_the_relays_session_is_open(
+    smtp_server: SMTPTestServer, transport: SMTPTransport
+) -> None:
+    """A place in `sending.rate` is the moment of hand-off: opening a session first
+    (greeting, EHLO, TLS, AUTH: round trips) would make the message reach the relay
+    that much later than its place, bunched with the next ones."""
+    opened_at_gate: list[int] = []
+
+    def gate() -> None:
+        opened_at_gate.append(transport.connections_opened)
+
+    transport.send(email(1), gate=gate)
+    transport.send(email(2), gate=gate)
+    assert opened_at_gate == [1, 1]
+    assert len(smtp_server.messages) == 2

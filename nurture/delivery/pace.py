@@ -42,7 +42,7 @@ MAX_WAIT = 2.0
 THROTTLED = "throttled: waiting for sending.rate"
 _KEY = "nurture-send"
 #: The share of `per_second` the even flow runs at: the margin the relay's jitter needs.
-SPREAD_HEADROOM = 0.95
+SPREAD_HEADROOM = 0.94
 #: How late after its reserved instant an email may still leave on it (seconds).
 LATE = 0.01
 

@@ -19,6 +19,7 @@ deliverer leaves it due and it leaves later (`sends.error` says it waits for
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from limits import (
 )
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from nurture.definitions import model as m
 from nurture.delivery.spacing import Spacing, spacing_for
@@ -43,6 +45,9 @@ THROTTLED = "throttled: waiting for sending.rate"
 _KEY = "nurture-send"
 #: The share of `per_second` the even flow runs at: the margin the relay's jitter needs.
 SPREAD_HEADROOM = 0.94
+#: How long an email waits when Redis, which keeps the windows, does not answer (seconds).
+UNREADABLE_WAIT = 5.0
+logger = logging.getLogger(__name__)
 #: How late after its reserved instant an email may still leave on it (seconds).
 LATE = 0.01
 
@@ -87,7 +92,13 @@ class Pace:
         it; None once taken, else how many seconds until one may free up."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait = self._take(deadline)
+            try:
+                wait = self._take(deadline)
+            except (RedisError, OSError) as exc:
+                # The limit cannot be read: no email leaves unpaced; each stays due and
+                # leaves once Redis answers again (never failed, never sent twice).
+                logger.warning("sending.rate: Redis did not answer (%s)", type(exc).__name__)
+                return UNREADABLE_WAIT
             if wait is None:
                 return None
             if time.monotonic() + wait > deadline:

@@ -16,6 +16,7 @@ committed.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ from nurture.transports.message import Delivery, OutgoingEmail
 from nurture.transports.mime import BuiltMessage
 
 Result = Delivery | DeliveryError
+logger = logging.getLogger(__name__)
 
 
 class TransportPool(Transport):
@@ -100,22 +102,43 @@ class TransportPool(Transport):
 
         count = 0
         pending = iter(emails)
-        while True:
-            # A free connection first, then the next email: an email composed (and its
-            # place in `sending.rate` taken) leaves at once, not after a wait for a lane.
-            if len(in_flight) >= self.size:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                collect(finished)
-            collect([f for f in list(in_flight) if f.done()])
-            email = next(pending, None)
-            if email is None:
-                break
-            if before_deliver is not None:
-                before_deliver()
-            in_flight[executor.submit(self._one, email, down, gate)] = count
-            count += 1
-        collect(wait(in_flight).done)
+        try:
+            while True:
+                # A free connection first, then the next email: an email composed (and
+                # its place in `sending.rate` taken) leaves at once, not after a wait.
+                if len(in_flight) >= self.size:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    collect(finished)
+                collect([f for f in list(in_flight) if f.done()])
+                email = next(pending, None)
+                if email is None:
+                    break
+                if before_deliver is not None:
+                    before_deliver()
+                in_flight[executor.submit(self._one, email, down, gate)] = count
+                count += 1
+            collect(wait(in_flight).done)
+        except BaseException:
+            # The batch stops (a configuration error, a failing callback), but messages on
+            # the other connections may already be with the relay: their outcomes are
+            # recorded before the error goes up, or their sends, still leased, would be
+            # taken again once the lease ran out and sent twice.
+            self._settle(in_flight, on_result)
+            raise
         return [results[index] for index in range(count)]
+
+    @staticmethod
+    def _settle(
+        in_flight: dict[Future[Result], int], on_result: Callable[[int, Result], None] | None
+    ) -> None:
+        for future in wait(in_flight).done:
+            index = in_flight.pop(future)
+            error = future.exception()
+            if error is None and on_result is not None:
+                try:
+                    on_result(index, future.result())
+                except Exception:  # the first error is the one that goes up
+                    logger.exception("could not record the outcome of a message in flight")
 
     def _one(self, email: OutgoingEmail, down: list[DeliveryError], gate: Gate | None) -> Result:
         if down:

@@ -148,3 +148,11 @@ def test_emails_over_the_limit_stay_due_and_leave_later(world: Harness) -> None:
     assert recipients == sorted(f"lead{n}@example.com" for n in range(8))
     with world.sessions() as session:
         assert {s.status for s in session.scalars(select(Send))} == {"sent"}
+
+
+def test_with_redis_unreachable_an_email_waits_rather_than_leaves_unpaced() -> None:
+    from nurture.delivery.pace import UNREADABLE_WAIT
+    from tests.smtp_server import free_port
+
+    pace = Pace(m.Pacing(per_second=40), f"redis://127.0.0.1:{free_port()}/0", key="gone")
+    assert pace.turn(max_wait=0) == UNREADABLE_WAIT

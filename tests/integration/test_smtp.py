@@ -8,6 +8,7 @@ say no (or say nothing) comes back as the right kind of `DeliveryError`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -406,3 +407,39 @@ def test_the_rate_gate_runs_once_the_relays_session_is_open(
     transport.send(email(2), gate=gate)
     assert opened_at_gate == [1, 1]
     assert len(smtp_server.messages) == 2
+
+
+def test_a_pool_stopped_by_an_error_still_records_what_the_relay_took(
+    make_smtp_server: MakeServer,
+) -> None:
+    """An error that stops a batch (a configuration error, the rate limit's store gone)
+    must not leave messages already handed over on other connections unrecorded: their
+    sends, still leased, would be taken again and sent twice."""
+    server = make_smtp_server(pipelining=True)
+    pool = SMTPTransport.from_url(server.url, timeout=5).with_connections(3)
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def gate() -> None:
+        with lock:
+            calls.append(len(calls))
+            call = len(calls)
+        if call == 4:
+            raise RuntimeError("the gate broke")
+        if call in (2, 3):
+            time.sleep(0.3)  # still on their way when the 4th breaks
+
+    recorded: list[int] = []
+    try:
+        with pytest.raises(RuntimeError, match="the gate broke"):
+            pool.send_many(
+                [email(n) for n in range(1, 7)],
+                on_result=lambda index, result: recorded.append(index),
+                gate=gate,
+            )
+        time.sleep(0.6)  # anything still on its way has arrived
+    finally:
+        pool.close()
+    received = {m.parsed()[SEND_ID_HEADER] for m in server.messages}
+    assert received == {"send-1", "send-2", "send-3"}
+    assert received == {f"send-{index + 1}" for index in recorded}

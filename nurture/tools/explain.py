@@ -215,7 +215,7 @@ def describe(
     moment = when(at) if at else None
     following = workflow.next_step(step)
     then = (
-        f"send {following.template}"
+        f"send {' or '.join(following.templates)}"
         if isinstance(following, m.SendStep)
         else (f"go to {following.id}" if following else "finish the workflow")
     )
@@ -236,7 +236,8 @@ def describe(
             "previous-email": " (the workflow's previous email is not sent yet)",
         }
         at_moment = f" at {moment}" if moment else ""
-        return f"send {step.template}{at_moment}{because.get(deferred or '', '')}"
+        what = " or ".join(step.templates) + (" (A/B test)" if step.variants else "")
+        return f"send {what}{at_moment}{because.get(deferred or '', '')}"
     return f"run step {step.id} ({step.kind})" + (f" at {moment}" if moment else "")
 
 

@@ -197,7 +197,8 @@ def _points(difference: dict[str, float] | None) -> str:
     if difference is None:
         return "–"
     d, low, high = (difference[k] * 100 for k in ("difference", "low", "high"))
-    return f"{d:+.1f} pts [{low:+.1f}, {high:+.1f}] p={difference['p_value']:.3f}"
+    p = difference["p_value"]
+    return f"{d:+.1f} pts [{low:+.1f}, {high:+.1f}] " + ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
 METRIC_LABELS = {

@@ -155,7 +155,7 @@ def keep_winner(
 ) -> tuple[ExperimentWinner, bool]:
     """Store a winner unless one is already stored: the one stored (the first wins), and
     whether this call stored it."""
-    result = session.execute(
+    inserted = session.execute(
         insert_ignore(
             session,
             _winners,
@@ -168,11 +168,11 @@ def keep_winner(
                 "details": dict(details),
             },
             ["workflow", "step"],
-        )
-    )
+        ).returning(_winners.c.id)
+    ).scalar_one_or_none()
     stored = session.scalars(
         select(ExperimentWinner).where(
             ExperimentWinner.workflow == workflow, ExperimentWinner.step == step
         )
     ).one()
-    return stored, bool(getattr(result, "rowcount", 0))
+    return stored, inserted is not None

@@ -163,3 +163,51 @@ def test_a_held_out_contact_is_never_emailed_and_the_report_compares_it(
     json.dumps(report)  # JSON-ready
     page = render_html(report)
     assert "Holdout lead-nurture (20%)" in page and "A/B test lead-nurture/guide" in page
+
+
+SPLIT = """\
+name: paths
+enroll: {stage: lead}
+steps:
+  - id: path-test
+    split: [{weight: 50, goto: short}, {weight: 50, goto: long}]
+  - id: short
+    exit: short
+  - id: long
+    score: {points: 50}
+"""
+
+
+def test_a_split_sends_each_contact_down_its_own_arm_and_the_report_compares_them(
+    tmp_path: Path,
+) -> None:
+    project = write_project(tmp_path / "project", CONFIG, {"paths": SPLIT})
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,stage\n" + "".join(f"{c['email']},lead\n" for c in CONTACTS))
+    loaded = load_project(project)
+    runs = []
+    for n in range(2):
+        database = tmp_path / f"sim{n}.sqlite3"
+        simulation = Simulation(loaded, start=DEFAULT_START, days=1, database=database)
+        runs.append((SimResult(simulation.run(contacts)), database))
+    (first, database), (again, _) = runs
+    arms = {c["email"]: first.arms(c["email"])["path-test"] for c in CONTACTS}
+    assert arms == {c["email"]: again.arms(c["email"])["path-test"] for c in CONTACTS}
+    long = sum(arm == "long" for arm in arms.values())
+    assert 70 <= long <= 130  # half of 200, within sampling error
+    for email, arm in arms.items():
+        assert first.stages_of(email)[-1] == ("mql" if arm == "long" else "lead")
+
+    engine = db.create_engine_for(f"sqlite:///{database}")
+    with db.session_factory(engine)() as session:
+        report = build_report(
+            session, loaded, DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=2)
+        )
+    engine.dispose()
+    (split,) = report["experiments"]
+    assert (split["kind"], split["step"]) == ("split", "path-test")
+    short, longer = split["arms"]
+    assert (short["arm"], short["contacts"], short["converted"]) == ("short", 200 - long, 0)
+    assert (longer["arm"], longer["contacts"], longer["converted"]) == ("long", long, long)
+    assert longer["difference"]["difference"] == pytest.approx(1.0)
+    assert "Split paths/path-test" in render_html(report)

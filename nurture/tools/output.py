@@ -238,7 +238,8 @@ def print_explanation(
                 extra += f" (next attempt {when(email['next_attempt_at'])})"
             console.print(
                 f"  {when(email['at'])}  {email['status']:<8} {email['template']}"
-                f"  {email['subject'] or ''}{extra}",
+                + (f" [variant {email['variant']}]" if email.get("variant") else "")
+                + f"  {email['subject'] or ''}{extra}",
                 markup=False,
             )
     console.print(f"\ntimes in {zone}", style="dim")

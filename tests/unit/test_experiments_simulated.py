@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from nurture.definitions.loader import load_project
+from nurture.engine.service import Engine
 from nurture.store import db
 from nurture.testing import DEFAULT_START, simulate_project, write_project
 from nurture.testing.simulation import SimResult
+from nurture.tools.explain import explain
 from nurture.tools.reactions import Reaction
 from nurture.tools.report_html import render_html
 from nurture.tools.reports import build_report
@@ -143,11 +145,15 @@ def test_a_held_out_contact_is_never_emailed_and_the_report_compares_it(
     assert all(result.emails(c["email"]) for c in CONTACTS if c["email"] not in held)
 
     engine = db.create_engine_for(f"sqlite:///{database}")
-    with db.session_factory(engine)() as session:
+    sessions = db.session_factory(engine)
+    with sessions() as session:
         report = build_report(
             session, loaded, DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=11)
         )
+        told = explain(session, Engine(loaded, sessions), sorted(held)[0], DEFAULT_START)
     engine.dispose()
+    (enrollment,) = told["enrollments"]
+    assert enrollment["holdout"] is True and "holdout" in enrollment["next"]
     holdout, test = report["experiments"]
     assert holdout["kind"] == "holdout" and holdout["share"] == pytest.approx(0.2)
     treated, kept = holdout["groups"]

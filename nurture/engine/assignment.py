@@ -41,11 +41,20 @@ def experiment_name(workflow: str, step: str) -> str:
     return f"{workflow}/{step}"
 
 
-def variant_for(
-    step: m.SendStep, workflow: str, contact: str, winners: Mapping[tuple[str, str], str]
-) -> m.Variant:
+#: A decided variant test: (workflow, step id, `test_of` the step) → the winning variant.
+Winners = Mapping[tuple[str, str, str], str]
+
+
+def test_of(step: m.SendStep) -> str:
+    """What a variant test is: its variants' names and templates. Another template or
+    another variant makes another test, whose winner is decided afresh."""
+    spec = "\n".join(sorted(f"{v.name}={v.template}" for v in step.variants))
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def variant_for(step: m.SendStep, workflow: str, contact: str, winners: Winners) -> m.Variant:
     """The variant this contact gets: the winner once decided, else its weighted draw."""
-    decided = winners.get((workflow, step.id))
+    decided = winners.get((workflow, step.id, test_of(step)))
     chosen = step.variant(decided) if decided is not None else None
     if chosen is not None:
         return chosen

@@ -112,8 +112,8 @@ class Inputs:
     timezone: str = "UTC"
     suppressed: str | None = None  # a reason when the contact must get no email
     send_gate: SendGate = always_open
-    #: Variant tests decided so far: (workflow, step) → the winning variant's name.
-    winners: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: Variant tests decided so far: (workflow, step, test) → the winning variant's name.
+    winners: assignment.Winners = field(default_factory=dict)
 
     def expression_context(
         self, contact: ContactView, event: EventView | None = None

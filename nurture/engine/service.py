@@ -29,9 +29,10 @@ from nurture.delivery.links import Links
 from nurture.delivery.pace import Pace
 from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
+from nurture.engine.assignment import Winners
 from nurture.engine.effects import apply_effects
 from nurture.engine.enrollment import Enroller, EnrollmentListener, VersionIds
-from nurture.engine.winners import Winners
+from nurture.engine.winners import WinnerWatch
 from nurture.errors import ConfigurationError
 from nurture.events import EventView
 from nurture.lifecycle.importer import ImportedBatch
@@ -105,7 +106,7 @@ class Engine:
         self.record = record
         self.version_ids = VersionIds()
         self.enroller = Enroller(project, self.version_ids, record)
-        self.winners = Winners(project, sessions, record)
+        self.winners = WinnerWatch(project, sessions, record)
         self._deliverer: Deliverer | None = None
         self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
@@ -311,7 +312,7 @@ class Engine:
         recent: Mapping[int, list[datetime]],
         pending: Mapping[int, datetime],
         now: datetime,
-        winners: Mapping[tuple[str, str], str] | None = None,
+        winners: Winners | None = None,
     ) -> ex.Decision:
         workflow = self.workflow(session, enrollment)
         state = state_of(enrollment)

@@ -13,13 +13,14 @@ every worker) and never changes; the executor reads the decisions from its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
+from nurture.engine.assignment import Winners, test_of
 from nurture.engine.stats import judge
 from nurture.events import EventType
 from nurture.records import Record, Recorder
@@ -34,18 +35,18 @@ METRIC_EVENTS: dict[str, str] = {
     "unsubscribes": EventType.EMAIL_UNSUBSCRIBED,
 }
 
-Key = tuple[str, str]
+Key = tuple[str, str, str]
 
 
-class Winners:
+class WinnerWatch:
     """The decided variant tests of a project, as the executor's `Inputs.winners` wants them."""
 
     def __init__(self, project: Project, sessions: sessionmaker[Session], record: Recorder) -> None:
         self._config = project.config
         self._sessions = sessions
         self._record = record
-        self._tests: list[tuple[str, m.SendStep]] = [
-            (workflow.name, step)
+        self._tests: list[tuple[str, m.SendStep, str]] = [
+            (workflow.name, step, test_of(step))
             for workflow in project.workflows.values()
             for step in workflow.steps
             if isinstance(step, m.SendStep) and step.winner is not None
@@ -53,26 +54,28 @@ class Winners:
         self._decided: dict[Key, str] = {}
         self._next: dict[Key, datetime] = {}
 
-    def current(self, now: datetime) -> Mapping[Key, str]:
-        """(workflow, step) → winning variant, for every test decided so far."""
+    def current(self, now: datetime) -> Winners:
+        """(workflow, step, test) → winning variant, for every test decided so far."""
         due = [
-            (workflow, step)
-            for workflow, step in self._tests
-            if (workflow, step.id) not in self._decided
-            and self._next.get((workflow, step.id), now) <= now
+            (workflow, step, test)
+            for workflow, step, test in self._tests
+            if (workflow, step.id, test) not in self._decided
+            and self._next.get((workflow, step.id, test), now) <= now
         ]
         if not due:
             return self._decided
         with self._sessions.begin() as session:
             for key, row in store.winners(session).items():
                 self._decided[key] = row.variant
-            for workflow, step in due:
-                if (workflow, step.id) not in self._decided:
-                    self._look(session, workflow, step, now)
+            for workflow, step, test in due:
+                if (workflow, step.id, test) not in self._decided:
+                    self._look(session, workflow, step, test, now)
         return self._decided
 
-    def _look(self, session: Session, workflow: str, step: m.SendStep, now: datetime) -> None:
-        key = (workflow, step.id)
+    def _look(
+        self, session: Session, workflow: str, step: m.SendStep, test: str, now: datetime
+    ) -> None:
+        key = (workflow, step.id, test)
         winner = step.winner
         assert winner is not None
         self._next[key] = now + CHECK_EVERY
@@ -100,7 +103,7 @@ class Winners:
             "test": "two-proportion z-test, two-sided, 95 %",
         }
         stored, ours = store.keep_winner(
-            session, workflow, step.id, verdict.winner, winner.metric, now, details
+            session, workflow, step.id, test, verdict.winner, winner.metric, now, details
         )
         self._decided[key] = stored.variant
         if ours:

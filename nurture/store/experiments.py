@@ -139,15 +139,16 @@ def drawn(
     return [Drawn(*row) for row in session.execute(query)]
 
 
-def winners(session: Session) -> dict[tuple[str, str], ExperimentWinner]:
-    """Every variant test decided: (workflow, step) → its winner."""
-    return {(w.workflow, w.step): w for w in session.scalars(select(ExperimentWinner))}
+def winners(session: Session) -> dict[tuple[str, str, str], ExperimentWinner]:
+    """Every variant test decided: (workflow, step, test) → its winner."""
+    return {(w.workflow, w.step, w.test): w for w in session.scalars(select(ExperimentWinner))}
 
 
 def keep_winner(
     session: Session,
     workflow: str,
     step: str,
+    test: str,
     variant: str,
     metric: str,
     at: datetime,
@@ -162,17 +163,20 @@ def keep_winner(
             {
                 "workflow": workflow,
                 "step": step,
+                "test": test,
                 "variant": variant,
                 "metric": metric,
                 "decided_at": at,
                 "details": dict(details),
             },
-            ["workflow", "step"],
+            ["workflow", "step", "test"],
         ).returning(_winners.c.id)
     ).scalar_one_or_none()
     stored = session.scalars(
         select(ExperimentWinner).where(
-            ExperimentWinner.workflow == workflow, ExperimentWinner.step == step
+            ExperimentWinner.workflow == workflow,
+            ExperimentWinner.step == step,
+            ExperimentWinner.test == test,
         )
     ).one()
     return stored, inserted is not None

@@ -353,15 +353,18 @@ class ExperimentArm(Base):
 class ExperimentWinner(Base):
     """A variant test's winner, decided once and kept: every later send of the step is it.
 
-    `details` holds the figures it was decided on (sends, successes, rates, p-value).
+    `test` tells tests of one step apart (`nurture.engine.assignment.test_of`: its
+    variants' names and templates), so a new challenger is a new test. `details` holds
+    the figures it was decided on (sends, successes, rates, p-values).
     """
 
     __tablename__ = "experiment_winners"
-    __table_args__ = (UniqueConstraint("workflow", "step"),)
+    __table_args__ = (UniqueConstraint("workflow", "step", "test"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow: Mapped[str]
     step: Mapped[str]
+    test: Mapped[str]
     variant: Mapped[str]
     metric: Mapped[str]
     decided_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
-from nurture.engine.assignment import HELD_OUT, HOLDOUT, TREATED
+from nurture.engine.assignment import HELD_OUT, HOLDOUT, TREATED, test_of
 from nurture.engine.stats import compare
 from nurture.engine.winners import METRIC_EVENTS, reached
 from nurture.store import experiments as store
@@ -47,7 +47,7 @@ def experiments_report(
             found.append(_holdout(session, config, workflow, since, until))
         for step in workflow.steps:
             if isinstance(step, m.SendStep) and step.variants:
-                winner = decided.get((workflow.name, step.id))
+                winner = decided.get((workflow.name, step.id, test_of(step)))
                 found.append(_variants(session, config, workflow.name, step, since, until, winner))
             elif isinstance(step, m.SplitStep):
                 arms = [arm.goto for arm in step.arms]

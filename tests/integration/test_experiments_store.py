@@ -81,14 +81,21 @@ def test_a_winner_stored_once_stays_whoever_decides_next(
 ) -> None:
     with sessions.begin() as session:
         first, ours = store.keep_winner(
-            session, "lead", "guide", "b", "human_clicks", NOW, {"p_values": {"a": 0.01}}
+            session, "lead", "guide", "t1", "b", "human_clicks", NOW, {"p_values": {"a": 0.01}}
         )
         assert (first.variant, ours) == ("b", True)
     with sessions.begin() as session:
-        again, ours = store.keep_winner(session, "lead", "guide", "a", "human_clicks", NOW, {})
+        again, ours = store.keep_winner(
+            session, "lead", "guide", "t1", "a", "human_clicks", NOW, {}
+        )
         assert (again.variant, ours) == ("b", False)
+        # Another test of the same step (a new challenger) is decided afresh.
+        other, ours = store.keep_winner(
+            session, "lead", "guide", "t2", "a", "human_clicks", NOW, {}
+        )
+        assert (other.variant, ours) == ("a", True)
     with sessions() as session:
-        (kept,) = store.winners(session).values()
+        kept = store.winners(session)[("lead", "guide", "t1")]
         assert (kept.variant, kept.decided_at, kept.details) == (
             "b",
             NOW,

@@ -171,13 +171,24 @@ def test_a_decided_winner_is_sent_to_everyone() -> None:
     assert workflow is not None
     guide = workflow.step("guide")
     assert isinstance(guide, m.SendStep)
-    winners = {("lead", "guide"): "b"}
+    test = assignment.test_of(guide)
+    winners = {("lead", "guide", test): "b"}
     assert {assignment.variant_for(guide, "lead", str(i), winners).name for i in range(500)} == {
         "b"
     }
     # A decision naming a variant the step no longer has: the weights hold.
-    stale = {("lead", "guide"): "c"}
+    stale = {("lead", "guide", test): "c"}
     assert {assignment.variant_for(guide, "lead", str(i), stale).name for i in range(500)} == {
+        "a",
+        "b",
+    }
+    # A new challenger (another template for b) is a new test: the old winner does not hold.
+    challenger = AB.replace("b: lead/guide-short", "b: lead/guide-new")
+    changed, _ = parse(challenger)
+    assert changed is not None
+    new = changed.step("guide")
+    assert isinstance(new, m.SendStep) and assignment.test_of(new) != test
+    assert {assignment.variant_for(new, "lead", str(i), winners).name for i in range(500)} == {
         "a",
         "b",
     }
@@ -251,7 +262,9 @@ def test_the_executor_sends_the_drawn_variant_and_follows_the_drawn_arm() -> Non
             ]
         outcomes.add((email.variant, assign.arm))
     assert outcomes == {("a", "short"), ("a", "long"), ("b", "short"), ("b", "long")}
-    decided = _advance(workflow, 1, winners={("lead", "guide"): "b"})
+    guide = workflow.step("guide")
+    assert isinstance(guide, m.SendStep)
+    decided = _advance(workflow, 1, winners={("lead", "guide", assignment.test_of(guide)): "b"})
     assert next(e.variant for e in decided.effects if isinstance(e, ex.SendEmail)) == "b"
 
 

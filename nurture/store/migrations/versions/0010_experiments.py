@@ -70,12 +70,15 @@ def upgrade() -> None:
         sa.Column("id", _ID, nullable=False),
         sa.Column("workflow", sa.String(), nullable=False),
         sa.Column("step", sa.String(), nullable=False),
+        sa.Column("test", sa.String(), nullable=False),
         sa.Column("variant", sa.String(), nullable=False),
         sa.Column("metric", sa.String(), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("details", _JSON, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiment_winners")),
-        sa.UniqueConstraint("workflow", "step", name=op.f("uq_experiment_winners_workflow_step")),
+        sa.UniqueConstraint(
+            "workflow", "step", "test", name=op.f("uq_experiment_winners_workflow_step_test")
+        ),
     )
 
 

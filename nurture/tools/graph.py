@@ -77,7 +77,7 @@ def _number(value: float) -> str:
 def step_label(step: m.Step) -> str:
     """What a person reads on the node: the step's effect, not its YAML."""
     if isinstance(step, m.SendStep) and step.variants:
-        return "✉ A/B " + " | ".join(f"{v.name}: {v.template}" for v in step.variants)
+        return "✉ A/B " + " · ".join(f"{v.name}: {v.template}" for v in step.variants)
     if isinstance(step, m.SendStep):
         return f"✉ {step.template}"
     if isinstance(step, m.WaitStep):

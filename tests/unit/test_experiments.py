@@ -22,6 +22,7 @@ from nurture.engine import assignment
 from nurture.engine import executor as ex
 from nurture.engine.stats import compare, judge
 from nurture.testing import write_project
+from nurture.tools.graph import nodes_and_edges
 
 CONFIG, _ = parse_config("stages: [subscriber, lead, mql, sql]\nprospect_stage: sql\n", "n.yaml")
 assert CONFIG is not None
@@ -283,3 +284,16 @@ def test_a_held_out_contact_goes_through_the_workflow_without_an_email() -> None
     decision = _advance(workflow, treated)
     assert ex.Assign("@holdout", "treated", "lead") in decision.effects
     assert [e for e in decision.effects if isinstance(e, ex.SendEmail)]
+
+
+def test_the_graph_shows_the_variants_and_the_arms_with_their_shares() -> None:
+    workflow, _ = parse(AB)
+    assert workflow is not None
+    nodes, edges = nodes_and_edges(workflow)
+    labels = {n.key: (n.label, n.shape) for n in nodes}
+    assert labels["guide"] == ("✉ A/B a: lead/guide · b: lead/guide-short", "rect")
+    assert labels["paths"] == ("⑂ split", "diamond")
+    assert [(e.target, e.label) for e in edges if e.source == "paths"] == [
+        ("short", "50%"),
+        ("long", "50%"),
+    ]

@@ -32,11 +32,10 @@ class Record:
 
     def as_json(self) -> dict[str, Any]:
         """The `simulate --json` line: SPEC §7's shape."""
-        line: dict[str, Any] = {
-            "at": self.at.isoformat(),
-            "contact": self.contact or self.contact_id,
-            "kind": self.kind,
-        }
+        line: dict[str, Any] = {"at": self.at.isoformat()}
+        if self.contact or self.contact_id:  # a winner decided is about no one contact
+            line["contact"] = self.contact or self.contact_id
+        line["kind"] = self.kind
         if self.workflow is not None:
             line["workflow"] = self.workflow
         if self.step is not None:

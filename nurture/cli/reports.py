@@ -188,3 +188,75 @@ def print_report(data: dict[str, Any], timezone: str = "UTC") -> None:
         "repeat o/c: emails a person opened / clicked again.",
         markup=False,
     )
+    if data.get("experiments"):
+        print_experiments(data["experiments"])
+
+
+def _points(difference: dict[str, float] | None) -> str:
+    """`+5.2 pts [+1.0, +9.4] p=0.012`: a difference of rates, its 95 % interval, its p-value."""
+    if difference is None:
+        return "–"
+    d, low, high = (difference[k] * 100 for k in ("difference", "low", "high"))
+    p = difference["p_value"]
+    return f"{d:+.1f} pts [{low:+.1f}, {high:+.1f}] " + ("p<0.001" if p < 0.001 else f"p={p:.3f}")
+
+
+METRIC_LABELS = {
+    "human_opens": "opens",
+    "human_clicks": "clicks",
+    "unsubscribes": "unsubscribes",
+    "reached_stage": "reached stage",
+}
+
+
+def print_experiments(experiments: list[dict[str, Any]]) -> None:
+    """Variant tests, splits and holdouts: counts, rates, differences with 95 % intervals."""
+    import nurture.cli.common as cli
+
+    console = cli.console
+    for x in experiments:
+        where = f"{x['workflow']}/{x['step']}" if x.get("step") else x["workflow"]
+        if x["kind"] == "variants":
+            won = x["winner"]
+            verdict = (
+                f"winner: {won['variant']} (on {won['metric']}, {won['decided_at'][:16]})"
+                if won
+                else "no winner yet"
+            )
+            better = "lower" if x["lower_is_better"] else "higher"
+            table = Table(title=f"A/B test {where}: {x['metric']} ({better} is better); {verdict}")
+            metrics = [k for k in METRIC_LABELS if k in x["variants"][0]] if x["variants"] else []
+            for name in ("variant", "template", "sent", *(METRIC_LABELS[k] for k in metrics)):
+                table.add_column(
+                    name, justify="left" if name in ("variant", "template") else "right"
+                )
+            table.add_column(
+                f"{x['metric']} vs {x['variants'][0]['variant']} (95% CI)", justify="right"
+            )
+            for v in x["variants"]:
+                table.add_row(
+                    v["variant"],
+                    v["template"],
+                    str(v["sent"]),
+                    *(f"{v[k]} {_pct(v['rates'][k])}" for k in metrics),
+                    _points(v["difference"]) if v["difference"] else "",
+                )
+        else:
+            rows = x["arms"] if x["kind"] == "split" else x["groups"]
+            title = (
+                f"Split {where}: contacts who moved up a stage after drawing their arm"
+                if x["kind"] == "split"
+                else f"Holdout {where} ({x['share']:.0%}): lift on moving up a stage "
+                f"{_points(x['lift'])}"
+            )
+            table = Table(title=title)
+            for name in ("arm", "contacts", "moved up", "vs first (95% CI)"):
+                table.add_column(name, justify="left" if name == "arm" else "right")
+            for r in rows:
+                table.add_row(
+                    r["arm"],
+                    str(r["contacts"]),
+                    f"{r['converted']} {_pct(r['rate'])}",
+                    _points(r["difference"]) if r["difference"] else "",
+                )
+        console.print(table)

@@ -62,7 +62,12 @@ def template_references(
     found: list[tuple[str, str, int | None, str]] = []
     for workflow in workflows:
         for step in workflow.steps:
-            if isinstance(step, m.SendStep):
+            if isinstance(step, m.SendStep) and step.variants:
+                found += [
+                    (v.template, v.file, v.line, f"steps[{step.index}].send.variants.{v.name}")
+                    for v in step.variants
+                ]
+            elif isinstance(step, m.SendStep):
                 found.append((step.template, step.file, step.line, f"steps[{step.index}].send"))
             elif isinstance(step, m.NotifyStep) and step.notify.template:
                 found.append(

@@ -303,10 +303,59 @@ class Step(Located):
 
 
 @dataclass(frozen=True)
+class Variant(Located):
+    """One email of a `send` step's A/B test: its name, template and share of contacts."""
+
+    name: str
+    template: str
+    weight: float
+
+
+#: Winner metrics, and whether less is better.
+WINNER_METRICS: dict[str, bool] = {
+    "human_opens": False,
+    "human_clicks": False,
+    "unsubscribes": True,
+    "reached_stage": False,
+}
+
+
+@dataclass(frozen=True)
+class Winner(Located):
+    """A variant test's `winner:`: the metric that picks the variant everyone gets after.
+
+    Decided once every variant has `min_sample` sends and `after` has passed since the
+    first send; `stage` and `within` belong to the `reached_stage` metric.
+    """
+
+    metric: str
+    after: timedelta
+    min_sample: int
+    stage: str | None = None
+    within: timedelta | None = None
+
+    @property
+    def lower_is_better(self) -> bool:
+        return WINNER_METRICS[self.metric]
+
+
+@dataclass(frozen=True)
 class SendStep(Step):
-    """One `send:` step: the template it sends."""
+    """One `send:` step: the template it sends, or its variants (an A/B test).
+
+    With variants, `template` is the first variant's (what tools show for the step).
+    """
 
     template: str
+    variants: tuple[Variant, ...] = ()
+    winner: Winner | None = None
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return tuple(v.template for v in self.variants) or (self.template,)
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -344,6 +393,21 @@ class BranchStep(Step):
     """One `branch:` step: the first case that holds picks the step; if none, the next one."""
 
     cases: tuple[BranchCase, ...]
+
+
+@dataclass(frozen=True)
+class SplitArm(Located):
+    """One arm of a `split:` step: the step its share of contacts goes to."""
+
+    goto: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class SplitStep(Step):
+    """One `split:` step: each contact goes down one arm, drawn by weight, always the same."""
+
+    arms: tuple[SplitArm, ...]
 
 
 @dataclass(frozen=True)
@@ -389,6 +453,7 @@ _STEP_KIND: dict[type[Step], str] = {
     WaitStep: "wait",
     WaitForStep: "wait_for",
     BranchStep: "branch",
+    SplitStep: "split",
     GotoStep: "goto",
     SetStep: "set",
     ScoreStep: "score",
@@ -432,6 +497,8 @@ class Workflow(Located):
     description: str = ""
     reenroll: Reenroll = field(default_factory=Reenroll)
     exit_when: Expression | None = None
+    #: `holdout:`: the share (0–1) of enrolled contacts kept in the workflow unemailed.
+    holdout: float = 0.0
     content_hash: str = ""
     source: str = field(default="", repr=False, compare=False)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from nurture.definitions import base as b
 from nurture.definitions.fields import PROPERTY_TYPES
-from nurture.definitions.model import WEEKDAY_NAMES
+from nurture.definitions.model import WEEKDAY_NAMES, WINNER_METRICS
 from nurture.events import COUNTS, EVENT_TYPES
 
 JSONSchema = dict[str, Any]
@@ -196,11 +196,43 @@ def config_schema() -> JSONSchema:
     }
 
 
+TEMPLATE: JSONSchema = {"type": "string", "description": "template name, e.g. lead/welcome"}
+POSITIVE: JSONSchema = {"type": "number", "exclusiveMinimum": 0}
+
+
+def _variants() -> JSONSchema:
+    """`send: {variants: {a: lead/guide, b: …}, weights: {a: 50, b: 50}, winner: {…}}`."""
+    return _object(
+        b.SEND_KEYS,
+        {
+            "variants": {
+                "type": "object",
+                "minProperties": 2,
+                "propertyNames": {"pattern": b.NAME_PATTERN.pattern},
+                "additionalProperties": TEMPLATE,
+            },
+            "weights": {"type": "object", "additionalProperties": POSITIVE},
+            "winner": _object(
+                b.WINNER_KEYS,
+                {
+                    "metric": {"enum": list(WINNER_METRICS)},
+                    "after": DURATION,
+                    "min_sample": {"type": "integer", "minimum": 1},
+                    "stage": NAME,
+                    "within": DURATION,
+                },
+                required=["metric"],
+            ),
+        },
+        required=["variants"],
+    )
+
+
 def _step_schemas() -> dict[str, JSONSchema]:
     step_id = {"type": "string", "pattern": b.STEP_ID_PATTERN.pattern}
     until = {"type": "string", "description": "'09:00', 'monday' or 'monday 09:00'"}
     bodies: dict[str, JSONSchema] = {
-        "send": {"type": "string", "description": "template name, e.g. lead/welcome"},
+        "send": {"anyOf": [TEMPLATE, _variants()]},
         "wait": {"anyOf": [DURATION, _object(b.WAIT_KEYS, {"until": until}, required=["until"])]},
         "wait_for": _object(
             b.WAIT_FOR_KEYS,
@@ -212,6 +244,13 @@ def _step_schemas() -> dict[str, JSONSchema]:
             "minItems": 1,
             "items": _object(
                 b.BRANCH_CASE_KEYS, {"when": EXPRESSION, "goto": step_id}, required=["goto"]
+            ),
+        },
+        "split": {
+            "type": "array",
+            "minItems": 2,
+            "items": _object(
+                b.SPLIT_ARM_KEYS, {"weight": POSITIVE, "goto": step_id}, required=["goto"]
             ),
         },
         "goto": step_id,
@@ -279,6 +318,11 @@ def workflow_schema() -> JSONSchema:
                     ]
                 },
                 "exit": _object(b.EXIT_KEYS, {"when": EXPRESSION}, required=["when"]),
+                "holdout": {
+                    "type": "string",
+                    "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$",
+                    "description": "The share of enrolled contacts kept unemailed, e.g. 10%.",
+                },
                 "steps": {
                     "type": "array",
                     "minItems": 1,

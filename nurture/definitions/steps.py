@@ -5,7 +5,6 @@ step's kind (`STEP_BUILDERS`), then checks the step graph as a whole.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import time
 from typing import Any
@@ -29,6 +28,7 @@ from nurture.definitions.base import (
     parse_duration,
 )
 from nurture.definitions.config import parse_notify
+from nurture.definitions.experiments import TEMPLATE_PATTERN, parse_split, parse_variants
 from nurture.definitions.reader import LineDict, LineList
 from nurture.definitions.tracking import parse_count
 
@@ -47,11 +47,13 @@ def _send(
     scope: ExpressionScope,
     config: m.ProjectConfig | None,
 ) -> m.Step | None:
-    if not isinstance(body, str) or not re.match(r"^[\w-]+(?:/[\w-]+)*$", body):
+    if isinstance(body, LineDict):  # an A/B test: {variants: …, weights: …, winner: …}
+        return parse_variants(ctx, body, base, path, config.stages if config else ())
+    if not isinstance(body, str) or not TEMPLATE_PATTERN.match(body):
         ctx.error(
             base["line"],
             f"{path}.send: expected a template name like 'lead/welcome' "
-            f"(templates/lead/welcome.mjml), got {body!r}",
+            f"(templates/lead/welcome.mjml) or variants, got {body!r}",
             f"{path}.send",
         )
         return None
@@ -330,6 +332,7 @@ STEP_BUILDERS: dict[str, StepBuilder] = {
     "wait": _wait,
     "wait_for": _wait_for,
     "branch": _branch,
+    "split": parse_split,
     "goto": _goto,
     "set": _set,
     "score": _score,

@@ -23,6 +23,7 @@ from nurture.definitions.base import (
     known_stage,
     misplaced_in_step,
 )
+from nurture.definitions.experiments import parse_holdout
 from nurture.definitions.reader import LineDict, LineList, load_yaml
 from nurture.definitions.steps import STEP_BUILDERS
 from nurture.errors import Problem
@@ -67,6 +68,7 @@ def parse_workflow(
             exit_when = scope.compile(
                 ctx, x["when"], x.line_of("when"), "exit.when", with_event=False
             )
+    holdout = parse_holdout(ctx, root)
     steps = _steps(ctx, root.get("steps"), root.line_of("steps"), scope, config)
     if ctx.problems or name is None or enroll is None:
         return None, ctx.problems
@@ -80,6 +82,7 @@ def parse_workflow(
             description=description,
             reenroll=reenroll,
             exit_when=exit_when,
+            holdout=holdout,
             content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             source=text,
         ),
@@ -268,6 +271,8 @@ def successors(step: m.Step, steps: tuple[m.Step, ...] | list[m.Step]) -> list[s
         targets = [case.goto for case in step.cases]
         if step.cases[-1].when is not None:
             targets.append(following)
+    elif isinstance(step, m.SplitStep):
+        targets = [arm.goto for arm in step.arms]
     else:
         targets = [following]
     return [t for t in targets if t is not None]
@@ -287,6 +292,8 @@ def _check_targets(ctx: Context, steps: list[m.Step]) -> None:
             ]
         elif isinstance(step, m.BranchStep):
             references += [("goto", case.goto, case.line) for case in step.cases]
+        elif isinstance(step, m.SplitStep):
+            references += [("goto", arm.goto, arm.line) for arm in step.arms]
         for key, target, line in references:
             if target is not None and target not in ids:
                 bad = True
@@ -296,7 +303,7 @@ def _check_targets(ctx: Context, steps: list[m.Step]) -> None:
                     f"{did_you_mean(target, ids)}",
                     f"steps[{step.index}].{key}",
                 )
-            elif target == step.id and isinstance(step, m.GotoStep | m.BranchStep):
+            elif target == step.id and isinstance(step, m.GotoStep | m.BranchStep | m.SplitStep):
                 bad = True
                 ctx.error(
                     line,

@@ -94,6 +94,8 @@ class SendRow(Protocol):
     def template(self) -> str: ...
     @property
     def attempts(self) -> int: ...
+    @property
+    def variant(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class ClaimedSend:
     step: str | None
     template: str
     attempts: int
+    variant: str | None = None
 
 
 class Deliverer:
@@ -335,7 +338,12 @@ class Deliverer:
                 "send",
                 send,
                 contact,
-                {"template": send.template, "subject": email.subject, "send_id": send.id},
+                {
+                    "template": send.template,
+                    **({"variant": send.variant} if send.variant else {}),
+                    "subject": email.subject,
+                    "send_id": send.id,
+                },
             )
             return {
                 **self._finished(send, SendStatus.SENT),

@@ -18,6 +18,7 @@ from nurture.engine import executor as ex
 from nurture.lifecycle.notifications import queue
 from nurture.lifecycle.service import Lifecycle
 from nurture.records import Record, Recorder
+from nurture.store import experiments
 from nurture.store.models import Contact, Enrollment
 from nurture.store.statuses import SendStatus
 
@@ -29,6 +30,9 @@ RECORDED_TRACES = {
     "wait_for": "wait_for",
     "event": "resume",  # a wait_for ended by its event
     "timeout": "timeout",
+    "withheld": "skip",  # a holdout contact's email, not sent
+    "holdout": "holdout",
+    "split": "split",
 }
 
 _CONTACT_FIELDS = ("first_name", "last_name", "company", "timezone", "owner")
@@ -45,6 +49,7 @@ def apply_effects(
 ) -> list[dict[str, Any]]:
     """Write a decision's effects; returns the send claims to insert."""
     claims = []
+    arms: list[dict[str, Any]] = []
     refit = False
     for effect in decision.effects:
         if isinstance(effect, ex.SendEmail):
@@ -63,6 +68,7 @@ def apply_effects(
                     # Unleased unless the advancing worker delivers it itself
                     # (`Engine.advance`): then whoever leases it first delivers it.
                     "lease_until": None,
+                    "variant": effect.variant,
                 }
             )
         elif isinstance(effect, ex.SetFields):
@@ -79,6 +85,20 @@ def apply_effects(
             )
         elif isinstance(effect, ex.SendNotification):
             _notify(record, session, enrollment, contact, effect, now)
+        elif isinstance(effect, ex.Assign):
+            arms.append(
+                {
+                    "enrollment_id": enrollment.id,
+                    "contact_id": contact.id,
+                    "workflow": enrollment.workflow,
+                    "experiment": effect.experiment,
+                    "arm": effect.arm,
+                    "stage": effect.stage,
+                    "at": now,
+                }
+            )
+    if arms:
+        experiments.assign_arms(session, arms)
     if refit:
         lifecycle.profile_changed(session, [contact], now)
     for trace in decision.trace:

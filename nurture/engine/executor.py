@@ -24,6 +24,13 @@ from nurture.contacts.view import ContactView
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.policy import Deferral
+from nurture.engine import assignment
+from nurture.engine.decisions import AddScore as AddScore
+from nurture.engine.decisions import Assign as Assign
+from nurture.engine.decisions import Effect as Effect
+from nurture.engine.decisions import SendEmail as SendEmail
+from nurture.engine.decisions import SendNotification as SendNotification
+from nurture.engine.decisions import SetFields as SetFields
 from nurture.events import EventView
 from nurture.expressions import Expression, ExpressionError
 from nurture.store.statuses import EnrollmentStatus
@@ -51,48 +58,6 @@ class EnrollmentState:
     @property
     def ended(self) -> bool:
         return self.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.EXITED)
-
-
-@dataclass(frozen=True)
-class SendEmail:
-    """An effect of a `send` step: one email, claimed in the send ledger by step and visit."""
-
-    step: str
-    visit: int
-    template: str
-
-
-@dataclass(frozen=True)
-class SetFields:
-    """An effect of a `set` step: fields, properties and tags the engine writes on the contact."""
-
-    step: str
-    visit: int
-    properties: Mapping[str, Any]
-    add_tags: tuple[str, ...] = ()
-    remove_tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AddScore:
-    """An effect of a `score` step: points the engine adds to the score ledger, once per visit."""
-
-    step: str
-    visit: int
-    points: float
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class SendNotification:
-    """An effect of a `notify` step: a message the engine queues once per step and visit."""
-
-    step: str
-    visit: int
-    notify: m.Notify
-
-
-Effect = SendEmail | SetFields | AddScore | SendNotification
 
 
 @dataclass(frozen=True)
@@ -147,6 +112,8 @@ class Inputs:
     timezone: str = "UTC"
     suppressed: str | None = None  # a reason when the contact must get no email
     send_gate: SendGate = always_open
+    #: Variant tests decided so far: (workflow, step, test) → the winning variant's name.
+    winners: assignment.Winners = field(default_factory=dict)
 
     def expression_context(
         self, contact: ContactView, event: EventView | None = None
@@ -212,6 +179,8 @@ class _Run:
         state = self.state
         if state.step is None:
             state = replace(state, step=self.workflow.steps[0].id, status=EnrollmentStatus.ACTIVE)
+            if self.workflow.holdout:
+                self._assign_holdout()
         for _ in range(MAX_STEPS_PER_ADVANCE):
             reason = exit_reason(self.workflow, self.inputs, self.contact)
             if reason is not None:
@@ -277,6 +246,11 @@ class _Run:
         if isinstance(step, m.GotoStep):
             self.trace.append(Trace("goto", step.id, {"to": step.target}))
             return self._goto(state, step.target)
+        if isinstance(step, m.SplitStep):
+            arm = assignment.arm_for(step, self.workflow.name, self._contact_key)
+            self.effects.append(Assign(step.id, arm.goto, self.contact.get("stage")))
+            self.trace.append(Trace("split", step.id, {"arm": arm.goto}))
+            return self._goto(state, arm.goto)
         if isinstance(step, m.SetStep):
             self.effects.append(
                 SetFields(
@@ -302,7 +276,30 @@ class _Run:
         # suppressed, exit condition), which also cancels emails not yet sent.
         return self._end(state, EnrollmentStatus.COMPLETED, step.reason)
 
+    @property
+    def _contact_key(self) -> str:
+        """What experiments draw by: the contact's id (its email where a view has none)."""
+        return str(self.contact.get("id") or self.contact.get("email") or "")
+
+    def _assign_holdout(self) -> None:
+        held = assignment.held_out(self.workflow, self._contact_key)
+        arm = assignment.HELD_OUT if held else assignment.TREATED
+        self.effects.append(Assign(assignment.HOLDOUT, arm, self.contact.get("stage")))
+        if held:
+            self.trace.append(Trace("holdout", None, {"share": self.workflow.holdout}))
+
     def _send(self, step: m.SendStep, state: EnrollmentState) -> EnrollmentState | Decision:
+        if assignment.held_out(self.workflow, self._contact_key):
+            # Kept in the workflow, to compare with those emailed: the email is not sent.
+            self.trace.append(Trace("withheld", step.id, {"reason": "holdout"}))
+            return self._goto(self._visit(state), self._next(step))
+        variant = (
+            assignment.variant_for(step, self.workflow.name, self._contact_key, self.inputs.winners)
+            if step.variants
+            else None
+        )
+        template = variant.template if variant else step.template
+        chosen = {"variant": variant.name} if variant else {}
         sent = sum(isinstance(effect, SendEmail) for effect in self.effects)
         deferral = self.inputs.send_gate(self.now, sent)
         if deferral is not None and deferral.until > self.now:
@@ -313,7 +310,8 @@ class _Run:
                     {
                         "reason": deferral.reason,
                         "until": deferral.until.isoformat(),
-                        "template": step.template,
+                        "template": template,
+                        **chosen,
                     },
                 )
             )
@@ -326,8 +324,10 @@ class _Run:
             )
             return self._decision(waiting, deferral.until)
         state = replace(self._visit(state), deferred=None)
-        self.effects.append(SendEmail(step.id, state.visit, step.template))
-        self.trace.append(Trace("send", step.id, {"template": step.template}))
+        self.effects.append(
+            SendEmail(step.id, state.visit, template, variant.name if variant else None)
+        )
+        self.trace.append(Trace("send", step.id, {"template": template, **chosen}))
         return self._goto(state, self._next(step))
 
     def _wait(self, step: m.WaitStep, state: EnrollmentState) -> EnrollmentState | Decision:

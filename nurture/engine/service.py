@@ -29,8 +29,10 @@ from nurture.delivery.links import Links
 from nurture.delivery.pace import Pace
 from nurture.delivery.policy import Deferral, may_send
 from nurture.engine import executor as ex
+from nurture.engine.assignment import Winners
 from nurture.engine.effects import apply_effects
 from nurture.engine.enrollment import Enroller, EnrollmentListener, VersionIds
+from nurture.engine.winners import WinnerWatch
 from nurture.errors import ConfigurationError
 from nurture.events import EventView
 from nurture.lifecycle.importer import ImportedBatch
@@ -104,6 +106,7 @@ class Engine:
         self.record = record
         self.version_ids = VersionIds()
         self.enroller = Enroller(project, self.version_ids, record)
+        self.winners = WinnerWatch(project, sessions, record)
         self._deliverer: Deliverer | None = None
         self._notifier: Notifier | None = None
         self._by_version: dict[int, m.Workflow | None] = {}
@@ -206,6 +209,7 @@ class Engine:
         report = AdvanceReport()
         # An engine that cannot send says so before anything is claimed in its name.
         deliverer = self.deliverer if deliver else None
+        winners = self.winners.current(now)
         with self.sessions.begin() as session:
             enrollments = work.load_enrollments(session, enrollment_ids)
             contacts = contacts_by_id(session, {e.contact_id for e in enrollments})
@@ -225,7 +229,14 @@ class Engine:
                         e,
                         contacts[e.contact_id],
                         self._decide(
-                            session, e, contacts[e.contact_id], events, recent, pending, now
+                            session,
+                            e,
+                            contacts[e.contact_id],
+                            events,
+                            recent,
+                            pending,
+                            now,
+                            winners,
                         ),
                     )
                     for e in round_
@@ -263,6 +274,7 @@ class Engine:
                     claim["step"],
                     claim["template"],
                     claim["attempts"],
+                    claim["variant"],
                 )
                 for claim in claims
                 if claim["claim_key"] in claimed
@@ -300,6 +312,7 @@ class Engine:
         recent: Mapping[int, list[datetime]],
         pending: Mapping[int, datetime],
         now: datetime,
+        winners: Winners | None = None,
     ) -> ex.Decision:
         workflow = self.workflow(session, enrollment)
         state = state_of(enrollment)
@@ -329,6 +342,7 @@ class Engine:
                 paused_until(contact, now),
                 pending.get(enrollment.id),
             ),
+            winners=winners or {},
         )
         return ex.advance(workflow, state, inputs)
 

@@ -23,6 +23,8 @@ def send_properties(send: Send) -> dict[str, Any]:
         "workflow": send.workflow,
         "step": send.step,
         "template": send.template,
+        # An A/B test's variant: `event.variant` for scoring rules and wait_for matches.
+        **({"variant": send.variant} if send.variant else {}),
     }
 
 

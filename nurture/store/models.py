@@ -287,6 +287,15 @@ class Send(Base):
             postgresql_where=text("next_attempt_at IS NOT NULL"),
             sqlite_where=text("next_attempt_at IS NOT NULL"),
         ),
+        # A variant test's sends, for its winner and its report; other sends are not indexed.
+        Index(
+            "ix_sends_variant",
+            "workflow",
+            "step",
+            "variant",
+            postgresql_where=text("variant IS NOT NULL"),
+            sqlite_where=text("variant IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -311,6 +320,55 @@ class Send(Base):
     next_attempt_at: Mapped[datetime | None]
     #: Held by the worker delivering it; an expired lease means the worker died.
     lease_until: Mapped[datetime | None]
+    #: The variant sent, when the step is an A/B test (`send: {variants: …}`).
+    variant: Mapped[str | None]
+
+
+class ExperimentArm(Base):
+    """The group an enrollment drew in an experiment: a split's arm (`experiment` is the
+    step id) or the workflow's holdout (`@holdout`: `holdout` or `treated`).
+
+    `stage` is the contact's stage when drawn: the report compares how many of each
+    group moved up from it. One row per enrollment and experiment.
+    """
+
+    __tablename__ = "experiment_arms"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "experiment"),
+        Index("ix_experiment_arms_workflow_experiment", "workflow", "experiment"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("enrollments.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[int] = _contact_fk()
+    workflow: Mapped[str]
+    experiment: Mapped[str]
+    arm: Mapped[str]
+    stage: Mapped[str | None]
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ExperimentWinner(Base):
+    """A variant test's winner, decided once and kept: every later send of the step is it.
+
+    `test` tells tests of one step apart (`nurture.engine.assignment.test_of`: its
+    variants' names and templates), so a new challenger is a new test. `details` holds
+    the figures it was decided on (sends, successes, rates, p-values).
+    """
+
+    __tablename__ = "experiment_winners"
+    __table_args__ = (UniqueConstraint("workflow", "step", "test"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workflow: Mapped[str]
+    step: Mapped[str]
+    test: Mapped[str]
+    variant: Mapped[str]
+    metric: Mapped[str]
+    decided_at: Mapped[datetime] = mapped_column(default=clock.now)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONColumn(), default=dict)
 
 
 class Event(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from nurture.store.models import (
     Enrollment,
     Event,
+    ExperimentArm,
     Handoff,
     Notification,
     ScoreEntry,
@@ -30,6 +31,7 @@ CONTACT_TABLES: tuple[tuple[str, type[DeclarativeBase]], ...] = (
     ("sends", Send),
     ("handoffs", Handoff),
     ("notifications", Notification),
+    ("experiment_arms", ExperimentArm),  # the variant of each send is in `sends`
 )
 
 

@@ -56,6 +56,7 @@ _CLAIM_COLUMNS = (
     ("attempts", "integer"),
     ("next_attempt_at", "timestamptz"),
     ("lease_until", "timestamptz"),
+    ("variant", "text"),
 )
 _CLAIM_MANY = text(
     f"""

@@ -47,6 +47,7 @@ from nurture.testing.simulation import (
     ScoreChange,
     SimResult,
     Simulate,
+    Winner,
     simulate_project,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "ScoreChange",
     "SimResult",
     "Simulate",
+    "Winner",
     "simulate_project",
     "write_project",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "ScoreChange",
     "SimResult",
     "Simulate",
+    "Winner",
     "simulate_project",
 ]
 
@@ -55,6 +56,19 @@ class Email:
     at: datetime
     workflow: str | None
     step: str | None
+    #: The variant sent, when the step is an A/B test (`send: {variants: …}`).
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Winner:
+    """A variant test decided during the run: from `at` on, everyone gets `variant`."""
+
+    workflow: str | None
+    step: str | None
+    variant: str
+    metric: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -111,9 +125,32 @@ class SimResult:
                 r.at,
                 r.workflow,
                 r.step,
+                r.details.get("variant"),
             )
             for r in self.timeline(email)
             if r.kind == "send"
+        ]
+
+    def variants(self, email: str) -> dict[str, str]:
+        """Step id → the variant a contact was sent, for the A/B tests it went through."""
+        return {e.step or "": e.variant for e in self.emails(email) if e.variant is not None}
+
+    def held_out(self, email: str) -> list[str]:
+        """The workflows that kept this contact in their holdout (it got none of their emails)."""
+        return [r.workflow or "" for r in self.timeline(email) if r.kind == "holdout"]
+
+    def arms(self, email: str) -> dict[str, str]:
+        """Split step id → the step this contact's arm went to."""
+        return {
+            r.step or "": str(r.details["arm"]) for r in self.timeline(email) if r.kind == "split"
+        }
+
+    def winners(self) -> list[Winner]:
+        """The variant tests decided during the run, in order."""
+        return [
+            Winner(r.workflow, r.step, str(r.details["variant"]), str(r.details["metric"]), r.at)
+            for r in self.records
+            if r.kind == "winner"
         ]
 
     def emails_to(self, email: str) -> list[tuple[str, datetime]]:

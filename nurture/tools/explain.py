@@ -21,6 +21,7 @@ from nurture.contacts.standing import ScoreState, view_of
 from nurture.definitions import model as m
 from nurture.definitions.ladder import at_or_beyond
 from nurture.delivery.consent import contact_block, paused_until
+from nurture.engine.assignment import held_out
 from nurture.engine.service import Engine, state_of
 from nurture.errors import ContactNotFound
 from nurture.events import Traffic
@@ -127,6 +128,7 @@ def explain(
                 "workflow": s.workflow,
                 "step": s.step,
                 "template": s.template,
+                "variant": s.variant,  # an A/B test's, else None
                 "subject": s.subject,
                 "status": s.status,
                 "error": s.error,
@@ -201,6 +203,9 @@ def _enrollment(
         return data
     step = workflow.step(state.step) if state.step else workflow.steps[0]
     data["next"] = describe(step, workflow, enrollment.next_run_at, state.deferred, when)
+    if held_out(workflow, str(enrollment.contact_id)):
+        data["holdout"] = True
+        data["next"] += " (in the workflow's holdout: none of its emails is sent)"
     return data
 
 
@@ -215,7 +220,7 @@ def describe(
     moment = when(at) if at else None
     following = workflow.next_step(step)
     then = (
-        f"send {following.template}"
+        f"send {' or '.join(following.templates)}"
         if isinstance(following, m.SendStep)
         else (f"go to {following.id}" if following else "finish the workflow")
     )
@@ -236,7 +241,8 @@ def describe(
             "previous-email": " (the workflow's previous email is not sent yet)",
         }
         at_moment = f" at {moment}" if moment else ""
-        return f"send {step.template}{at_moment}{because.get(deferred or '', '')}"
+        what = " or ".join(step.templates) + (" (A/B test)" if step.variants else "")
+        return f"send {what}{at_moment}{because.get(deferred or '', '')}"
     return f"run step {step.id} ({step.kind})" + (f" at {moment}" if moment else "")
 
 

@@ -76,6 +76,8 @@ def _number(value: float) -> str:
 
 def step_label(step: m.Step) -> str:
     """What a person reads on the node: the step's effect, not its YAML."""
+    if isinstance(step, m.SendStep) and step.variants:
+        return "✉ A/B " + " · ".join(f"{v.name}: {v.template}" for v in step.variants)
     if isinstance(step, m.SendStep):
         return f"✉ {step.template}"
     if isinstance(step, m.WaitStep):
@@ -91,6 +93,8 @@ def step_label(step: m.Step) -> str:
         return f"👂 {step.event} ≤ {duration(step.timeout)}"
     if isinstance(step, m.BranchStep):
         return "◇ branch"
+    if isinstance(step, m.SplitStep):
+        return "⑂ split"
     if isinstance(step, m.GotoStep):
         return "⇢ goto"
     if isinstance(step, m.SetStep):
@@ -130,6 +134,7 @@ def nodes_and_edges(workflow: m.Workflow) -> tuple[list[Node], list[Edge]]:
     for step in steps:
         shape = {
             m.BranchStep: "diamond",
+            m.SplitStep: "diamond",
             m.WaitStep: "round",
             m.WaitForStep: "round",
             m.ExitStep: "stadium",
@@ -163,6 +168,9 @@ def _edges_of(step: m.Step, steps: tuple[m.Step, ...]) -> list[Edge]:
         if step.cases[-1].when is not None:
             edges.append(Edge(step.id, following, "otherwise"))
         return edges
+    if isinstance(step, m.SplitStep):
+        total = sum(arm.weight for arm in step.arms)
+        return [Edge(step.id, arm.goto, f"{arm.weight / total:.0%}") for arm in step.arms]
     return [Edge(step.id, following)]
 
 

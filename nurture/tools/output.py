@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,8 @@ _SHOWN = {
     "fail": "FAILED",
     "retry": "retry",
     "reject": "rejected",
+    "holdout": "held out",
+    "winner": "WINNER",
 }
 
 
@@ -36,6 +39,14 @@ def timeline_line(record: Record) -> str:
     details = record.details
     if record.kind == "send":
         extra = f"« {details.get('subject', '')} »"
+        if details.get("variant"):
+            extra = f"[variant {details['variant']}] {extra}"
+    elif record.kind == "holdout":
+        extra = f"in the {details.get('share', 0):.0%} holdout: its emails are not sent"
+    elif record.kind == "split":
+        extra = f"→ {details.get('arm')}"
+    elif record.kind == "winner":
+        extra = f"variant {details.get('variant')} wins on {details.get('metric')}"
     elif record.kind == "event":
         extra = str(details.get("event", ""))
         if details.get("traffic"):  # a machine's or a repeat: recorded, not scored
@@ -120,6 +131,7 @@ def print_summary(console: Console, result: SimulationResult) -> None:
             f"{machine.get('email.clicked', 0)} clicks: gateways and image proxies, not scored), "
             f"{signals.get('repeat', 0)} repeats (not scored again)"
         )
+    print_experiments(console, result.records)
     console.print(f"\n[bold]Emails sent: {sum(result.sent_by_template.values())}[/bold]")
     emails = Table(box=None, pad_edge=False)
     emails.add_column("template")
@@ -127,6 +139,35 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     for template, number in sorted(result.sent_by_template.items()):
         emails.add_row(template, str(number))
     console.print(emails)
+
+
+def print_experiments(console: Console, records: Sequence[Record]) -> None:
+    """Who drew what in the run: sends per variant, arms of splits, holdouts, winners."""
+    drawn: dict[tuple[str, str], Counter[str]] = {}
+    held: Counter[str] = Counter()
+    for record in records:
+        where = (record.workflow or "", record.step or "")
+        if record.kind == "send" and record.details.get("variant"):
+            drawn.setdefault(where, Counter())[f"variant {record.details['variant']}"] += 1
+        elif record.kind == "split":
+            drawn.setdefault(where, Counter())[f"→ {record.details.get('arm')}"] += 1
+        elif record.kind == "holdout":
+            held[record.workflow or ""] += 1
+    winners = [r for r in records if r.kind == "winner"]
+    if not (drawn or held or winners):
+        return
+    console.print("\n[bold]Experiments[/bold]")
+    for (workflow, step), counts in sorted(drawn.items()):
+        shares = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        console.print(f"{workflow}/{step}: {shares}", markup=False)
+    for workflow, n in sorted(held.items()):
+        console.print(f"{workflow}: {n} contacts held out (no email)", markup=False)
+    for r in winners:
+        console.print(
+            f"{r.at:%Y-%m-%d %H:%M} {r.workflow}/{r.step}: variant {r.details.get('variant')} "
+            f"won on {r.details.get('metric')}",
+            markup=False,
+        )
 
 
 def print_explanation(
@@ -197,7 +238,8 @@ def print_explanation(
                 extra += f" (next attempt {when(email['next_attempt_at'])})"
             console.print(
                 f"  {when(email['at'])}  {email['status']:<8} {email['template']}"
-                f"  {email['subject'] or ''}{extra}",
+                + (f" [variant {email['variant']}]" if email.get("variant") else "")
+                + f"  {email['subject'] or ''}{extra}",
                 markup=False,
             )
     console.print(f"\ntimes in {zone}", style="dim")

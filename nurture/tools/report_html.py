@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 import nurture.readable as readable
+from nurture.tools.report_experiments import experiments_html
 
 REPORT_CSS = """\
 .report { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -276,6 +277,7 @@ def render_body(report: dict[str, Any], timezone: str = "UTC") -> str:
                 f'<br><span class="note">{escape(r["workflow"] or "")}</span>'
             ),
         ),
+        experiments_html(report.get("experiments", [])),
         "</div>",
     ]
     return "".join(parts)

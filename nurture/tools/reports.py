@@ -21,7 +21,8 @@ one pass over the rows of the period when a median is needed):
   `nurture.lifecycle.traffic`) and those opened or clicked again (repeat) are
   counted apart, under `machine` and `repeat`, once per send too;
 - **calibration**: decided handoffs by score at handoff (the snapshot) in
-  buckets around the handoff threshold, with their acceptance rate.
+  buckets around the handoff threshold, with their acceptance rate;
+- **experiments**: variant tests, splits and holdouts (`nurture.tools.experiments`).
 
 Durations are seconds; rates are fractions (0–1) or None when there is no
 denominator. The HTML rendering lives in `nurture.tools.report_html`.
@@ -43,6 +44,7 @@ from nurture.definitions.loader import Project
 from nurture.errors import NurtureError
 from nurture.events import EventType, Traffic
 from nurture.store import reports as store
+from nurture.tools.experiments import experiments_report
 
 EMAIL_EVENTS: dict[str, str] = {
     EventType.EMAIL_DELIVERED: "delivered",
@@ -290,6 +292,7 @@ def build_report(
             "threshold": threshold,
             "bands": score_calibration(session, threshold, since, until),
         },
+        "experiments": experiments_report(session, project, since, until),
     }
 
 

@@ -139,6 +139,7 @@ class Simulation:
             "workflow": record.workflow,
             "template": template,
             **({"send_id": send_id} if isinstance(send_id, int) else {}),
+            **({"variant": record.details["variant"]} if record.details.get("variant") else {}),
         }
         for reaction in self.reactions.get(template, []):
             if self.random.random() >= reaction.rate:

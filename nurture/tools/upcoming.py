@@ -95,6 +95,8 @@ def next_email(
             return Upcoming(None, lo, hi, f"waits for {step.event} (at most {span(lo, until)})")
         elif isinstance(step, m.BranchStep):
             return Upcoming(None, lo, hi, f"branch {step.id} decides {span(lo, hi)}")
+        elif isinstance(step, m.SplitStep):
+            return Upcoming(None, lo, hi, f"split {step.id} draws an arm {span(lo, hi)}")
         elif isinstance(step, m.ExitStep):
             return Upcoming(None, lo, hi, f"ends ({step.reason}) {span(lo, hi)}")
         elif isinstance(step, m.GotoStep):

@@ -272,3 +272,19 @@ def test_simulate_draws_a_mail_gateway_and_says_what_it_did(project: Path, tmp_p
     assert refused.returncode == 1
     assert f"{reactions}:2: reaction 1: by: expected gateway or image-proxy" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_simulate_says_which_variant_of_the_guide_each_lead_got(project: Path) -> None:
+    """The example's lead-nurture tests two subject lines of its guide (an A/B test)."""
+    args = ["simulate", "--contacts", str(REPO / "examples" / "contacts.csv"), "--days", "4"]
+    args += ["--start", "2026-01-05T08:00:00+00:00"]
+    lines = [json.loads(line) for line in run(*args, "--json", cwd=project).stdout.splitlines()]
+    sends = [line for line in lines if line["kind"] == "send"]
+    guides = [line for line in sends if line["step"] == "guide"]
+    assert guides and {line["variant"] for line in guides} <= {"a", "b"}
+    variants = {"a": "lead/guide", "b": "lead/guide-question"}
+    assert all(line["template"] == variants[line["variant"]] for line in guides)
+    assert all("variant" not in line for line in sends if line["step"] != "guide")
+    printed = run(*args, cwd=project).stdout
+    assert re.search(r"lead-nurture/guide +\[variant [ab]\] « ", printed)
+    assert "Experiments" in printed and "lead-nurture/guide: variant a" in printed

@@ -39,6 +39,26 @@ def test_a_new_lead_gets_the_welcome_then_the_guide_two_days_later(simulate: Sim
     assert result.subjects_to(ANNE["email"])[1] == "Votre grille de scoring en 30 minutes"
 
 
+def test_the_guide_tests_two_subject_lines_and_a_lead_always_gets_the_same(
+    simulate: Simulate,
+) -> None:
+    leads = [lead(f"lead{n}@example.com", f"Lead {n}") for n in range(30)]
+    subjects = {
+        "a": "Votre grille de scoring en 30 minutes",
+        "b": "Une grille de scoring en 30 minutes, chiche ?",
+    }
+
+    first = simulate(contacts=leads, start=START, days=3)
+    again = simulate(contacts=leads, start=START, days=3)
+
+    drawn = {c["email"]: first.variants(c["email"])["guide"] for c in leads}
+    assert set(drawn.values()) == {"a", "b"}
+    assert drawn == {c["email"]: again.variants(c["email"])["guide"] for c in leads}
+    for c in leads:
+        (guide,) = [e for e in first.emails(c["email"]) if e.step == "guide"]
+        assert guide.subject == subjects[drawn[c["email"]]]
+
+
 def test_a_lead_who_ignores_the_guide_gets_a_reminder_then_leaves(simulate: Simulate) -> None:
     result = simulate(contacts=[ANNE], start=START, days=14)
 

@@ -47,6 +47,8 @@ TABLES = {
     "account_sessions",
     "account_links",
     "login_throttle",
+    "experiment_arms",
+    "experiment_winners",
 }
 
 

@@ -16,6 +16,7 @@ from nurture.store.models import (
     Handoff,
     Notification,
     ScoreEntry,
+    SegmentMember,
     Send,
     StageHistory,
 )
@@ -30,6 +31,7 @@ CONTACT_TABLES: tuple[tuple[str, type[DeclarativeBase]], ...] = (
     ("sends", Send),
     ("handoffs", Handoff),
     ("notifications", Notification),
+    ("segment_members", SegmentMember),
 )
 
 

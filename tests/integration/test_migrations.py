@@ -47,6 +47,7 @@ TABLES = {
     "account_sessions",
     "account_links",
     "login_throttle",
+    "segment_members",
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event, select
 
 import nurture.clock as clock
 from nurture.definitions.loader import load_project
+from nurture.engine.scheduler import Scheduler
 from nurture.events import EventType
 from nurture.lifecycle.incoming import IncomingEvent
 from nurture.lifecycle.traffic import Hit
@@ -323,3 +324,15 @@ def test_upkeep_costs_one_read_of_each_kind_per_batch_and_nothing_without_segmen
     seen.clear()
     quiet.ingestor.ingest(quiet.sessions, _batch(60), "api")
     assert not [s for s in seen if "segment_members" in s]
+
+
+def test_the_scheduler_tick_re_judges_only_the_rows_due(world: Harness) -> None:
+    for _ in range(3):
+        _visit(world, "anne@example.com")
+    dispatched: list[list[int]] = []
+    scheduler = Scheduler(world.engine, dispatched.append, lambda ids: None)
+    world.at(clock.now() + timedelta(days=6))
+    assert scheduler.tick().segments == 0  # nothing leaves a window yet
+    world.at(clock.now() + timedelta(days=1))
+    assert scheduler.tick().segments == 1
+    assert not _standing(world, "anne@example.com", "pricing-hunters").member  # type: ignore[union-attr]

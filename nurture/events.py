@@ -57,6 +57,10 @@ class EventType(StrEnum):
     HANDOFF_REJECTED = "handoff.rejected"
     #: Nurture's own: a rejected handoff was opened again.
     HANDOFF_REOPENED = "handoff.reopened"
+    #: Nurture's own: the contact entered a segment of nurture.yaml (`segment`, `count`).
+    SEGMENT_ENTERED = "segment.entered"
+    #: Nurture's own: the contact left a segment (`segment`, `count`).
+    SEGMENT_EXITED = "segment.exited"
 
 
 #: Events nurture emits itself, so workflows can react to them (`enroll: {event:
@@ -67,7 +71,13 @@ SYSTEM_EVENT_TYPES: tuple[EventType, ...] = (
     EventType.HANDOFF_ACCEPTED,
     EventType.HANDOFF_REJECTED,
     EventType.HANDOFF_REOPENED,
+    EventType.SEGMENT_ENTERED,
+    EventType.SEGMENT_EXITED,
 )
+
+#: Segment entries and exits: what `wait_for: {segment: …}` and `enroll: {segment: …}`
+#: react to; a segment never counts them (one segment's change would re-judge the others).
+SEGMENT_EVENT_TYPES = frozenset({EventType.SEGMENT_ENTERED, EventType.SEGMENT_EXITED})
 
 #: Signals that come from outside: engagement, email feedback, web activity.
 EXTERNAL_EVENT_TYPES: tuple[EventType, ...] = tuple(

@@ -21,6 +21,8 @@ from nurture.errors import NurtureError
 
 #: Names an expression may read; anything else is reported by `validate`.
 EXPRESSION_NAMES = frozenset({"contact", "event", "now", "stage_index"})
+#: `in_segment('NAME')`: whether the contact is in a segment (workflow conditions only).
+SEGMENT_FUNCTION = "in_segment"
 
 #: Filters whose `attribute=` names what they read of each item.
 _ATTRIBUTE_FILTERS = frozenset(

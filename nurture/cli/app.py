@@ -2,8 +2,8 @@
 
 Thin on purpose: every command is a few lines over a function the tests call
 directly. The commands live one group a module (`project`, `data`, `bounces`, `engine`,
-`serve`, `handoffs`, `users`, `privacy`, `reports`, `init`, `graph`, `deploy`); what they
-share is `nurture.cli.common`.
+`serve`, `handoffs`, `users`, `privacy`, `reports`, `segments`, `init`, `graph`,
+`deploy`); what they share is `nurture.cli.common`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from nurture.cli import (
     privacy,
     project,
     reports,
+    segments,
     serve,
     users,
 )
@@ -49,6 +50,7 @@ serve.register(app)
 handoffs.register(app)
 privacy.register(app, contacts_app)
 reports.register(app)
+segments.register(app)
 init.register(app)
 graph.register(app)
 deploy.register(app)

@@ -97,6 +97,8 @@ def _print_summary(project: Project) -> None:
             f"{len(handoff.assign.rules)} rules" if handoff.assign.rules else "contact owner"
         )
         console.print(f"  handoff at {handoff.at}: {owners}")
+    if config.segments:
+        console.print(f"  segments: {', '.join(config.segments)}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("workflow", "enrolls on", "steps", "emails"):
         table.add_column(column)
@@ -107,6 +109,8 @@ def _print_summary(project: Project) -> None:
             if enroll.stage
             else f"event {enroll.event}"
             if enroll.event
+            else f"segment {enroll.segment}"
+            if enroll.segment
             else f"when {enroll.when.source if enroll.when else ''}"
         )
         sends = sum(isinstance(step, m.SendStep) for step in workflow.steps)

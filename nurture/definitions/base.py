@@ -18,9 +18,15 @@ from nurture.definitions import model as m
 from nurture.definitions.fields import STANDARD_FIELDS
 from nurture.definitions.reader import LineDict, LineList
 from nurture.errors import Problem
-from nurture.events import EVENT_TYPES, SYSTEM_EVENT_TYPES, is_known_event_type
+from nurture.events import (
+    EVENT_TYPES,
+    SEGMENT_EVENT_TYPES,
+    SYSTEM_EVENT_TYPES,
+    is_known_event_type,
+)
 from nurture.expressions import (
     EXPRESSION_NAMES,
+    SEGMENT_FUNCTION,
     Expression,
     ExpressionSyntaxError,
     compile_expression,
@@ -39,6 +45,7 @@ CONFIG_KEYS = (
     "sending",
     "webhooks",
     "tracking",
+    "segments",
 )
 SCORING_KEYS = ("rules", "fit", "decay", "thresholds")
 RULE_KEYS = ("event", "when", "points", "max_per_day", "max_total", "count")
@@ -58,8 +65,10 @@ NOTIFY_KEYS = ("webhook", "email", "template")
 SLA_KEYS = ("accept_within", "escalate_after", "escalate_to")
 ON_ACCEPT_KEYS = ("stage",)
 WEBHOOK_KEYS = ("url", "events")
-#: What an outbound webhook may subscribe to.
-WEBHOOK_TOPICS: tuple[str, ...] = tuple(t.value for t in SYSTEM_EVENT_TYPES)
+#: What an outbound webhook may subscribe to (segment changes are not posted).
+WEBHOOK_TOPICS: tuple[str, ...] = tuple(
+    t.value for t in SYSTEM_EVENT_TYPES if t not in SEGMENT_EVENT_TYPES
+)
 ON_REJECT_KEYS = ("stage", "score", "workflow")
 ON_REJECT_SCORES = ("keep", "halve", "reset")
 SENDING_KEYS = (
@@ -81,14 +90,16 @@ WARMUP_KEYS = ("since", "daily")
 WINDOW_KEYS = ("days", "hours")
 CAP_KEYS = ("max", "per")
 WORKFLOW_KEYS = ("name", "description", "enroll", "reenroll", "exit", "holdout", "steps")
-ENROLL_KEYS = ("stage", "event", "when", "match")
+ENROLL_KEYS = ("stage", "event", "when", "match", "segment")
+SEGMENT_KEYS = ("when", "events")
+SEGMENT_EVENTS_KEYS = ("type", "match", "count", "within", "traffic")
 REENROLL_MODES = ("never", "always")
 REENROLL_KEYS = ("after",)
 EXIT_KEYS = ("when",)
 STEP_KINDS = m.STEP_KINDS
 STEP_EXTRA_KEYS: dict[str, tuple[str, ...]] = {"wait_for": ("on_event", "on_timeout")}
 WAIT_KEYS = ("until",)
-WAIT_FOR_KEYS = ("event", "match", "timeout", "count")
+WAIT_FOR_KEYS = ("event", "segment", "match", "timeout", "count")
 BRANCH_CASE_KEYS = ("when", "goto")
 SEND_KEYS = ("variants", "weights", "winner")
 WINNER_KEYS = ("metric", "after", "min_sample", "stage", "within")
@@ -271,15 +282,31 @@ def join_path(path: str, key: str | int) -> str:
 class ExpressionScope:
     """What an expression may read where it stands: checked at validate time."""
 
-    def __init__(self, stages: tuple[str, ...], properties: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        stages: tuple[str, ...],
+        properties: Mapping[str, str] | None,
+        segments: Iterable[str] | None = None,
+    ) -> None:
         """`properties` None: nurture.yaml did not parse, so `contact.x` goes unchecked
-        rather than reported as undeclared everywhere."""
+        rather than reported as undeclared everywhere; `segments` None likewise leaves
+        `in_segment('…')` unchecked."""
         self.stages = stages
         self.contact_fields = (*STANDARD_FIELDS, *properties) if properties is not None else None
+        self.segments = tuple(segments) if segments is not None else None
 
     def compile(
-        self, ctx: Context, value: Any, line: int | None, path: str, *, with_event: bool
+        self,
+        ctx: Context,
+        value: Any,
+        line: int | None,
+        path: str,
+        *,
+        with_event: bool,
+        with_segments: bool = False,
     ) -> Expression | None:
+        """`with_segments`: `in_segment('NAME')` may be called (a workflow's branch and
+        exit conditions, which the executor evaluates with the contact's segments)."""
         if isinstance(value, bool):
             value = "true" if value else "false"
         if not isinstance(value, str):
@@ -291,8 +318,17 @@ class ExpressionScope:
             ctx.error(line, f"{path}: {exc}", path)
             return None
         allowed = EXPRESSION_NAMES if with_event else EXPRESSION_NAMES - {"event"}
+        if with_segments:
+            allowed = allowed | {SEGMENT_FUNCTION}
         for name in sorted(expression.names - allowed):
-            if name == "event":
+            if name == SEGMENT_FUNCTION:
+                ctx.error(
+                    line,
+                    f"{path}: {SEGMENT_FUNCTION}() is only available in a workflow's "
+                    "branch and exit conditions",
+                    path,
+                )
+            elif name == "event":
                 ctx.error(
                     line, f"{path}: 'event' is not available here (no event is in play)", path
                 )
@@ -323,7 +359,21 @@ class ExpressionScope:
                     f"{path}: unknown stage '{argument}'{did_you_mean(argument, self.stages)}",
                     path,
                 )
+            elif function == SEGMENT_FUNCTION and with_segments:
+                self.check_segment(ctx, argument, line, f"{path}: {SEGMENT_FUNCTION}('{argument}')")
         return expression
+
+    def check_segment(self, ctx: Context, name: str, line: int | None, where: str) -> bool:
+        """Whether `name` is a segment of nurture.yaml (unknown: yes); a problem if not."""
+        if self.segments is None or name in self.segments:
+            return True
+        ctx.error(
+            line,
+            f"{where}: no segment named '{name}'{did_you_mean(name, self.segments)} "
+            "(segments are declared under 'segments:' in nurture.yaml)",
+            where.split(":", 1)[0],
+        )
+        return False
 
 
 def known_stage(

@@ -37,6 +37,7 @@ from nurture.definitions.base import (
 )
 from nurture.definitions.fields import PROPERTY_TYPES, STANDARD_FIELDS
 from nurture.definitions.reader import LineDict, LineList, load_yaml
+from nurture.definitions.segments import parse_segments
 from nurture.definitions.sending import parse_sending
 from nurture.definitions.tracking import parse_count, parse_tracking
 from nurture.errors import Problem
@@ -105,6 +106,7 @@ def read_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Prob
     sending = parse_sending(ctx, root.get("sending"), root.line_of("sending"))
     webhooks = _webhooks(ctx, root.get("webhooks"), root.line_of("webhooks"))
     tracking = parse_tracking(ctx, root.get("tracking"), root.line_of("tracking"))
+    segments = parse_segments(ctx, root.get("segments"), root.line_of("segments"), scope)
     return (
         m.ProjectConfig(
             file=file,
@@ -116,6 +118,7 @@ def read_config(text: str, file: str) -> tuple[m.ProjectConfig | None, list[Prob
             sending=sending,
             webhooks=webhooks,
             tracking=tracking,
+            segments=segments,
         ),
         ctx.problems,
     )

@@ -7,6 +7,8 @@ point back at the definition that caused it.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -265,6 +267,51 @@ class OutboundWebhook(Located):
     events: tuple[str, ...]
 
 
+#: How a segment compares its count of events with its number (`count: ">= 3"`).
+COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class SegmentEvents(Located):
+    """A segment's `events:`: how many events of `type` (filtered by `match`) the contact
+    made within the last `within` (None: ever), compared with `number` by `comparison`."""
+
+    type: str
+    comparison: str = ">="
+    number: int = 1
+    match: Expression | None = None
+    within: timedelta | None = None
+    #: "human" (default): a machine's opens and clicks are not counted; "all": they are.
+    traffic: str = "human"
+
+    def holds(self, count: int) -> bool:
+        return COMPARISONS[self.comparison](count, self.number)
+
+    @property
+    def count_text(self) -> str:
+        return f"{self.comparison} {self.number}"
+
+
+@dataclass(frozen=True)
+class Segment(Located):
+    """One entry of `segments:` in nurture.yaml: contacts for whom `when` holds and whose
+    events satisfy `events` (either may be left out, not both).
+
+    Membership is kept current as events arrive, as contacts change and as
+    counted events leave the `within` window (`nurture.lifecycle.segments`).
+    """
+
+    name: str
+    when: Expression | None = None
+    events: SegmentEvents | None = None
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     """A parsed `nurture.yaml`: the stage ladder and the rules every workflow shares."""
@@ -278,6 +325,8 @@ class ProjectConfig:
     sending: Sending = field(default_factory=Sending)
     webhooks: tuple[OutboundWebhook, ...] = ()
     tracking: Tracking = field(default_factory=Tracking)
+    #: `segments:` by name, in file order.
+    segments: dict[str, Segment] = field(default_factory=dict)
 
     def stage_index(self, stage: str) -> int:
         return self.stages.index(stage)
@@ -378,6 +427,9 @@ class WaitForStep(Step):
     on_timeout: str | None = None
     #: "human" (default): a machine's open or click does not end the wait; "all": it does.
     count: str = "human"
+    #: `wait_for: {segment: NAME}`: the wait ends when the contact is in the segment
+    #: (`event` is then ``segment.entered``).
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -465,15 +517,17 @@ STEP_KINDS: tuple[str, ...] = tuple(_STEP_KIND.values())
 
 @dataclass(frozen=True)
 class Enroll(Located):
-    """A workflow's `enroll:` trigger: exactly one of `stage`, `event` or `when`.
+    """A workflow's `enroll:` trigger: exactly one of `stage`, `event`, `when` or `segment`.
 
-    Entering the stage, the event (filtered by `match`), or `when` holding as the contact changes.
+    Entering the stage, the event (filtered by `match`), `when` holding as the contact
+    changes, or entering the segment.
     """
 
     stage: str | None = None
     event: str | None = None
     when: Expression | None = None
     match: Expression | None = None  # with `event`: a filter on it
+    segment: str | None = None
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,31 @@ def config_schema() -> JSONSchema:
             "visitor_window": DURATION,
         },
     )
+    segment = _object(
+        b.SEGMENT_KEYS,
+        {
+            "when": EXPRESSION,
+            "events": _object(
+                b.SEGMENT_EVENTS_KEYS,
+                {
+                    "type": EVENT_TYPE,
+                    "match": EXPRESSION,
+                    "count": {
+                        "anyOf": [
+                            {"type": "integer", "minimum": 0},
+                            {"type": "string", "pattern": r"^\s*(>=|<=|==|>|<)?\s*\d+\s*$"},
+                        ],
+                        "description": 'How many events: ">= 3", "< 2", "== 0" '
+                        "(a bare number means at least that many; default 1).",
+                    },
+                    "within": DURATION,
+                    "traffic": COUNT,
+                },
+                required=["type"],
+            ),
+        },
+        anyOf=[{"required": ["when"]}, {"required": ["events"]}],
+    )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "nurture.yaml",
@@ -179,6 +204,11 @@ def config_schema() -> JSONSchema:
                 "handoff": handoff,
                 "sending": sending,
                 "tracking": tracking,
+                "segments": {
+                    "type": "object",
+                    "propertyNames": {"pattern": b.NAME_PATTERN.pattern},
+                    "additionalProperties": segment,
+                },
                 "webhooks": {
                     "type": "array",
                     "items": _object(
@@ -236,8 +266,15 @@ def _step_schemas() -> dict[str, JSONSchema]:
         "wait": {"anyOf": [DURATION, _object(b.WAIT_KEYS, {"until": until}, required=["until"])]},
         "wait_for": _object(
             b.WAIT_FOR_KEYS,
-            {"event": EVENT_TYPE, "match": EXPRESSION, "timeout": DURATION, "count": COUNT},
-            required=["event", "timeout"],
+            {
+                "event": EVENT_TYPE,
+                "segment": NAME,
+                "match": EXPRESSION,
+                "timeout": DURATION,
+                "count": COUNT,
+            },
+            required=["timeout"],
+            oneOf=[{"required": ["event"]}, {"required": ["segment"]}],
         ),
         "branch": {
             "type": "array",
@@ -304,11 +341,18 @@ def workflow_schema() -> JSONSchema:
                 "description": {"type": "string"},
                 "enroll": _object(
                     b.ENROLL_KEYS,
-                    {"stage": NAME, "event": EVENT_TYPE, "when": EXPRESSION, "match": EXPRESSION},
+                    {
+                        "stage": NAME,
+                        "event": EVENT_TYPE,
+                        "when": EXPRESSION,
+                        "match": EXPRESSION,
+                        "segment": NAME,
+                    },
                     oneOf=[
                         {"required": ["stage"]},
                         {"required": ["event"]},
                         {"required": ["when"]},
+                        {"required": ["segment"]},
                     ],
                 ),
                 "reenroll": {

@@ -6,7 +6,7 @@ step's kind (`STEP_BUILDERS`), then checks the step graph as a whole.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import time
+from datetime import time, timedelta
 from typing import Any
 
 from nurture.definitions import model as m
@@ -31,6 +31,7 @@ from nurture.definitions.config import parse_notify
 from nurture.definitions.experiments import TEMPLATE_PATTERN, parse_split, parse_variants
 from nurture.definitions.reader import LineDict, LineList
 from nurture.definitions.tracking import parse_count
+from nurture.events import EventType
 
 StepBuilder = Callable[
     [Context, Any, LineDict | None, dict[str, Any], str, ExpressionScope, m.ProjectConfig | None],
@@ -130,25 +131,24 @@ def _wait_for(
     spec = ctx.mapping(body, base["line"], f"{path}.wait_for")
     if spec is None:
         return None
+    where = f"{path}.wait_for"
     ctx.keys(
-        spec,
-        WAIT_FOR_KEYS,
-        f"{path}.wait_for",
-        required=("event", "timeout"),
-        elsewhere=misplaced_in_body("wait_for"),
-    )
-    event = event_type(ctx, spec, "event", f"{path}.wait_for") if "event" in spec else None
-    timeout = ctx.duration(spec, "timeout", f"{path}.wait_for")
-    match = (
-        scope.compile(
-            ctx, spec["match"], spec.line_of("match"), f"{path}.wait_for.match", with_event=True
-        )
-        if "match" in spec
-        else None
+        spec, WAIT_FOR_KEYS, where, required=("timeout",), elsewhere=misplaced_in_body("wait_for")
     )
     on_event = ctx.string(data, "on_event", path)
     on_timeout = ctx.string(data, "on_timeout", path)
-    count = parse_count(ctx, spec, f"{path}.wait_for")
+    timeout = ctx.duration(spec, "timeout", where)
+    if "segment" in spec:
+        return _wait_for_segment(ctx, spec, base, where, scope, timeout, on_event, on_timeout)
+    if "event" not in spec:
+        ctx.error(spec.line, f"{where}: expected 'event' or 'segment' (what ends the wait)", where)
+    event = event_type(ctx, spec, "event", where) if "event" in spec else None
+    match = (
+        scope.compile(ctx, spec["match"], spec.line_of("match"), f"{where}.match", with_event=True)
+        if "match" in spec
+        else None
+    )
+    count = parse_count(ctx, spec, where)
     if event is None or timeout is None:
         return None
     return m.WaitForStep(
@@ -159,6 +159,43 @@ def _wait_for(
         on_event=on_event,
         on_timeout=on_timeout,
         count=count,
+    )
+
+
+def _wait_for_segment(
+    ctx: Context,
+    spec: LineDict,
+    base: dict[str, Any],
+    where: str,
+    scope: ExpressionScope,
+    timeout: timedelta | None,
+    on_event: str | None,
+    on_timeout: str | None,
+) -> m.Step | None:
+    """`wait_for: {segment: NAME, timeout: 5d}`: until the contact is in the segment
+    (at once if it already is), recorded as waiting for its ``segment.entered``."""
+    for key in ("event", "match", "count"):
+        if key in spec:
+            ctx.error(
+                spec.line_of(key),
+                f"{where}.{key}: a wait for a segment takes no '{key}' "
+                "(the segment's definition says what counts)",
+                f"{where}.{key}",
+            )
+    segment = ctx.string(spec, "segment", where)
+    if segment is not None and not scope.check_segment(
+        ctx, segment, spec.line_of("segment"), f"{where}.segment"
+    ):
+        segment = None
+    if segment is None or timeout is None:
+        return None
+    return m.WaitForStep(
+        **base,
+        event=EventType.SEGMENT_ENTERED,
+        timeout=timeout,
+        on_event=on_event,
+        on_timeout=on_timeout,
+        segment=segment,
     )
 
 
@@ -183,7 +220,12 @@ def _branch(
         goto = ctx.string(case, "goto", case_path)
         when = (
             scope.compile(
-                ctx, case["when"], case.line_of("when"), f"{case_path}.when", with_event=False
+                ctx,
+                case["when"],
+                case.line_of("when"),
+                f"{case_path}.when",
+                with_event=False,
+                with_segments=True,
             )
             if "when" in case
             else None

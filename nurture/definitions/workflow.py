@@ -46,7 +46,11 @@ def parse_workflow(
         return None, ctx.problems
     stages = config.stages if config else ()
     # Without a config (nurture.yaml did not parse) names are not checked against it.
-    scope = ExpressionScope(stages, config.properties if config else None)
+    scope = ExpressionScope(
+        stages,
+        config.properties if config else None,
+        config.segments if config else None,
+    )
     ctx.keys(root, WORKFLOW_KEYS, "", required=("name", "enroll", "steps"))
     name = ctx.string(root, "name", "")
     if name and not NAME_PATTERN.match(name):
@@ -66,7 +70,7 @@ def parse_workflow(
         ctx.keys(x, EXIT_KEYS, "exit", required=("when",))
         if "when" in x:
             exit_when = scope.compile(
-                ctx, x["when"], x.line_of("when"), "exit.when", with_event=False
+                ctx, x["when"], x.line_of("when"), "exit.when", with_event=False, with_segments=True
             )
     holdout = parse_holdout(ctx, root)
     steps = _steps(ctx, root.get("steps"), root.line_of("steps"), scope, config)
@@ -99,9 +103,13 @@ def _enroll(
     if data is None:
         return None
     ctx.keys(data, ENROLL_KEYS, "enroll")
-    triggers = [k for k in ("stage", "event", "when") if k in data]
+    triggers = [k for k in ("stage", "event", "when", "segment") if k in data]
     if len(triggers) != 1:
-        ctx.error(data.line, "enroll: expected exactly one of 'stage', 'event' or 'when'", "enroll")
+        ctx.error(
+            data.line,
+            "enroll: expected exactly one of 'stage', 'event', 'when' or 'segment'",
+            "enroll",
+        )
         return None
     if "match" in data and "event" not in data:
         ctx.error(
@@ -121,9 +129,16 @@ def _enroll(
         if "match" in data and "event" in data
         else None
     )
-    if stage is None and event is None and when is None:
+    segment = ctx.string(data, "segment", "enroll") if "segment" in data else None
+    if segment is not None and not scope.check_segment(
+        ctx, segment, data.line_of("segment"), "enroll.segment"
+    ):
+        segment = None
+    if stage is None and event is None and when is None and segment is None:
         return None
-    return m.Enroll(ctx.file, data.line, stage=stage, event=event, when=when, match=match)
+    return m.Enroll(
+        ctx.file, data.line, stage=stage, event=event, when=when, match=match, segment=segment
+    )
 
 
 def _reenroll(ctx: Context, root: LineDict) -> m.Reenroll:

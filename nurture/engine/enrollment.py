@@ -1,7 +1,8 @@
 """Who enters which workflow, and when they may enter again.
 
-Triggers are the three `enroll:` forms: entering a stage, an event, or an
-expression turning true when the contact changes. `may_enroll` is pure (the
+Triggers are the four `enroll:` forms: entering a stage, an event, an
+expression turning true when the contact changes, or entering a segment (its
+`segment.entered` event). `may_enroll` is pure (the
 re-enrollment rule against past enrollments); `Enroller` finds candidates and
 writes the rows inside the caller's transaction, so enrollment commits with
 the change that caused it.
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from nurture.contacts.standing import view_of
 from nurture.definitions import model as m
 from nurture.definitions.loader import Project
-from nurture.events import EventView
+from nurture.events import EventType, EventView
 from nurture.expressions import ExpressionError
 from nurture.lifecycle.facts import StageMove
 from nurture.lifecycle.listeners import Listener
@@ -79,6 +80,14 @@ class Enroller:
                     event is not None
                     and event.type == enroll.event
                     and (enroll.match is None or _safe_test(enroll, contact, config, event, now))
+                ):
+                    found.append(workflow)
+            elif enroll.segment is not None:
+                event = trigger.event
+                if (
+                    event is not None
+                    and event.type == EventType.SEGMENT_ENTERED
+                    and event.properties.get("segment") == enroll.segment
                 ):
                     found.append(workflow)
             elif (
@@ -182,7 +191,8 @@ class EnrollmentListener(Listener):
     """The engine's ear on the lifecycle: enrolls contacts where its news says.
 
     A stage entered starts that stage's workflows; an event starts the
-    workflows that `enroll: {event: ...}` on it; any change re-tests the
+    workflows that `enroll: {event: ...}` on it (a segment entered, those that
+    `enroll: {segment: ...}` on it); any change re-tests the
     workflows that `enroll: {when: ...}`; a recycled lead enters the workflow
     `on_reject` names. Only triggers some workflow can take are built: most
     projects enroll by stage alone, and a thousand triggers nobody takes cost
@@ -193,6 +203,8 @@ class EnrollmentListener(Listener):
         self._enroller = enroller
         workflows = project.workflows.values()
         self._on_events = {w.enroll.event for w in workflows if w.enroll.event is not None}
+        if any(w.enroll.segment is not None for w in workflows):
+            self._on_events.add(EventType.SEGMENT_ENTERED)
         self._on_change = any(
             w.enroll.stage is None and w.enroll.event is None and w.enroll.when is not None
             for w in workflows

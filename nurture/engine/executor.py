@@ -32,7 +32,7 @@ from nurture.engine.decisions import SendEmail as SendEmail
 from nurture.engine.decisions import SendNotification as SendNotification
 from nurture.engine.decisions import SetFields as SetFields
 from nurture.events import EventView
-from nurture.expressions import Expression, ExpressionError
+from nurture.expressions import SEGMENT_FUNCTION, Expression, ExpressionError
 from nurture.store.statuses import EnrollmentStatus
 
 #: Safety net: validation rejects loops without a wait, but a decision must end.
@@ -114,6 +114,8 @@ class Inputs:
     send_gate: SendGate = always_open
     #: Variant tests decided so far: (workflow, step, test) → the winning variant's name.
     winners: assignment.Winners = field(default_factory=dict)
+    #: The segments of nurture.yaml the contact is in now (`in_segment`, wait_for segment).
+    segments: frozenset[str] = frozenset()
 
     def expression_context(
         self, contact: ContactView, event: EventView | None = None
@@ -122,6 +124,7 @@ class Inputs:
             "contact": contact,
             "now": self.now,
             "stage_index": self.stage_index,
+            SEGMENT_FUNCTION: self.in_segment,
         }
         if event is not None:
             context["event"] = event
@@ -129,6 +132,9 @@ class Inputs:
 
     def stage_index(self, stage: str) -> int:
         return self.stages.index(stage)
+
+    def in_segment(self, name: str) -> bool:
+        return name in self.segments
 
 
 def exit_reason(workflow: m.Workflow, inputs: Inputs, contact: ContactView) -> str | None:
@@ -349,9 +355,17 @@ class _Run:
                 state, status=EnrollmentStatus.WAITING, waiting_since=self.now, wait_until=until
             )
             self.trace.append(
-                Trace("wait_for", step.id, {"event": step.event, "until": until.isoformat()})
+                Trace("wait_for", step.id, {**_awaited(step), "until": until.isoformat()})
             )
         assert state.waiting_since is not None and state.wait_until is not None
+        if (
+            step.segment is not None
+            and step.segment in self.inputs.segments
+            and self.now <= state.wait_until
+        ):
+            # In the segment (perhaps before the wait began): the wait is over.
+            self.trace.append(Trace("event", step.id, {"segment": step.segment}))
+            return self._goto(self._visit(state), step.on_event or self._next(step))
         event = self._matching_event(step, state.waiting_since, min(self.now, state.wait_until))
         if event is not None:
             self.matched_event = event.id
@@ -359,7 +373,7 @@ class _Run:
             return self._goto(self._visit(state), step.on_event or self._next(step))
         if self.now < state.wait_until:
             return self._decision(state, state.wait_until)
-        self.trace.append(Trace("timeout", step.id, {"event": step.event}))
+        self.trace.append(Trace("timeout", step.id, _awaited(step)))
         return self._goto(self._visit(state), step.on_timeout or self._next(step))
 
     def _matching_event(
@@ -369,6 +383,8 @@ class _Run:
             if event.type != step.event or not (since <= event.at <= until):
                 continue
             if not event.counts(step.count):
+                continue
+            if step.segment is not None and event.properties.get("segment") != step.segment:
                 continue
             if step.match is None or _test(
                 step.match, self.inputs.expression_context(self.contact, event)
@@ -384,6 +400,11 @@ class _Run:
                 return self._goto(state, case.goto)
         self.trace.append(Trace("branch", step.id, {"case": None, "to": self._next(step)}))
         return self._goto(state, self._next(step))
+
+
+def _awaited(step: m.WaitForStep) -> dict[str, str]:
+    """What a wait_for waits for, in its trace: an event type, or a segment."""
+    return {"segment": step.segment} if step.segment is not None else {"event": step.event}
 
 
 def _with(contact: ContactView, **changes: Any) -> ContactView:

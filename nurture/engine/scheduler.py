@@ -30,13 +30,15 @@ class TickReport:
     sends: int = 0
     notifications: int = 0
     batches: int = 0
+    #: Contacts whose segment standing was due a re-check (a counted event left a window).
+    segments: int = 0
 
 
 class Scheduler:
     """Finds due work in the database and dispatches it to workers; it never runs a step itself.
 
-    Each tick: due enrollments in batches, sends due again and, with `dispatch_notify`, SLA chores
-    and due notifications. `nurture scheduler` and `nurture run` drive it.
+    Each tick: segment standings due a re-check (judged here: a few rows), due enrollments
+    in batches, sends due again and, with `dispatch_notify`, SLA chores and due notifications. `nurture scheduler` and `nurture run` drive it.
     """
 
     def __init__(
@@ -61,6 +63,8 @@ class Scheduler:
 
     def tick(self) -> TickReport:
         report = TickReport()
+        # First: an exit from a segment wakes enrollments this same tick claims.
+        report.segments = self.engine.recheck_segments()
         for _ in range(self.max_batches):
             ids = self.engine.claim_due()
             if not ids:

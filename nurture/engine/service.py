@@ -44,6 +44,7 @@ from nurture.store import sends as ledger
 from nurture.store.contacts import contacts_by_id
 from nurture.store.events import events_since
 from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.segments import segments_of
 from nurture.store.statuses import EnrollmentStatus
 from nurture.store.workflows import workflow_version_sources
 from nurture.tokens import Signer
@@ -168,6 +169,15 @@ class Engine:
                 self.handoffs.queue_digests(session, moment)
         return self.notifier.due(moment)
 
+    def recheck_segments(self, now: datetime | None = None) -> int:
+        """Segment standings whose counted events leave their window now, judged again
+        (the scheduler's tick); how many contacts were re-judged."""
+        segments = self.lifecycle.segments
+        if segments is None:
+            return 0
+        with self.sessions.begin() as session:
+            return segments.recheck(session, now or clock.now())
+
     # -- contacts changed outside the engine ------------------------------------------
 
     def on_import(self, session: Session, batch: ImportedBatch) -> None:
@@ -216,6 +226,8 @@ class Engine:
             events = events_since(session, _waiting_since(enrollments))
             recent = self._recent_sends(session, contacts, now)
             pending = ledger.pending_sends(session, contacts)
+            # `in_segment` and `wait_for: {segment: …}` read the standings as the batch began.
+            member_of = segments_of(session, contacts) if self.project.config.segments else {}
             running = [
                 e
                 for e in enrollments
@@ -237,6 +249,7 @@ class Engine:
                             pending,
                             now,
                             winners,
+                            member_of.get(e.contact_id, frozenset()),
                         ),
                     )
                     for e in round_
@@ -313,6 +326,7 @@ class Engine:
         pending: Mapping[int, datetime],
         now: datetime,
         winners: Winners | None = None,
+        segments: frozenset[str] = frozenset(),
     ) -> ex.Decision:
         workflow = self.workflow(session, enrollment)
         state = state_of(enrollment)
@@ -343,6 +357,7 @@ class Engine:
                 pending.get(enrollment.id),
             ),
             winners=winners or {},
+            segments=segments,
         )
         return ex.advance(workflow, state, inputs)
 

@@ -57,6 +57,11 @@ class Listeners(Listener):
     def __init__(self, listeners: Sequence[Listener] = ()) -> None:
         self._listeners = tuple(listeners)
 
+    def prepend(self, listener: Listener) -> None:
+        """`listener` hears everything first (the lifecycle's own, built after the parts
+        it needs: segment upkeep judges before workflows hear of the change)."""
+        self._listeners = (listener, *self._listeners)
+
     def after_stage_moves(
         self,
         session: Session,

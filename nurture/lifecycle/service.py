@@ -2,10 +2,11 @@
 
 `Lifecycle` wires the pieces once: `stages` (the one stage-move path),
 `scoring` (events, profiles and `score` steps into the ledger; climbs),
-`handoffs` (opening, sales' actions, the SLA) and `ingestor` (every door's
-events). It knows nothing of the engine that runs workflows: what the engine
-must hear (a stage entered, events recorded, a contact changed, a lead
-recycled) reaches it through the listeners given here.
+`handoffs` (opening, sales' actions, the SLA), `ingestor` (every door's
+events) and `segments` (membership upkeep, when nurture.yaml has segments).
+It knows nothing of the engine that runs workflows: what the engine must hear
+(a stage entered, events recorded, a contact changed, a lead recycled) reaches
+it through the listeners given here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nurture.lifecycle.importer import ImportedBatch
 from nurture.lifecycle.ingest import Ingestor
 from nurture.lifecycle.listeners import Listener, Listeners
 from nurture.lifecycle.scoring import Scoring
+from nurture.lifecycle.segments import Segments
 from nurture.lifecycle.stages import Stages
 from nurture.records import Recorder, discard
 from nurture.store.contacts import contacts_by_id
@@ -44,6 +46,11 @@ class Lifecycle:
         self.scoring = Scoring(config, self.stages, record)
         self.handoffs = Handoffs(config, self.stages, self.scoring, self.listener, record)
         self.ingestor = Ingestor(config, self.scoring, self.stages, self.listener, record)
+        #: Segment upkeep; None without segments (nothing then costs anything per event).
+        self.segments: Segments | None = None
+        if config.segments:
+            self.segments = Segments(config, self.stages, record)
+            self.listener.prepend(self.segments)
 
     def contacts_imported(self, session: Session, batch: ImportedBatch) -> None:
         """The import hook (`on_batch`), inside the batch's transaction: the stages the

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -410,6 +411,39 @@ class ScoreEntry(Base):
     points: Mapped[float]
     score_after: Mapped[float]
     at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class SegmentMember(Base):
+    """One contact's standing in one segment of nurture.yaml, kept current as events
+    arrive and contacts change (`nurture.lifecycle.segments`).
+
+    `member` is the current flag; `entered_at` / `left_at` the latest entry and
+    exit (every one is also a `segment.entered` / `segment.exited` event).
+    `recheck_at` is when a counted event leaves the segment's `within` window
+    and the standing may change with nothing else happening: the scheduler
+    re-judges the rows due, never every contact. Rows exist only for contacts
+    that are or were in the segment, or have such a moment ahead.
+    """
+
+    __tablename__ = "segment_members"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "segment"),
+        Index("ix_segment_members_segment_member", "segment", "member"),
+        Index(
+            "ix_segment_members_recheck_at",
+            "recheck_at",
+            postgresql_where=text("recheck_at IS NOT NULL"),
+            sqlite_where=text("recheck_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = _contact_fk()
+    segment: Mapped[str] = mapped_column(String(100))
+    member: Mapped[bool] = mapped_column(Boolean())
+    entered_at: Mapped[datetime | None]
+    left_at: Mapped[datetime | None]
+    recheck_at: Mapped[datetime | None]
 
 
 class Handoff(Base):

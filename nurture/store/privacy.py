@@ -17,6 +17,7 @@ from nurture.store.models import (
     Handoff,
     Notification,
     ScoreEntry,
+    SegmentMember,
     Send,
     StageHistory,
 )
@@ -32,6 +33,7 @@ CONTACT_TABLES: tuple[tuple[str, type[DeclarativeBase]], ...] = (
     ("handoffs", Handoff),
     ("notifications", Notification),
     ("experiment_arms", ExperimentArm),  # the variant of each send is in `sends`
+    ("segment_members", SegmentMember),
 )
 
 

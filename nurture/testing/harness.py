@@ -116,8 +116,9 @@ class Harness:
         self.clock.advance_to(moment)
 
     def tick(self, deliver: bool = True) -> list[int]:
-        """What a scheduler tick plus a worker do: claim due enrollments, advance them,
-        deliver what is due. The enrollments advanced."""
+        """What a scheduler tick plus a worker do: re-check segment standings due, claim
+        due enrollments, advance them, deliver what is due. The enrollments advanced."""
+        self.engine.recheck_segments()
         ids = self.engine.claim_due()
         if ids:
             self.engine.advance(ids, deliver=deliver)
@@ -126,6 +127,8 @@ class Harness:
 
     def run(self) -> None:
         """Ticks until nothing is due now."""
+        while self.engine.recheck_segments():
+            pass
         while ids := self.engine.claim_due():
             self.engine.advance(ids)
         self.engine.deliver()

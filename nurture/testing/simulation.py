@@ -31,6 +31,7 @@ __all__ = [
     "Email",
     "Handoff",
     "ScoreChange",
+    "SegmentChange",
     "SimResult",
     "Simulate",
     "Winner",
@@ -95,6 +96,17 @@ class ScoreChange:
     rule: str
     cause: str
     event: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentChange:
+    """A contact entering (`entered` True) or leaving a segment, and why (the judgement
+    in words: whether `when` held, how many events were counted)."""
+
+    at: datetime
+    segment: str
+    entered: bool
+    why: str
 
 
 @dataclass
@@ -197,6 +209,24 @@ class SimResult:
         return [
             (r.step, str(r.details.get("reason"))) for r in self.timeline(email) if r.kind == "skip"
         ]
+
+    def segments_of(self, email: str) -> list[SegmentChange]:
+        """Every segment entry and exit of a contact during the run, in order."""
+        return [
+            SegmentChange(
+                r.at,
+                str(r.details.get("entered") or r.details.get("left")),
+                "entered" in r.details,
+                str(r.details.get("why", "")),
+            )
+            for r in self.timeline(email)
+            if r.kind == "segment"
+        ]
+
+    def in_segment(self, email: str, segment: str) -> bool:
+        """Whether the contact is in the segment at the end of the run."""
+        changes = [c for c in self.segments_of(email) if c.segment == segment]
+        return bool(changes) and changes[-1].entered
 
     def handoffs(self) -> list[Handoff]:
         """Every contact handed to sales, with the owner assigned."""

@@ -6,7 +6,8 @@ say the same thing: stage and history, the score with every ledger line (a
 step, what it waits for and what comes next, the emails it got, the latest
 opens and clicks with their class (human, machine, repeat: a machine's or a
 repeat neither scores nor ends a wait, `nurture.lifecycle.traffic`) and the
-reason, and — if nothing is being sent — the reason.
+reason, the segments it is in and why (the events counted), and — if nothing
+is being sent — the reason.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from nurture.store.scores import ledger_of
 from nurture.store.sends import sends_of
 from nurture.store.stages import stage_history_of
 from nurture.store.statuses import RUNNING, EnrollmentStatus
+from nurture.tools.segments import segments_of_contact
 
 #: The opens and clicks `explain` lists, the latest first cut.
 SIGNALS_SHOWN = 50
@@ -139,6 +141,7 @@ def explain(
             }
             for s in sends
         ],
+        "segments": segments_of_contact(session, config, contact, now),
         "signals": [_signal(signal) for signal in signals],
         "signals_total": signals_total,
         "not_emailed_because": _why_not(contact, enrollments, config, now, when),
@@ -227,8 +230,9 @@ def describe(
     if isinstance(step, m.WaitForStep):
         on_event = step.on_event or (following.id if following else "the end")
         on_timeout = step.on_timeout or (following.id if following else "the end")
+        awaited = f"segment {step.segment}" if step.segment else step.event
         return (
-            f"waiting for {step.event} (then {on_event}); if none comes by "
+            f"waiting for {awaited} (then {on_event}); if none comes by "
             f"{moment or 'its timeout'}, {on_timeout}"
         )
     if isinstance(step, m.WaitStep):

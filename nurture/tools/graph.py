@@ -90,7 +90,8 @@ def step_label(step: m.Step) -> str:
             parts.append(step.until_time.strftime("%H:%M"))
         return f"⏳ until {' '.join(parts)}"
     if isinstance(step, m.WaitForStep):
-        return f"👂 {step.event} ≤ {duration(step.timeout)}"
+        awaited = f"segment {step.segment}" if step.segment else step.event
+        return f"👂 {awaited} ≤ {duration(step.timeout)}"
     if isinstance(step, m.BranchStep):
         return "◇ branch"
     if isinstance(step, m.SplitStep):
@@ -123,6 +124,8 @@ def _enroll_label(workflow: m.Workflow) -> str:
         return f"▶ enroll: stage {enroll.stage}"
     if enroll.event is not None:
         return f"▶ enroll: {enroll.event}"
+    if enroll.segment is not None:
+        return f"▶ enroll: segment {enroll.segment}"
     return "▶ enroll: " + shorten(enroll.when.source if enroll.when else "", 28)
 
 

@@ -30,6 +30,7 @@ _SHOWN = {
     "reject": "rejected",
     "holdout": "held out",
     "winner": "WINNER",
+    "segment": "segment",
 }
 
 
@@ -58,6 +59,9 @@ def timeline_line(record: Record) -> str:
         extra = f"{details.get('from')} → {details.get('to')}"
     elif record.kind == "score":
         extra = score_text(details)
+    elif record.kind == "segment":
+        change = "entered" if "entered" in details else "left"
+        extra = f"{change} {details.get(change)} ({details.get('why', '')})"
     else:
         extra = ", ".join(f"{k}={v}" for k, v in details.items())
     return (
@@ -132,6 +136,9 @@ def print_summary(console: Console, result: SimulationResult) -> None:
             f"{signals.get('repeat', 0)} repeats (not scored again)"
         )
     print_experiments(console, result.records)
+    if result.segments:
+        sizes = ", ".join(f"{name} {number}" for name, number in result.segments.items())
+        console.print(f"\n[bold]Segments at the end[/bold]: {sizes}")
     console.print(f"\n[bold]Emails sent: {sum(result.sent_by_template.values())}[/bold]")
     emails = Table(box=None, pad_edge=False)
     emails.add_column("template")
@@ -224,6 +231,18 @@ def print_explanation(
                 line.get("note") or "",
             )
         console.print(table)
+    if data.get("segments"):
+        console.print("\n[bold]Segments[/bold]")
+        for item in data["segments"]:
+            state = (
+                f"in since {when(item['entered_at'])}"
+                if item["member"]
+                else "not in" + (f" (left {when(item['left_at'])})" if item["left_at"] else "")
+            )
+            console.print(f"  {item['segment']}: {state} — {item['why']}", markup=False)
+            for event in item["events"] if item["member"] else []:
+                url = f" {event['url']}" if event["url"] else ""
+                console.print(f"    {when(event['at'])}  {event['type']}{url}", markup=False)
     if data.get("signals"):
         shown, total = len(data["signals"]), data.get("signals_total", len(data["signals"]))
         latest = f" (the latest {shown} of {total})" if total > shown else ""

@@ -41,6 +41,7 @@ from nurture.store.privacy import (
     notifications_of,
     rows_about,
 )
+from nurture.store.segments import forget_standings
 from nurture.store.statuses import NotificationStatus
 from nurture.store.visitors import forget_contact
 
@@ -121,6 +122,7 @@ def erase_person(session: Session, email: str, now: datetime) -> Erasure:
     events = _scrub_events(session, contact.id)
     sends = forget_sends(session, contact.id)
     forget_contact(session, contact.id)  # the website no longer knows their browser
+    forget_standings(session, contact.id)  # nor does any segment
     handoffs = _scrub_handoffs(session, contact.id, address, stand_in)
     notifications = _scrub_notifications(session, contact.id, address, stand_in)
     return Erasure(

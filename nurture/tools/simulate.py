@@ -46,6 +46,8 @@ from nurture.store import db, reports
 from nurture.store import enrollments as work
 from nurture.store.handoffs import next_sla_deadlines
 from nurture.store.notifications import next_notification_due
+from nurture.store.segments import next_recheck_at
+from nurture.store.segments import sizes as segment_sizes
 from nurture.store.statuses import RUNNING
 from nurture.tokens import InvalidToken, Signer
 from nurture.tools.reactions import (
@@ -75,6 +77,8 @@ class SimulationResult:
     end: datetime
     #: Opens and clicks by class: {"machine": {"email.clicked": 12, …}, "human": …, "repeat": …}
     signals: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Contacts in each segment of nurture.yaml at the end of the run.
+    segments: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(order=True)
@@ -237,6 +241,8 @@ class Simulation:
                 return
             virtual.advance_to(moment)
             progressed = self._ingest_due(engine, ingestor, moment)
+            while engine.recheck_segments(moment):
+                progressed = True
             while ids := engine.claim_due(moment, 1000):
                 engine.advance(ids)
                 progressed = True
@@ -288,6 +294,8 @@ class Simulation:
             signals: dict[str, Counter[str]] = {}
             for kind, traffic, number in reports.events_by_traffic(session, sorted(CLASSIFIED)):
                 signals.setdefault(traffic, Counter())[kind] += number
+            sizes = segment_sizes(session)
+            segments = {name: sizes.get(name, 0) for name in config.segments}
         return SimulationResult(
             self.records,
             funnel,
@@ -298,6 +306,7 @@ class Simulation:
             self.start,
             self.end,
             signals,
+            segments,
         )
 
 
@@ -357,9 +366,12 @@ class _LinkNoting(Transport):
 
 
 def _next_chore(session: Session, engine: Engine) -> datetime | None:
-    """The next SLA deadline or notification due: the virtual clock stops there too."""
+    """The next SLA deadline, notification or segment re-check due: the virtual clock
+    stops there too."""
     notification = next_notification_due(session)
     moments = [notification] if notification else []
+    if engine.project.config.segments and (recheck := next_recheck_at(session)):
+        moments.append(recheck)
     handoff = engine.project.config.handoff
     if handoff is not None:
         unreminded, unescalated = next_sla_deadlines(session)

@@ -92,7 +92,8 @@ def next_email(
             lo, hi = _after_wait(step, lo, hi)
         elif isinstance(step, m.WaitForStep):
             until = hi if not fresh else hi + step.timeout
-            return Upcoming(None, lo, hi, f"waits for {step.event} (at most {span(lo, until)})")
+            awaited = f"segment {step.segment}" if step.segment else step.event
+            return Upcoming(None, lo, hi, f"waits for {awaited} (at most {span(lo, until)})")
         elif isinstance(step, m.BranchStep):
             return Upcoming(None, lo, hi, f"branch {step.id} decides {span(lo, hi)}")
         elif isinstance(step, m.SplitStep):

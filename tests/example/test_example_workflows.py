@@ -140,3 +140,29 @@ def test_an_unsubscribed_contact_gets_nothing_more(simulate: Simulate) -> None:
     )
 
     assert result.templates_to(denis["email"]) == ["lead/welcome"]  # sent before unsubscribing
+
+
+def test_a_lead_back_on_the_pricing_page_three_times_in_a_week_is_a_pricing_hunter(
+    simulate: Simulate,
+) -> None:
+    email = ANNE["email"]
+    visits = [
+        {"type": "page.visited", "email": email, "at": at, "url": "https://example.com/pricing"}
+        for at in ("+1d", "+3d", "+5d")
+    ]
+    result = simulate(contacts=[ANNE], events=visits, start=START, days=10)
+
+    entered, left = result.segments_of(email)
+    assert (entered.segment, entered.entered) == ("pricing-hunters", True)
+    assert entered.at - result.start == timedelta(days=5)  # the third visit
+    assert "3 page.visited" in entered.why
+    # a week after the first visit only two count: out again, with nothing else happening
+    assert (left.segment, left.entered) == ("pricing-hunters", False)
+    assert left.at - result.start == timedelta(days=8)
+    assert not result.in_segment(email, "pricing-hunters")
+    # `simulate --json` prints them as `segment` lines
+    lines = [r.as_json() for r in result.records if r.kind == "segment"]
+    assert [(line["contact"], line.get("entered"), line.get("left")) for line in lines] == [
+        (email, "pricing-hunters", None),
+        (email, None, "pricing-hunters"),
+    ]

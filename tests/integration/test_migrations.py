@@ -49,6 +49,7 @@ TABLES = {
     "login_throttle",
     "experiment_arms",
     "experiment_winners",
+    "segment_members",
 }
 
 

@@ -121,8 +121,8 @@ def test_cross_file_problems_are_all_listed(tmp_path: Path) -> None:
     assert project is None
     assert sorted(map(str, problems)) == sorted(
         [
-            "nurture.yaml:9: handoff.on_reject.workflow: no workflow named 'recycle'",
-            "nurture.yaml:11: template 'sales/handoff' not found (expected templates/sales/handoff.mjml)",
+            "nurture.yaml:13: handoff.on_reject.workflow: no workflow named 'recycle'",
+            "nurture.yaml:15: template 'sales/handoff' not found (expected templates/sales/handoff.mjml)",
             "workflows/a.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",
             "workflows/b.yaml:1: workflow name 'same' is already used by workflows/a.yaml",
             "workflows/b.yaml:5: template 'lead/guide' not found (expected templates/lead/guide.mjml)",

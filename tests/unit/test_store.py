@@ -216,7 +216,7 @@ def test_plain_postgresql_urls_use_psycopg_3() -> None:
 
 def test_revisions(sqlite_url: str, migrated_sqlite_url: str) -> None:
     assert current_revision(sqlite_url) is None
-    assert current_revision(migrated_sqlite_url) == head_revision() == "0010"
+    assert current_revision(migrated_sqlite_url) == head_revision() == "0011"
 
 
 def test_a_contact_as_expressions_see_it(session: Session) -> None:

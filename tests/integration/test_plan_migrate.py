@@ -93,6 +93,11 @@ def _sent(h: Harness, template: str) -> dict[str, datetime]:
     }
 
 
+def _sent_at(h: Harness, step: str) -> dict[str, datetime]:
+    """When each contact was sent the email of `step`, whichever variant it drew."""
+    return {r.contact: r.at for r in h.records if r.kind == "send" and r.step == step}
+
+
 def _edit(root: Path, old: str, new: str) -> Workflow:
     path = root / "workflows" / "lead-nurture.yaml"
     text = path.read_text()
@@ -139,11 +144,11 @@ def test_a_step_inserted_before_a_wait_moves_no_ones_email(
         assert {e.contact_id: (e.next_run_at, e.waiting_for) for e in moved} == before
         h.run()
         h.later(timedelta(hours=23))
-        assert _sent(h, "lead/guide") == {}, "an email went out before its wait ended"
+        assert _sent_at(h, "guide") == {}, "an email went out before its wait ended"
         h.later(timedelta(hours=1))  # Wednesday: Monday's six, 2 days on
         h.later(timedelta(days=1))  # Thursday: Tuesday's six
         welcomed = _sent(h, "lead/welcome")
-        assert _sent(h, "lead/guide") == {
+        assert _sent_at(h, "guide") == {
             email: at + timedelta(days=2) for email, at in welcomed.items()
         }
         with h.sessions() as session:
@@ -173,4 +178,4 @@ def test_plan_names_every_email_a_migration_sends_at_once(
         # What the plan said is what apply does.
         _deploy(h, root, migrate=True)
         h.run()
-        assert _sent(h, "lead/guide") == {email: clock.now() for email in _sent(h, "lead/welcome")}
+        assert _sent_at(h, "guide") == {email: clock.now() for email in _sent(h, "lead/welcome")}

@@ -87,7 +87,8 @@ def next_email(
         seen.add(step.id)
         fresh = not (started and step.id == step_id)
         if isinstance(step, m.SendStep):
-            return Upcoming(step.template, lo, hi)
+            # An A/B test sends one of its variants: say which it may be.
+            return Upcoming(" or ".join(step.templates), lo, hi)
         if isinstance(step, m.WaitStep) and fresh:
             lo, hi = _after_wait(step, lo, hi)
         elif isinstance(step, m.WaitForStep):

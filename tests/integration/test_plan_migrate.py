@@ -131,10 +131,15 @@ def test_a_step_inserted_before_a_wait_moves_no_ones_email(
             "same-step",
             "wait-3",
         )
-        assert group.sends == "12 contacts: lead/guide sent in 1–2 days, as before"
+        assert (
+            group.sends
+            == "12 contacts: lead/guide or lead/guide-question sent in 1–2 days, as before"
+        )
         assert plan.sent_now == []
         printed = _printed(plan, monkeypatch)
-        assert "12 contacts: lead/guide sent in 1–2 days, as before" in printed
+        assert (
+            "12 contacts: lead/guide or lead/guide-question sent in 1–2 days, as before" in printed
+        )
         assert "Sent at once" not in printed
 
         _deploy(h, root, migrate=True)
@@ -167,12 +172,15 @@ def test_plan_names_every_email_a_migration_sends_at_once(
         assert lead.removed == ("wait-2",)
         [group] = lead.groups
         assert (group.outcome, group.target) == ("next-step", "guide")
-        assert group.sends == "12 contacts: lead/guide sent now instead of in 1–2 days"
+        assert (
+            group.sends
+            == "12 contacts: lead/guide or lead/guide-question sent now instead of in 1–2 days"
+        )
         assert [g for _, g in plan.sent_now] == [group]
         printed = _printed(plan, monkeypatch)
         assert "Sent at once when this is applied:" in printed
         assert (
-            "lead-nurture v1 at wait-2: 12 contacts: lead/guide sent now instead of in 1–2 days"
+            "lead-nurture v1 at wait-2: 12 contacts: lead/guide or lead/guide-question sent now instead of in 1–2 days"
             in printed
         )
         # What the plan said is what apply does.

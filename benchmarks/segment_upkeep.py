@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/segment_upkeep.py [--small 10000] [--big 1000000]
 [--active 2000] [--events 20000] [--pricing 0.33] [--batch-size 1000]
-[--warmup 2000]``
+[--warmup 2000] [--skip-bare]``
 
 Builds a project in a temporary folder with one segment, the example's
 ``pricing-hunters`` (``when: "contact.stage == 'lead'"``, three
@@ -34,6 +34,9 @@ window, and the standings of the members are due a re-check (their
 again, in their own transaction, each exit announced and the contact's
 enrollments woken); the script runs ticks until one re-checks nothing and
 times each.
+
+Unless `--skip-bare`, the small size runs once more with a project without
+the segment (nor its workflow): the same ingest, no upkeep, for reference.
 
 Printed per size: the load time, the ingest rate (events/s, with the
 upkeep), the members after ingest, each re-check tick, the ratio big /
@@ -92,6 +95,7 @@ PAGES = ("/", "/blog/scoring", "/features", "/customers", "/about", "/docs")
 @dataclass
 class Result:
     contacts: int
+    segments: bool = True
     load_seconds: float = 0.0
     ingest_seconds: float = 0.0
     recorded: int = 0
@@ -121,10 +125,13 @@ def active_rows(contacts: int, active: int) -> dict[int, int]:
     return {k * stride + rng.randrange(stride): k for k in range(active)}
 
 
-def write_project(root: Path) -> None:
+def write_project(root: Path, segments: bool) -> None:
+    """The project; without `segments`, the same stages and no segment nor workflow."""
     (root / "workflows").mkdir(parents=True)
-    (root / "nurture.yaml").write_text(CONFIG, encoding="utf-8")
-    (root / "workflows" / "pricing-follow-up.yaml").write_text(WORKFLOW, encoding="utf-8")
+    config = CONFIG if segments else CONFIG.split("segments:")[0]
+    (root / "nurture.yaml").write_text(config, encoding="utf-8")
+    if segments:
+        (root / "workflows" / "pricing-follow-up.yaml").write_text(WORKFLOW, encoding="utf-8")
 
 
 def stream(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -215,11 +222,13 @@ def ingest(engine: Engine, events: Sequence[IncomingEvent], batch_size: int) -> 
     return time.perf_counter() - started, recorded
 
 
-def measure(args: argparse.Namespace, contacts: int, data: Sequence[dict[str, Any]]) -> Result:
-    result = Result(contacts)
+def measure(
+    args: argparse.Namespace, contacts: int, data: Sequence[dict[str, Any]], segments: bool = True
+) -> Result:
+    result = Result(contacts, segments)
     with tempfile.TemporaryDirectory() as folder, temporary_database(args.admin_url) as url:
         root = Path(folder)
-        write_project(root)
+        write_project(root, segments)
         started = time.perf_counter()
         load(url, contacts, args.active)
         result.load_seconds = time.perf_counter() - started
@@ -251,7 +260,7 @@ def measure(args: argparse.Namespace, contacts: int, data: Sequence[dict[str, An
         finally:
             database.dispose()
     print(
-        f"{contacts:>11,} contacts: loaded in {result.load_seconds:.1f} s, "
+        f"{contacts:>11,} contacts{'' if segments else ' (no segments)'}: loaded in {result.load_seconds:.1f} s, "
         f"{result.recorded:,} events in {result.ingest_seconds:.1f} s "
         f"({result.rate:,.0f}/s), {result.members:,} members, {result.due:,} re-checks due, "
         f"ticks {', '.join(f'{t * 1e3:.0f}' for t in result.ticks)} ms"
@@ -270,6 +279,9 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=int, default=2_000, help="untimed events first (outside any window)"
     )
+    parser.add_argument(
+        "--skip-bare", action="store_true", help="skip the run without segments (reference)"
+    )
     parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL admin URL")
     args = parser.parse_args()
     if not 0 < args.active <= args.small <= args.big:
@@ -277,6 +289,7 @@ def main() -> None:
 
     data = stream(args)
     results = [measure(args, size, data) for size in (args.small, args.big)]
+    bare = None if args.skip_bare else measure(args, args.small, data, segments=False)
 
     print()
     print(
@@ -296,6 +309,12 @@ def main() -> None:
             f"{r.contacts:>11,} {r.load_seconds:>7.1f} {r.ingest_seconds:>9.2f} {r.rate:>9,.0f} "
             f"{r.members:>8,} {r.due:>6,} {r.ticks[0] * 1e3:>12.1f} "
             f"{sum(r.ticks) * 1e3:>13.1f} {r.after:>5,}"
+        )
+    if bare is not None:
+        upkeep = 1 - bare.ingest_seconds / results[0].ingest_seconds
+        print(
+            f"{bare.contacts:>11,} {bare.load_seconds:>7.1f} {bare.ingest_seconds:>9.2f} "
+            f"{bare.rate:>9,.0f}  without segments: the upkeep is {upkeep:.0%} of the ingest"
         )
     small, big = results
     if small.members != big.members or small.rechecked != big.rechecked:

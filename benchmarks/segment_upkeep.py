@@ -232,6 +232,9 @@ def measure(
         started = time.perf_counter()
         load(url, contacts, args.active)
         result.load_seconds = time.perf_counter() - started
+        loaded = count(url, "SELECT count(*) FROM contacts")
+        if loaded != contacts:
+            print(f"PROBLEM: {loaded:,} contacts loaded, {contacts:,} wanted")
         events = [parse_event(item, now=START) for item in data]
         warm = [parse_event(item, now=START) for item in warmup_stream(args.warmup)]
         database = create_engine_for(url)

@@ -8,24 +8,23 @@ Builds a project in a temporary folder with one segment, the example's
 ``pricing-hunters`` (``when: "contact.stage == 'lead'"``, three
 ``page.visited`` on a pricing page within 7 days), and one workflow that
 enrolls its members (``enroll: {segment: pricing-hunters}``, a 30-day wait:
-an entry starts an enrollment, as in production). For each size, a
-throwaway PostgreSQL database (dropped at the end, even on failure) is
-migrated with `nurture.store.db.upgrade` and loaded with that many `lead`
-contacts (COPY), then VACUUM ANALYZE and CHECKPOINT.
+an entry starts an enrollment, as in production). For each size, a throwaway
+PostgreSQL database (dropped at the end, even on failure) is migrated with
+`nurture.store.db.upgrade` and loaded with that many `lead` contacts (COPY),
+then VACUUM ANALYZE and CHECKPOINT.
 
 The SAME event stream runs at both sizes: `--events` ``page.visited`` over
 `--active` contacts (the same emails at both sizes) scattered through the
-table (one in every size / active rows of the COPY, at a random place in
-its stretch: among 1M their rows sit on pages of their own, as they would
-in production), a share `--pricing` of them on
-``/pricing``, their times spread over the 6 days before a virtual clock's
-start, in time order. First, untimed, `--warmup` events of 30 days ago for 200
-other contacts (outside any window: judged, no standing) warm the process.
-The stream then goes through `Ingestor.ingest` (the entry every
-door uses: its own transaction per `--batch-size` events), with the segment
-upkeep listening as in production: each batch judges its contacts again,
-writes the standings that changed, announces entries (`segment.entered`,
-which enrolls them).
+table (one in every size / active rows of the COPY, at a random place in its
+stretch: among 1M their rows sit on pages of their own, as they would in
+production), a share `--pricing` of them on ``/pricing``, their times spread
+over the 6 days before a virtual clock's start, in time order. First,
+untimed, `--warmup` events of 30 days ago for 200 other contacts (outside
+any window: judged, no standing) warm the process. The stream then goes
+through `Ingestor.ingest` (the entry every door uses: its own transaction
+per `--batch-size` events), with the segment upkeep listening as in
+production: each batch judges its contacts again, writes the standings that
+changed, announces entries (`segment.entered`, which enrolls them).
 
 Then the virtual clock moves 8 days on: every counted event has left its
 window, and the standings of the members are due a re-check (their
@@ -37,15 +36,16 @@ times each.
 
 Both sizes run `--rounds` times, alternately (small, big, small, big…: what
 else runs on the machine weighs on both alike), each time in a fresh
-database. Unless `--skip-bare`, the small size runs once more with a project without
-the segment (nor its workflow): the same ingest, no upkeep, for reference.
+database. Unless `--skip-bare`, the small size runs once more with a project
+without the segment (nor its workflow): the same ingest, no upkeep, for
+reference.
 
 Printed per size, medians over the rounds: the load time, the ingest rate
 (events/s, with the upkeep), the members after ingest, the first (full)
-re-check tick and all of them; then the ratio big / small of the ingest
-time and of the ticks, with each round's: the target is ≤ 1.5
-(the upkeep costs what the events touch, not how many contacts there are).
-Numbers are for one machine; compare runs, not absolutes.
+re-check tick and all of them; then the ratio big / small of the ingest time
+and of the ticks, with each round's: the target is ≤ 1.5 (the upkeep costs
+what the events touch, not how many contacts there are). Numbers are for one
+machine; compare runs, not absolutes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The example project's own workflow tests, written as its marketing team would.
 
-They use only `nurture.testing`: the `simulate` fixture runs this repository's
-nurture.yaml, workflows and templates on the real engine under a virtual clock.
+They use only `nurture.testing` (and, for a crowd, `nurture demo`'s contacts): the
+`simulate` fixture runs this repository's nurture.yaml, workflows and templates on the
+real engine under a virtual clock.
 """
 
 from __future__ import annotations
@@ -311,21 +312,21 @@ def test_a_pricing_hunter_enters_the_pricing_workflow_at_its_third_visit(
 ) -> None:
     run = runs[0]
     tick = timedelta(seconds=1)  # the scheduler's interval
-    entered = 0
+    hunters = 0
     for c in run.contacts:
         email = c["email"]
         entries = [s for s in run.result.segments_of(email) if s.entered]
         if not entries:
             continue
-        entered += 1
         enrolled = [
             r.at
             for r in run.result.timeline(email)
             if r.kind == "enroll" and r.workflow == "pricing-followup"
         ]
         assert enrolled and entries[0].at <= enrolled[0] <= entries[0].at + tick
-        if email in run.visits:  # (a few others got there through the emails' links)
+        if email in run.visits:  # (others may get there through the emails' links)
+            hunters += 1
             third = run.visits[email][2]
             assert entries[0].at == third
             assert enrolled[0] <= third + tick
-    assert entered >= len(run.visits)  # every lead who came three times is in
+    assert hunters == len(run.visits)  # every lead who came three times is in

@@ -383,6 +383,12 @@ def _next_chore(session: Session, engine: Engine) -> datetime | None:
     return min(moments) if moments else None
 
 
+#: A simulation's events may lie anywhere in its future: a "now" far enough ahead that
+#: `parse_event`'s "not in the future" check never fires, yet with room for its margin
+#: (`datetime.max` overflowed when the check added five minutes to it).
+_NO_FUTURE_LIMIT = datetime(9999, 1, 1)
+
+
 def read_events(path: Path, start: datetime) -> list[IncomingEvent]:
     """Every event of a JSON Lines file, or every problem in it: never a part."""
     import json
@@ -399,7 +405,7 @@ def read_events(path: Path, start: datetime) -> list[IncomingEvent]:
         try:
             events.append(
                 parse_event(
-                    json.loads(line), now=datetime.max.replace(tzinfo=start.tzinfo), start=start
+                    json.loads(line), now=_NO_FUTURE_LIMIT.replace(tzinfo=start.tzinfo), start=start
                 )
             )
         except json.JSONDecodeError as exc:

@@ -291,3 +291,20 @@ def test_the_gateway_agent_is_one_the_classifier_knows() -> None:
     from nurture.lifecycle.traffic import machine_agent
 
     assert machine_agent(GATEWAY_AGENT) == "Proofpoint"
+
+
+def test_an_event_at_an_absolute_time_is_simulated_then(project: Path) -> None:
+    """`nurture.testing` takes an event's `at` as a datetime too (it overflowed once)."""
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 6, 9, tzinfo=UTC)
+    result = simulate_project(
+        project,
+        CONTACTS[:1],
+        [{"type": "page.visited", "email": CONTACTS[0]["email"], "at": at, "url": "/pricing"}],
+        days=3,
+    )
+    [visit] = [
+        r for r in result.records if r.kind == "event" and r.details.get("event") == "page.visited"
+    ]
+    assert visit.at == at

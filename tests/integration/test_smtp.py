@@ -427,7 +427,7 @@ def test_a_pool_stopped_by_an_error_still_records_what_the_relay_took(
         if call == 4:
             raise RuntimeError("the gate broke")
         if call in (2, 3):
-            time.sleep(0.3)  # still on their way when the 4th breaks
+            time.sleep(0.3)  # still on their way when the 4th call breaks
 
     recorded: list[int] = []
     try:
@@ -441,5 +441,5 @@ def test_a_pool_stopped_by_an_error_still_records_what_the_relay_took(
     finally:
         pool.close()
     received = {m.parsed()[SEND_ID_HEADER] for m in server.messages}
-    assert received == {"send-1", "send-2", "send-3"}
+    assert len(received) == 3  # the gate's 1st to 3rd calls (which emails: the threads' race)
     assert received == {f"send-{index + 1}" for index in recorded}

@@ -69,6 +69,20 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sessions_on_each_database(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated SQLite file, then on a migrated PostgreSQL database."""
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url = request.getfixturevalue(fixture)
+    if request.param == "postgres":
+        upgrade(url)
+    engine = create_engine_for(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
     with sessions() as session:

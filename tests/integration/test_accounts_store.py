@@ -3,7 +3,6 @@ upsert, the lockout, sessions ended on the server (nurture.lifecycle.signin)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,22 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.lifecycle import accounts, signin
 from nurture.store import accounts as store
-from nurture.store import db
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sessions(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
-    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url = request.getfixturevalue(fixture)
-    if request.param == "postgres":
-        db.upgrade(url)
-    engine = db.create_engine_for(url)
-    try:
-        yield db.session_factory(engine)
-    finally:
-        engine.dispose()
+@pytest.fixture
+def sessions(sessions_on_each_database: sessionmaker[Session]) -> sessionmaker[Session]:
+    return sessions_on_each_database
 
 
 def _account(sessions: sessionmaker[Session]) -> str:

@@ -3,30 +3,20 @@ a person's clicks count once per email, a machine's never; a winner stored once 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.store import db
 from nurture.store import experiments as store
 from nurture.store.models import Contact, Event, Send
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sessions(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
-    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url = request.getfixturevalue(fixture)
-    if request.param == "postgres":
-        db.upgrade(url)
-    engine = db.create_engine_for(url)
-    try:
-        yield db.session_factory(engine)
-    finally:
-        engine.dispose()
+@pytest.fixture
+def sessions(sessions_on_each_database: sessionmaker[Session]) -> sessionmaker[Session]:
+    return sessions_on_each_database
 
 
 def test_a_persons_clicks_count_once_per_email_and_a_machines_never(

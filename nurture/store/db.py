@@ -75,9 +75,13 @@ def _translate(context: ExceptionContext) -> BaseException | None:
     """The database's errors, once, as nurture's own: `Conflict` for a unique key (or
     any integrity rule) another writer got to first, `DatabaseUnavailable` for a lost
     or refused connection. Callers retry or report these without knowing SQLAlchemy;
-    the original stays as the cause. The pool's pre-ping is left alone: it expects
-    the driver's error to replace a dead connection."""
+    the original stays as the cause. The pool's pre-ping is left untranslated, but a
+    connection that fails its ping is replaced whatever the driver raised: psycopg
+    answers a socket closed under a query with a ProgrammingError ("can't change
+    'autocommit' now") that SQLAlchemy does not count as a disconnect, and the
+    request then failed with a bare 500."""
     if context.is_pre_ping:
+        context.is_disconnect = True
         return None
     error = context.sqlalchemy_exception
     if isinstance(error, IntegrityError):

@@ -45,7 +45,7 @@ class World(Harness):
         self.db = create_engine_for(url)
         super().__init__(load_project(root), session_factory(self.db), start=START)
         settings = Settings(_env_file=None, api_keys=KEY, secret_key="k" * 32)
-        self.client = TestClient(create_app(self.engine, settings), raise_server_exceptions=False)
+        self.client = TestClient(create_app(self.engine, settings), raise_server_exceptions=True)
 
     def post(self, path: str, body: str) -> tuple[int, dict[str, object]]:
         answer = self.client.post(
